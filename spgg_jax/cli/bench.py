@@ -1,0 +1,25 @@
+"""``spgg bench NAME``: benchmarks that report speed as ratios against a reference run.
+
+Each benchmark is a module in ``spgg_jax.bench`` with ``add_arguments(parser)`` and ``run(args)``;
+register a new one by adding it to ``BENCHMARKS``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHMARKS = {
+    "rewards": ("spgg_jax.bench.rewards", "jitted reward evaluation and SPNE solver vs a numpy loop"),
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="speed benchmarks (ratios against a reference in the same run)")
+    bsub = p.add_subparsers(dest="bench", metavar="BENCHMARK")
+    bsub.required = True
+    for name, (module, help_text) in BENCHMARKS.items():
+        bp = bsub.add_parser(name, help=help_text, description=help_text)
+        mod = importlib.import_module(module)
+        mod.add_arguments(bp)
+        bp.set_defaults(func=mod.run)

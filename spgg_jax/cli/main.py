@@ -1,0 +1,51 @@
+"""Entry point of the ``spgg`` console script.
+
+Every command group is a module in ``spgg_jax.cli`` exposing ``register(subparsers)``; the module
+adds its sub-parser and sets ``func`` (called with the parsed ``argparse.Namespace``) on it. Heavy
+imports (JAX, transformers) happen inside the command functions so that ``spgg --help`` is fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# Command-group modules, in the order they appear in ``spgg --help``.
+COMMAND_MODULES = [
+    "spgg_jax.cli.game",
+    "spgg_jax.cli.bench",
+]
+
+
+class CliError(Exception):
+    """A user-facing error: printed without a traceback, exit status 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spgg",
+        description="MAC-SPGG in JAX: game analysis, LLM agent teams, training and benchmarks.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        result = args.func(args)
+    except (CliError, ValueError, KeyError, FileNotFoundError) as err:
+        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"spgg {args.command}: error: {msg}", file=sys.stderr)
+        return 2
+    return int(result or 0)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""spgg_jax.game"""
