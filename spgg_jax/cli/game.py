@@ -1,0 +1,161 @@
+"""``spgg game``: solve and sweep the public-goods games (no LLMs involved)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+PARAM_HELP = (
+    "override a game parameter, repeatable: key=value (e.g. gamma=0.5, B=0.7, observation=po, "
+    "cost=power, score=last, weights=0.2,0.3,0.5). Parameters: c_min c_max w0 r kappa gamma rho P B "
+    "m0 tau cost_power cost_alpha weights observation cost score; see docs/game.md"
+)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--reward", default="mac_spgg", help="registered reward variant (see `spgg game list`); default mac_spgg")
+    p.add_argument("--agents", "-n", type=int, default=3, help="number of agents n >= 2 (default 3)")
+    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help=PARAM_HELP)
+    p.add_argument("--grid", type=int, default=101, help="contribution grid points from c_min to c_max (default 101)")
+    p.add_argument(
+        "--method", default="auto", choices=["auto", "exact", "markov", "nash"],
+        help="solver: exact backward induction over all histories (n <= 4), markov (state = running sum "
+        "and last contribution; scales to large n), nash (simultaneous games); auto picks (default)",
+    )
+    p.add_argument("--tol", type=float, default=1e-6, help="best response must beat the runner-up by more than this to count as unique (default 1e-6)")
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("game", help="solve and sweep the public-goods games (equilibria, welfare)")
+    gsub = p.add_subparsers(dest="game_command", metavar="ACTION")
+    gsub.required = True
+
+    lp = gsub.add_parser("list", help="list registered reward variants, costs and final scores")
+    lp.set_defaults(func=cmd_list)
+
+    sp = gsub.add_parser("solve", help="print the equilibrium of one game", description="Solve one game exactly on a contribution grid and print the equilibrium path, rewards, welfare, final score, threshold, free riders and uniqueness.")
+    _common(sp)
+    sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    sp.set_defaults(func=cmd_solve)
+
+    wp = gsub.add_parser(
+        "sweep",
+        help="sweep parameters in one vmapped call; write CSV and PNG plots",
+        description="Without --sweep: the default analysis (one-at-a-time sweeps of gamma, rho, P, B, kappa; "
+        "maps over (gamma, rho) and (P, B); n = 2, 3, 4). With --sweep: the Cartesian product of the given axes.",
+    )
+    _common(wp)
+    wp.add_argument("--sweep", action="append", default=[], metavar="NAME=SPEC",
+                    help="an axis: name=start:stop:count or name=v1,v2,... (repeat for a grid; n is allowed)")
+    wp.add_argument("--out", required=True, help="output directory for sweep.csv, summary.json and PNG plots")
+    wp.add_argument("--chunk", type=int, default=64, help="games vmapped together per step (memory bound; default 64)")
+    wp.set_defaults(func=cmd_sweep)
+
+
+def _params(args):
+    from spgg_jax.game.params import parse_overrides
+    from spgg_jax.game.rewards import make_params
+
+    over = parse_overrides(args.param)
+    n = int(over.pop("n", args.agents))
+    return make_params(args.reward, n, **over)
+
+
+def cmd_list(args) -> int:
+    from spgg_jax.game.costs import COSTS
+    from spgg_jax.game.rewards import REWARDS
+    from spgg_jax.game.scores import SCORES
+
+    print("reward variants:")
+    for name in REWARDS:
+        spec = REWARDS.get(name)
+        flags = [spec.timing] + (["smooth"] if spec.smooth else []) + (["per-agent/scalable"] if spec.per_agent else [])
+        print(f"  {name:18s} [{', '.join(flags)}] {spec.doc.splitlines()[0] if spec.doc else ''}")
+    print("costs:  ", ", ".join(COSTS.names()))
+    print("scores: ", ", ".join(SCORES.names()))
+    return 0
+
+
+def cmd_solve(args) -> int:
+    import jax
+    import numpy as np
+
+    from spgg_jax.game.rewards import get_reward
+    from spgg_jax.game.solver import choose_method, solve
+
+    params = _params(args)
+    method = choose_method(get_reward(args.reward), params, args.grid, args.method)
+    t0 = time.perf_counter()
+    eq = jax.device_get(solve(args.reward, params, args.grid, method, args.tol))
+    elapsed = time.perf_counter() - t0
+    out = {
+        "reward": args.reward,
+        "method": method,
+        "grid": args.grid,
+        "params": params.to_dict(),
+        "q": np.asarray(eq.q).tolist(),
+        "rewards": np.asarray(eq.rewards).tolist(),
+        "welfare": float(eq.welfare),
+        "final_score": float(eq.final_score),
+        "threshold_met": bool(eq.threshold_met),
+        "free_riders": np.asarray(eq.free_riders).tolist(),
+        "unique": bool(eq.unique),
+        "n_ties": int(eq.n_ties),
+        "min_margin": float(eq.min_margin),
+        "path_margins": np.asarray(eq.path_margins).tolist(),
+        "seconds": elapsed,
+    }
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    p = params
+    print(f"{args.reward}  n={p.n}  observation={p.observation}  cost={p.cost}  score={p.score}  grid={args.grid}  method={method}")
+    print(f"params: c=[{float(p.c_min):g}, {float(p.c_max):g}] kappa={float(p.kappa):g} gamma={float(p.gamma):g} "
+          f"rho={float(p.rho):g} P={float(p.P):g} B={float(p.B):g} r={float(p.r):g} m0={float(p.m0):g}")
+    print(f"{'agent':>5} {'q_i':>8} {'R_i':>9} {'margin':>10}  free-rider")
+    for i in range(p.n):
+        print(f"{i + 1:>5} {out['q'][i]:8.4f} {out['rewards'][i]:9.4f} {out['path_margins'][i]:10.3g}  {'yes' if out['free_riders'][i] else 'no'}")
+    print(f"final score S = {out['final_score']:.4f}   threshold S >= B: {'met' if out['threshold_met'] else 'NOT met'}")
+    print(f"welfare W = {out['welfare']:.4f}")
+    uniq = "unique" if out["unique"] else f"NOT unique ({out['n_ties']} tied decision nodes)"
+    print(f"equilibrium: {uniq}; smallest best-vs-runner-up margin over all decision nodes {out['min_margin']:.3g} (tol {args.tol:g})")
+    return 0
+
+
+def cmd_sweep(args) -> int:
+    from pathlib import Path
+
+    from spgg_jax.game import report, sweep
+
+    base = _params(args)
+    t0 = time.perf_counter()
+    if args.sweep:
+        axes = dict(sweep.parse_axis(s) for s in args.sweep)
+        points = sweep.cartesian(axes)
+        print(f"sweeping {len(points)} games ({' x '.join(f'{k}[{len(v)}]' for k, v in axes.items())}), grid {args.grid}")
+        rows = sweep.solve_points(args.reward, base, points, args.grid, args.method, args.chunk)
+        names = list(axes)
+        if len(names) == 1:
+            groups = {f"1d_{names[0]}": rows}
+        elif len(names) == 2:
+            groups = {f"map_{names[0]}_{names[1]}": rows}
+        else:
+            groups = {"grid": rows}
+        for r in rows:
+            r["analysis"] = next(iter(groups))
+    else:
+        print(f"default analysis of {args.reward} around the base parameters (grid {args.grid}); this takes a few minutes on 2 CPU cores")
+        groups = sweep.run_preset(args.reward, base, args.grid, args.method)
+    elapsed = time.perf_counter() - t0
+    files = report.write_report(
+        groups, Path(args.out), {"reward": args.reward, "grid": args.grid, "base": base.to_dict(), "seconds": elapsed}
+    )
+    rows = sweep.flatten(groups)
+    good = sum(r["good"] for r in rows)
+    print(f"solved {len(rows)} games in {elapsed:.1f} s")
+    print(f"unique: {sum(r['unique'] for r in rows)}/{len(rows)}  threshold met: {sum(r['threshold_met'] for r in rows)}/{len(rows)}  "
+          f"someone at c_min: {sum(r['any_free_rider'] for r in rows)}/{len(rows)}  unique & all > c_min & S >= B: {good}/{len(rows)}")
+    for k, v in files.items():
+        print(f"  {k:9s} {v}")
+    return 0
