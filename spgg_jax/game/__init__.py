@@ -1,1 +1,29 @@
-"""spgg_jax.game"""
+"""The public-goods games: reward variants (pure functions) and exact equilibria. No LLM code.
+
+See docs/game.md. Typical use::
+
+    from spgg_jax.game import make_params, rewards, solve
+    params = make_params("mac_spgg", n=3, gamma=0.5)
+    R = rewards("mac_spgg", q, params)          # q: f32[..., n] -> f32[..., n]
+    eq = solve("mac_spgg", params, grid_size=101)
+"""
+
+from spgg_jax.game.costs import COSTS
+from spgg_jax.game.params import GameParams, parse_overrides
+from spgg_jax.game.rewards import (
+    REWARDS,
+    RewardSpec,
+    get_reward,
+    make_params,
+    register_per_agent_reward,
+    register_reward,
+    rewards,
+)
+from spgg_jax.game.scores import SCORES, final_score, predecessor_quality
+from spgg_jax.game.solver import Equilibrium, contribution_grid, solve, solve_batch
+
+__all__ = [
+    "COSTS", "SCORES", "REWARDS", "GameParams", "RewardSpec", "Equilibrium", "parse_overrides",
+    "get_reward", "make_params", "register_reward", "register_per_agent_reward", "rewards",
+    "final_score", "predecessor_quality", "contribution_grid", "solve", "solve_batch",
+]

@@ -207,7 +207,9 @@ def solve_markov(
             m_i = jnp.where(i == 1, params.m0, params.c_min + ks * h / jnp.maximum(i_f - 1, 1.0))
         total = n * params.c_min + fk * h
         s = total / n if params.score == "mean" else grid[fl]
-        payoff = spec.per_agent(i, q_i, m_i, total, s, params)  # [K,L,G]
+        full = (k_size, l_size, g)
+        payoff = jnp.broadcast_to(spec.per_agent(i, q_i, m_i, total, s, params), full)
+        fk, fl = jnp.broadcast_to(fk, full), jnp.broadcast_to(fl, full)
         best, margin = _top2_margin(payoff)  # [K,L]
         # valid states before agent i: sum of i-1 contributions, last one consistent with it
         k2 = ks[:, :, 0]
