@@ -1,0 +1,631 @@
+"""Run untrusted (model-generated) Python in a contained subprocess.
+
+Model output is never ``exec``'d in the calling process. :func:`run_python` writes the program into
+a fresh temporary directory and runs it in a new interpreter under several independent layers; any
+one of them alone stops the common failure modes, and together they make the rest hard:
+
+============================  ===============================================================
+layer                         what it stops
+============================  ===============================================================
+subprocess, new session       crashes/exits of the program never touch the caller; a
+                              wall-clock timeout kills the whole process group (SIGKILL)
+``python -I -S -B``           isolated mode: no ``PYTHON*`` env vars, no user/site packages,
+                              no script dir on ``sys.path``, no ``.pyc`` writes
+minimal environment           ``PATH=/usr/bin:/bin``, ``HOME``/``TMPDIR`` = the sandbox dir
+rlimits (kernel)              ``RLIMIT_CPU`` (CPU seconds), ``RLIMIT_AS`` (memory),
+                              ``RLIMIT_FSIZE`` (file and output size), ``RLIMIT_NOFILE``,
+                              ``RLIMIT_CORE=0``, ``RLIMIT_NPROC`` (processes+threads)
+privilege drop (root only)    the program runs as a fresh, otherwise unused uid/gid, so
+                              ``RLIMIT_NPROC`` is really enforced (the kernel ignores it for
+                              root), ordinary file permissions stop writes outside the
+                              sandbox dir, it cannot signal other users' processes, and
+                              ``PR_SET_NO_NEW_PRIVS`` stops set-uid binaries regaining root
+namespaces (``unshare``)      a new network namespace (only a down loopback: no network at
+                              all, not even 127.0.0.1) and a new PID namespace whose init is
+                              our supervisor, so every process the program left behind is
+                              killed by the kernel when the run ends
+audit hook (PEP 578)          installed by the bootstrap before user code runs; ends the
+                              program (status ``blocked``) on fork/exec/spawn/subprocess,
+                              socket creation/connect/DNS, ``os.kill``, writes, deletes,
+                              renames, chmods outside the sandbox dir, importing
+                              ``ctypes``/``_posixsubprocess``/``cffi``, ``gc`` object
+                              walking, ``sys.settrace``/``setprofile`` and code/defaults
+                              patching of functions
+output cap                    stdout/stderr go to files limited by ``RLIMIT_FSIZE``; the
+                              result keeps the head and tail (``max_output_bytes``)
+============================  ===============================================================
+
+What it does not protect against (see ``docs/tasks.md``): reading world-readable files, CPU
+and memory use up to the limits, kernel exploits, and a determined attacker who defeats the audit
+hook from pure Python (PEP 578 says plainly that audit hooks are not a sandbox); those are why
+the kernel layers exist. Results are also only as honest as the program: an adversarial program
+could print a forged success marker (scorers use a per-run random nonce to make accidental
+forgery impossible).
+
+Layers that need privileges (privilege drop, namespaces) are probed once per process and used
+when they work; :func:`sandbox_capabilities` reports which are active, and each
+:class:`SandboxResult` lists the layers that applied to that run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from typing import Mapping, Optional
+
+__all__ = [
+    "SandboxLimits",
+    "SandboxResult",
+    "STATUSES",
+    "run_python",
+    "sandbox_capabilities",
+]
+
+#: Every status a :class:`SandboxResult` can carry.
+STATUSES = ("passed", "failed", "timeout", "memory", "error", "blocked")
+
+_BLOCKED_EXIT = 86
+_BOOT_ERROR_EXIT = 87
+_BLOCKED_MARK = "[spgg-sandbox] blocked:"
+_BOOT_ERROR_MARK = "[spgg-sandbox] bootstrap error:"
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxLimits:
+    """Resource limits and layer switches for one sandboxed run.
+
+    Attributes:
+      timeout_s: wall-clock limit in seconds; on expiry the whole process group is SIGKILLed.
+      cpu_s: CPU-time limit (``RLIMIT_CPU``) in whole seconds; ``None`` means ``ceil(timeout_s)``.
+      memory_mb: address-space limit (``RLIMIT_AS``) in MiB.
+      max_file_bytes: largest file the program may write, stdout/stderr included (``RLIMIT_FSIZE``).
+      max_output_bytes: how much of stdout and of stderr the result keeps (head + tail).
+      max_procs: ``RLIMIT_NPROC`` for the program's uid (processes and threads). Enforced only
+        when privileges are dropped or when not running as root.
+      max_open_files: ``RLIMIT_NOFILE``.
+      namespaces: run under ``unshare --net --pid``; ``None`` = when available.
+      drop_privileges: when root, run the program as a fresh unused uid; ``None`` = when possible.
+      audit_hook: install the blocking audit hook (turn off only to test the other layers).
+      python: interpreter to use; ``None`` picks one that works with the chosen layers.
+    """
+
+    timeout_s: float = 10.0
+    cpu_s: Optional[int] = None
+    memory_mb: int = 1024
+    max_file_bytes: int = 4 * 1024 * 1024
+    max_output_bytes: int = 64 * 1024
+    max_procs: int = 8
+    max_open_files: int = 64
+    namespaces: Optional[bool] = None
+    drop_privileges: Optional[bool] = None
+    audit_hook: bool = True
+    python: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if not self.timeout_s > 0:
+            raise ValueError(f"SandboxLimits.timeout_s must be > 0, got {self.timeout_s!r}")
+        if self.cpu_s is not None and self.cpu_s < 1:
+            raise ValueError(f"SandboxLimits.cpu_s must be >= 1 or None, got {self.cpu_s!r}")
+        if self.memory_mb < 64:
+            raise ValueError(f"SandboxLimits.memory_mb must be >= 64, got {self.memory_mb!r}")
+        for name in ("max_file_bytes", "max_output_bytes", "max_procs", "max_open_files"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"SandboxLimits.{name} must be >= 1, got {getattr(self, name)!r}")
+
+    @property
+    def cpu_limit(self) -> int:
+        return int(self.cpu_s) if self.cpu_s is not None else max(1, int(-(-self.timeout_s // 1)))
+
+
+@dataclasses.dataclass(frozen=True)
+class SandboxResult:
+    """Outcome of one sandboxed run.
+
+    ``status`` is one of :data:`STATUSES`:
+
+    - ``passed``: exit code 0;
+    - ``failed``: non-zero exit (exception, failed assert, syntax error, output over the file-size
+      limit, killed by a signal other than the ones below);
+    - ``timeout``: wall-clock timeout or CPU limit (SIGXCPU/SIGKILL from ``RLIMIT_CPU``);
+    - ``memory``: ``MemoryError`` or the address-space limit hit;
+    - ``blocked``: the audit hook stopped a forbidden operation (``blocked_reason`` says which);
+    - ``error``: the sandbox itself could not run the program (not the program's fault).
+    """
+
+    status: str
+    returncode: Optional[int]
+    stdout: str
+    stderr: str
+    wall_s: float
+    cpu_s: Optional[float] = None
+    signal: Optional[int] = None
+    stdout_truncated: bool = False
+    stderr_truncated: bool = False
+    blocked_reason: Optional[str] = None
+    reason: str = ""
+    layers: tuple[str, ...] = ()
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "passed"
+
+
+# --------------------------------------------------------------------------------------------
+# The bootstrap: trusted code that runs first in the fresh interpreter.
+# It forks once: the parent (the supervisor; PID 1 of the new PID namespace when there is one)
+# waits and writes the child's exit status to a file the child cannot write; the child applies
+# rlimits, drops privileges, installs the audit hook and only then runs the program.
+# --------------------------------------------------------------------------------------------
+_BOOTSTRAP = r'''
+import os, sys, json, resource
+cfg = json.loads(sys.argv[1])
+
+def _boot_fail(msg):
+    os.write(2, ("\n%s %s\n" % (BOOT_MARK, msg)).encode("utf-8", "replace"))
+    os._exit(BOOT_EXIT)
+
+BOOT_MARK = cfg["boot_mark"]; BOOT_EXIT = cfg["boot_exit"]
+try:
+    pid = os.fork()
+except OSError as e:
+    _boot_fail("fork of the supervisor failed: %r" % (e,))
+if pid:
+    import signal
+    for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(s, signal.SIG_DFL)
+    while True:
+        try:
+            _, status, ru = os.wait4(pid, 0)
+            break
+        except InterruptedError:
+            continue
+    res = {"cpu_s": ru.ru_utime + ru.ru_stime, "maxrss_kb": ru.ru_maxrss}
+    if os.WIFSIGNALED(status):
+        res["signal"] = os.WTERMSIG(status); res["exitcode"] = -res["signal"]
+    else:
+        res["signal"] = None; res["exitcode"] = os.WEXITSTATUS(status)
+    with open(cfg["status_path"], "w") as f:
+        json.dump(res, f)
+    os._exit(0)
+
+# ---- child: limits, privileges, hook, program ----
+try:
+    for name, soft, hard in cfg["rlimits"]:
+        resource.setrlimit(getattr(resource, name), (soft, hard))
+    if cfg["uid"] is not None:
+        try:
+            import ctypes
+            ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
+        except Exception:
+            pass
+        for m in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
+            del sys.modules[m]
+        os.setgroups([])
+        os.setgid(cfg["gid"])
+        os.setuid(cfg["uid"])
+        if os.getuid() != cfg["uid"] or os.geteuid() != cfg["uid"]:
+            _boot_fail("privilege drop did not take effect")
+    os.chdir(cfg["box"])
+    os.umask(0o077)
+    with open(cfg["program"], "r", encoding="utf-8") as f:
+        _src = f.read()
+    _code = compile(_src, cfg["program"], "exec")
+except SyntaxError:
+    raise
+except BaseException as e:
+    _boot_fail(repr(e))
+
+
+def _install_hook(box, blocked_mark, blocked_exit, blocked_imports):
+    import posixpath
+    _realpath = posixpath.realpath
+    _join = posixpath.join
+    _getcwd = os.getcwd
+    _fspath = os.fspath
+    _fsdecode = os.fsdecode
+    _write = os.write
+    _exit = os._exit
+    _W = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
+    _blocked_imports = frozenset(blocked_imports)
+    _always = frozenset((
+        "os.fork", "os.forkpty", "os.system", "os.exec", "os.posix_spawn", "os.spawn",
+        "subprocess.Popen", "os.kill", "os.killpg", "signal.pthread_kill", "os.startfile",
+        "gc.get_objects", "gc.get_referrers", "gc.get_referents",
+        "sys.settrace", "sys.setprofile", "sys._setprofileallthreads", "sys._settraceallthreads",
+        "os.setns", "os.unshare", "resource.prlimit", "pty.spawn", "webbrowser.open",
+    ))
+    # event name -> indices of path arguments that must stay inside the box
+    _paths = {
+        "os.mkdir": (0,), "os.rename": (0, 1), "os.remove": (0,), "os.rmdir": (0,),
+        "os.symlink": (1,), "os.link": (0, 1), "os.truncate": (0,), "os.chmod": (0,),
+        "os.chown": (0,), "os.chflags": (0,), "os.lchflags": (0,), "os.utime": (0,),
+        "os.chroot": (0,), "shutil.rmtree": (0,), "shutil.chown": (0,), "os.mkfifo": (0,),
+        "os.mknod": (0,),
+    }
+    _funcattrs = frozenset(("__code__", "__defaults__", "__kwdefaults__", "__closure__",
+                            "__globals__"))
+
+    def deny(event, detail):
+        try:
+            msg = "\n%s %s %s\n" % (blocked_mark, event, detail)
+            _write(2, msg.encode("utf-8", "replace")[:2000])
+        finally:
+            _exit(blocked_exit)
+
+    def inside(p):
+        if isinstance(p, int):
+            return True  # an already-open descriptor
+        try:
+            p = _fsdecode(_fspath(p))
+            rp = _realpath(_join(_getcwd(), p))
+        except BaseException:
+            return False
+        return rp == box or rp.startswith(box + "/") or rp == "/dev/null"
+
+    def hook(event, args):
+        if event in _always or event.startswith(("socket.", "ctypes.")):
+            deny(event, repr(args)[:200])
+        elif event == "open":
+            path, mode, flags = args
+            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
+                isinstance(flags, int) and (flags & _W))
+            if writing and not inside(path):
+                deny(event, repr(path)[:200])
+        elif event == "import":
+            name = args[0]
+            if isinstance(name, str) and name.partition(".")[0] in _blocked_imports:
+                deny(event, name)
+        elif event in _paths:
+            for i in _paths[event]:
+                if i < len(args) and not inside(args[i]):
+                    deny(event, repr(args[i])[:200])
+            dir_fd = args[-1] if args else None
+            if isinstance(dir_fd, int) and dir_fd != -1 and event not in ("os.truncate",):
+                deny(event, "dir_fd")
+        elif event == "object.__setattr__":
+            if len(args) >= 2 and args[1] in _funcattrs:
+                deny(event, args[1])
+
+    sys.addaudithook(hook)
+
+
+if cfg["audit_hook"]:
+    _install_hook(cfg["box"], cfg["blocked_mark"], cfg["blocked_exit"], cfg["blocked_imports"])
+
+import types as _types
+_main = _types.ModuleType("__main__")
+_main.__file__ = cfg["program"]
+_main.__builtins__ = __builtins__
+sys.modules["__main__"] = _main
+sys.argv = [cfg["program"]]
+del cfg, _types, pid
+exec(_code, _main.__dict__)
+'''
+
+# Modules whose import ends the run (top-level package names).
+_BLOCKED_IMPORTS = (
+    "ctypes", "_ctypes", "_posixsubprocess", "cffi", "_cffi_backend", "_testcapi",
+    "_testinternalcapi", "_xxsubinterpreters", "_xxinterpchannels", "_lsprof",
+)
+
+_uid_counter = itertools.count()
+_uid_lock = threading.Lock()
+_probe_lock = threading.Lock()
+_probe_cache: dict[tuple, object] = {}
+
+
+def _fresh_uid() -> int:
+    """A uid no real account uses, unique per run within this process and (by pid) across."""
+    with _uid_lock:
+        n = next(_uid_counter)
+    return 2_000_000_000 + (os.getpid() % 100_000) * 1000 + (n % 1000)
+
+
+def _unshare_cmd() -> Optional[list[str]]:
+    """The ``unshare`` prefix that works here (network + PID namespace), or ``None``."""
+    key = ("unshare",)
+    with _probe_lock:
+        if key in _probe_cache:
+            return _probe_cache[key]  # type: ignore[return-value]
+        exe = shutil.which("unshare")
+        found = None
+        if exe is not None:
+            bases = [[exe, "--net", "--pid", "--fork", "--kill-child"]]
+            if os.geteuid() != 0:
+                bases.append([exe, "--user", "--map-root-user", "--net", "--pid", "--fork",
+                              "--kill-child"])
+            for base in bases:
+                try:
+                    r = subprocess.run(base + ["--", "true"], capture_output=True, timeout=10)
+                except (OSError, subprocess.SubprocessError):
+                    continue
+                if r.returncode == 0:
+                    found = base + ["--"]
+                    break
+        _probe_cache[key] = found
+        return found
+
+
+def _candidate_pythons(explicit: Optional[str]) -> list[str]:
+    if explicit:
+        return [explicit]
+    cands = [sys.executable, getattr(sys, "_base_executable", None), "/usr/bin/python3",
+             "/usr/local/bin/python3", shutil.which("python3")]
+    out: list[str] = []
+    for c in cands:
+        if c and os.path.exists(c) and c not in out:
+            out.append(c)
+    return out
+
+
+def _resolve_layers(limits: SandboxLimits) -> tuple[str, Optional[list[str]], bool]:
+    """Pick (interpreter, unshare prefix, drop privileges) for these limits, probing once."""
+    key = ("layers", limits.python, limits.namespaces, limits.drop_privileges)
+    with _probe_lock:
+        if key in _probe_cache:
+            return _probe_cache[key]  # type: ignore[return-value]
+    ns = _unshare_cmd() if limits.namespaces is not False else None
+    if limits.namespaces is True and ns is None:
+        raise RuntimeError("SandboxLimits(namespaces=True) but `unshare --net --pid` does not work here")
+    is_root = os.geteuid() == 0
+    if limits.drop_privileges is True and not is_root:
+        raise RuntimeError("SandboxLimits(drop_privileges=True) needs root (to switch uid)")
+    want_drop = is_root and limits.drop_privileges is not False
+    chosen: Optional[tuple[str, Optional[list[str]], bool]] = None
+    probe = "import math, json, re, collections, itertools, hashlib, heapq, fractions, typing\n"
+    for drop in ([True, False] if want_drop else [False]):
+        if not drop and limits.drop_privileges is True:
+            break
+        for py in _candidate_pythons(limits.python):
+            r = _run(probe, dataclasses.replace(limits, timeout_s=20.0, cpu_s=20), py, ns, drop,
+                     files=None)
+            if r.status == "passed":
+                chosen = (py, ns, drop)
+                break
+        if chosen:
+            break
+    if chosen is None:
+        if limits.drop_privileges is True:
+            raise RuntimeError("no interpreter runs the sandbox with dropped privileges "
+                               "(its standard library must be readable by other users)")
+        chosen = (limits.python or sys.executable, ns, False)
+    with _probe_lock:
+        _probe_cache[key] = chosen
+    return chosen
+
+
+def sandbox_capabilities(limits: Optional[SandboxLimits] = None) -> dict:
+    """Which layers :func:`run_python` uses here with ``limits`` (probing them if needed)."""
+    limits = limits or SandboxLimits()
+    py, ns, drop = _resolve_layers(limits)
+    return {
+        "python": py,
+        "namespaces": ns is not None,
+        "drop_privileges": drop,
+        "audit_hook": limits.audit_hook,
+        "rlimit_nproc_enforced": drop or os.geteuid() != 0,
+        "is_root": os.geteuid() == 0,
+    }
+
+
+def run_python(
+    code: str,
+    limits: Optional[SandboxLimits] = None,
+    *,
+    files: Optional[Mapping[str, str]] = None,
+) -> SandboxResult:
+    """Run the Python source ``code`` in the sandbox and return what happened.
+
+    Args:
+      code: the program (untrusted). It runs as ``__main__`` with the sandbox dir as cwd.
+      limits: resource limits and layer switches (defaults: :class:`SandboxLimits`).
+      files: extra text files (relative name -> content) written into the sandbox dir first.
+
+    Never raises for anything the program does; infrastructure failures give status ``error``.
+    """
+    if not isinstance(code, str):
+        raise TypeError(f"run_python: code must be a str, got {type(code).__name__}")
+    limits = limits or SandboxLimits()
+    try:
+        py, ns, drop = _resolve_layers(limits)
+    except RuntimeError:
+        raise
+    except Exception as e:  # pragma: no cover - defensive
+        return SandboxResult("error", None, "", "", 0.0, reason=f"layer probe failed: {e!r}")
+    return _run(code, limits, py, ns, drop, files=files)
+
+
+def _read_capped(path: str, cap: int) -> tuple[str, bool]:
+    """Head and tail of a file, ``cap`` bytes in all; (text, truncated)."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            if size <= cap:
+                return f.read().decode("utf-8", "replace"), False
+            half = cap // 2
+            head = f.read(half)
+            f.seek(size - (cap - half))
+            tail = f.read()
+    except OSError:
+        return "", False
+    skipped = size - len(head) - len(tail)
+    text = (head.decode("utf-8", "replace") + f"\n...[{skipped} bytes truncated]...\n"
+            + tail.decode("utf-8", "replace"))
+    return text, True
+
+
+def _kill_uid(uid: int) -> None:
+    """SIGKILL every process owned by ``uid`` (only ever a fresh sandbox uid)."""
+    for _ in range(3):
+        found = False
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/status") as f:
+                    for line in f:
+                        if line.startswith("Uid:"):
+                            if int(line.split()[1]) == uid:
+                                found = True
+                                os.kill(int(entry), signal.SIGKILL)
+                            break
+            except (OSError, ValueError):
+                continue
+        if not found:
+            return
+        time.sleep(0.01)
+
+
+def _run(
+    code: str,
+    limits: SandboxLimits,
+    python: str,
+    ns: Optional[list[str]],
+    drop: bool,
+    files: Optional[Mapping[str, str]],
+) -> SandboxResult:
+    t0 = time.monotonic()
+    layers = ["subprocess", "isolated-python", "rlimits"]
+    if ns:
+        layers.append("namespaces")
+    if drop:
+        layers.append("uid-drop")
+    if limits.audit_hook:
+        layers.append("audit-hook")
+    work = tempfile.mkdtemp(prefix="spgg-sandbox-")
+    uid = gid = None
+    proc = None
+    try:
+        os.chmod(work, 0o711)
+        box = os.path.join(work, "box")
+        os.mkdir(box, 0o700)
+        program = os.path.join(box, "main.py")
+        with open(program, "w", encoding="utf-8") as f:
+            f.write(code)
+        for name, content in (files or {}).items():
+            dest = os.path.realpath(os.path.join(box, name))
+            if not dest.startswith(box + os.sep):
+                raise ValueError(f"run_python: file name {name!r} escapes the sandbox dir")
+            os.makedirs(os.path.dirname(dest), exist_ok=True)
+            with open(dest, "w", encoding="utf-8") as f:
+                f.write(content)
+        if drop:
+            uid = gid = _fresh_uid()
+            for root, dirs, fnames in os.walk(box):
+                for n in [root] + [os.path.join(root, x) for x in dirs + fnames]:
+                    os.chown(n, uid, gid)
+        status_path = os.path.join(work, "status.json")
+        out_path = os.path.join(work, "stdout")
+        err_path = os.path.join(work, "stderr")
+        cpu = limits.cpu_limit
+        mem = limits.memory_mb * 1024 * 1024
+        rl = [
+            ("RLIMIT_CORE", 0, 0),
+            ("RLIMIT_CPU", cpu, cpu + 1),
+            ("RLIMIT_AS", mem, mem),
+            ("RLIMIT_FSIZE", limits.max_file_bytes, limits.max_file_bytes),
+            ("RLIMIT_NOFILE", limits.max_open_files, limits.max_open_files),
+            ("RLIMIT_NPROC", limits.max_procs, limits.max_procs),
+        ]
+        cfg = {
+            "box": box,
+            "program": program,
+            "status_path": status_path,
+            "rlimits": rl,
+            "uid": uid,
+            "gid": gid,
+            "audit_hook": limits.audit_hook,
+            "blocked_mark": _BLOCKED_MARK,
+            "blocked_exit": _BLOCKED_EXIT,
+            "boot_mark": _BOOT_ERROR_MARK,
+            "boot_exit": _BOOT_ERROR_EXIT,
+            "blocked_imports": list(_BLOCKED_IMPORTS),
+        }
+        cmd = (ns or []) + [python, "-I", "-S", "-B", "-c", _BOOTSTRAP, json.dumps(cfg)]
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": box,
+               "TMPDIR": box}
+        timed_out = False
+        with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
+            try:
+                proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
+                                        cwd=box, env=env, start_new_session=True, close_fds=True)
+            except OSError as e:
+                return SandboxResult("error", None, "", "", time.monotonic() - t0,
+                                     reason=f"could not start the sandbox: {e!r}",
+                                     layers=tuple(layers))
+            try:
+                proc.wait(timeout=limits.timeout_s + 0.5)  # + interpreter start-up
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            finally:
+                try:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+                proc.wait()
+        if uid is not None:
+            _kill_uid(uid)
+        wall = time.monotonic() - t0
+        stdout, out_trunc = _read_capped(out_path, limits.max_output_bytes)
+        stderr, err_trunc = _read_capped(err_path, limits.max_output_bytes)
+        st: dict = {}
+        try:
+            with open(status_path) as f:
+                st = json.load(f)
+        except (OSError, ValueError):
+            st = {}
+        rc = st.get("exitcode")
+        sig = st.get("signal")
+        common = dict(stdout=stdout, stderr=stderr, wall_s=wall, cpu_s=st.get("cpu_s"),
+                      signal=sig, stdout_truncated=out_trunc, stderr_truncated=err_trunc,
+                      layers=tuple(layers))
+        if timed_out:
+            return SandboxResult("timeout", rc, reason=f"wall-clock limit {limits.timeout_s}s",
+                                 **common)
+        if not st:
+            return SandboxResult("error", proc.returncode,
+                                 reason=f"no exit status from the supervisor (rc={proc.returncode})",
+                                 **common)
+        if rc == _BLOCKED_EXIT and _BLOCKED_MARK in stderr:
+            why = stderr.rsplit(_BLOCKED_MARK, 1)[1].strip().splitlines()[0] if stderr else ""
+            return SandboxResult("blocked", rc, blocked_reason=why, reason="audit hook", **common)
+        if rc == _BOOT_ERROR_EXIT and _BOOT_ERROR_MARK in stderr:
+            return SandboxResult("error", rc, reason="bootstrap failed: " +
+                                 stderr.rsplit(_BOOT_ERROR_MARK, 1)[1].strip()[:500], **common)
+        if sig == signal.SIGXCPU or (sig == signal.SIGKILL and (st.get("cpu_s") or 0) >= cpu - 0.5):
+            return SandboxResult("timeout", rc, reason=f"CPU limit {cpu}s", **common)
+        if rc == 0:
+            return SandboxResult("passed", rc, **common)
+        tail = stderr[-2000:]
+        if "MemoryError" in tail or "Cannot allocate memory" in tail or (
+                "std::bad_alloc" in tail):
+            return SandboxResult("memory", rc, reason=f"memory limit {limits.memory_mb} MiB",
+                                 **common)
+        if sig == signal.SIGXFSZ or "File too large" in tail:
+            return SandboxResult("failed", rc, reason=f"file/output size limit "
+                                 f"{limits.max_file_bytes} bytes", **common)
+        return SandboxResult("failed", rc,
+                             reason=f"killed by signal {sig}" if sig else f"exit code {rc}",
+                             **common)
+    except Exception as e:  # infrastructure failure: never the caller's crash
+        return SandboxResult("error", None, "", "", time.monotonic() - t0,
+                             reason=f"sandbox failure: {e!r}", layers=tuple(layers))
+    finally:
+        if proc is not None and proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+        if uid is not None:
+            _kill_uid(uid)
+        shutil.rmtree(work, ignore_errors=True)

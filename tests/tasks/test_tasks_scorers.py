@@ -1,0 +1,97 @@
+"""Scorers: math, multiple choice, code (sandboxed, partial credit), ROUGE-L, batch API."""
+
+from pathlib import Path
+
+import pytest
+
+from spgg_jax.tasks import ScoreResult, load_task, score, score_batch
+from spgg_jax.tasks.scorers import rouge_l_f1
+
+FIX = Path(__file__).resolve().parents[1] / "fixtures" / "tasks"
+
+
+def test_gsm8k_scoring_signs_fractions_commas():
+    ps = load_task("gsm8k", path=FIX / "gsm8k")
+    good = ["3 trays... 36 - 30 = 6\nThe answer is 6.", "150 - 200 = -50. The answer is -50 dollars.",
+            "That is 15,000 eggs.\n#### 15,000", "Each gets \\boxed{\\frac{3}{4}} of a pizza"]
+    bad = ["The answer is 7.", "The answer is 50.", "#### 1500", "Each gets 4/3"]
+    for p, g, b in zip(ps, good, bad):
+        r = score(p, g)
+        assert isinstance(r, ScoreResult) and r.correct and r.score == 1.0, (p.id, r)
+        r = score(p, b)
+        assert not r.correct and r.score == 0.0, (p.id, r)
+
+
+def test_math_latex_scoring():
+    ps = load_task("math", path=FIX / "math")
+    assert score(ps[0], "so \\boxed{0.75}").correct
+    assert score(ps[1], "The answer is $\\sqrt{8}$.").correct
+    assert not score(ps[1], "\\boxed{\\sqrt{2}}").correct
+    assert score(ps[2], "x = \\boxed{-3}").correct
+    assert not score(ps[2], "x = \\boxed{3}").correct
+    assert score(ps[3], "\\boxed{\\{2,-2\\}}").correct
+
+
+def test_multiple_choice_scoring():
+    ps = load_task("mmlu", path=FIX / "mmlu")
+    assert score(ps[0], "Sodium is Na. The answer is (B).").correct
+    assert not score(ps[0], "The answer is (A).").correct
+    assert score(ps[1], "It is Mercury.").correct  # option text fallback
+    r = score(ps[2], "no idea")
+    assert not r.correct and r.extracted is None
+
+
+def test_mbpp_partial_credit_and_early_exit():
+    ps = load_task("mbpp", path=FIX / "mbpp")
+    canon = score_batch(ps, ["```python\n" + p.metadata["code"] + "\n```" for p in ps], max_workers=2)
+    assert all(r.correct and r.score == 1.0 for r in canon), canon
+    partial = score(ps[0], "def sum_squares(nums):\n    return 14")
+    assert not partial.correct and partial.score == pytest.approx(1 / 3)
+    assert list(partial.details["tests"]) == [True, False, False]
+    for cheat in ("import sys\nsys.exit(0)", "import os\nos._exit(0)",
+                  "print('SPGG-0000 [true, true, true]')\nimport sys\nsys.exit(0)"):
+        r = score(ps[0], cheat)
+        assert not r.correct and r.score == 0.0, (cheat, r)
+    hang = score(ps[0], "def sum_squares(nums):\n    if not nums:\n        while True: pass\n    return sum(n*n for n in nums)")
+    assert hang.score == pytest.approx(2 / 3)  # the hanging test alone times out
+    chal = score(ps[1], ps[1].metadata["code"], include_challenge=True)
+    assert chal.correct and len(chal.details["tests"]) == 4
+
+
+def test_humaneval_scoring_completion_styles():
+    p = load_task("humaneval", limit=1)[0]  # has_close_elements
+    body = p.metadata["canonical_solution"]
+    assert score(p, body).correct
+    full = "Here you go:\n```python\nfrom typing import List\n\ndef has_close_elements(numbers: List[float], threshold: float) -> bool:\n" + body + "```\n"
+    assert score(p, full).correct
+    wrong = score(p, "    return False\n")
+    assert not wrong.correct and wrong.details["status"] == "failed"
+    bomb = score(p, "    import os\n    os.fork()\n    return False\n")
+    assert not bomb.correct and bomb.details["status"] == "blocked"
+    early = score(p, "    return True\nimport sys\nsys.exit(0)\n")
+    assert not early.correct
+
+
+def test_rouge_l():
+    assert rouge_l_f1("the cat sat on the mat", "the cat sat on the mat") == pytest.approx(1.0)
+    assert rouge_l_f1("", "x") == 0.0
+    assert 0 < rouge_l_f1("the cat sat", "the cat sat on the mat") < 1
+    ps = load_task("summeval", path=FIX / "summeval")
+    good = score(ps[0], ps[0].metadata["references"][0])
+    assert good.correct and good.score == pytest.approx(1.0)
+    bad = score(ps[0], "Bananas are yellow.")
+    assert not bad.correct and bad.score < 0.1
+
+
+def test_score_batch_order_mixed_tasks_and_validation():
+    gsm = load_task("gsm8k", path=FIX / "gsm8k")
+    mbpp = load_task("mbpp", path=FIX / "mbpp")
+    probs = [mbpp[0], gsm[0], mbpp[1], gsm[1], mbpp[2]]
+    comps = [mbpp[0].metadata["code"], "#### 6", "def is_pal(s): return False", "#### 50", mbpp[2].metadata["code"]]
+    rs = score_batch(probs, comps, max_workers=2)
+    assert [r.correct for r in rs] == [True, True, False, False, True]
+    assert rs[2].score == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="2 problems but 1 completions"):
+        score_batch(probs[:2], comps[:1])
+    with pytest.raises(KeyError, match="unknown scorer"):
+        score(gsm[0], "6", scorer="nope")
