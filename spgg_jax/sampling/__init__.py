@@ -1,1 +1,23 @@
-"""spgg_jax.sampling"""
+"""Fast batched sampling: KV cache, ``lax.while_loop`` decode, per-row traced parameters.
+
+See docs/sampling.md.
+"""
+
+from spgg_jax.sampling.logprobs import continuation_logprobs
+from spgg_jax.sampling.params import SamplingParams
+from spgg_jax.sampling.processors import apply_penalties, choose_tokens, sampling_logits
+from spgg_jax.sampling.sampler import (
+    FINISH_LENGTH,
+    FINISH_REASONS,
+    FINISH_STOP,
+    SampleOutput,
+    Sampler,
+    bucket,
+    left_pad,
+    sample_loop,
+)
+
+__all__ = [
+    "SamplingParams", "SampleOutput", "Sampler", "sample_loop", "bucket", "left_pad", "continuation_logprobs",
+    "apply_penalties", "sampling_logits", "choose_tokens", "FINISH_LENGTH", "FINISH_STOP", "FINISH_REASONS",
+]

@@ -1,0 +1,231 @@
+"""KV-cached batched generation with per-row traced sampling parameters.
+
+``sample_loop`` (jitted) prefills a left-padded prompt batch into a KV cache, then decodes under
+``lax.while_loop`` until every row has met a stop token or its own ``max_new_tokens``. The cache is
+donated and handed back, so the :class:`Sampler` reuses one buffer per shape. Prompt and generation
+lengths are bucketed (powers of two) so the number of compilations stays small, and sampling
+parameter *values* never cause one.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import struct
+from jax import lax
+
+from spgg_jax.models.config import ModelConfig
+from spgg_jax.models.decoder import KVCache, forward, init_cache, logits_from_hidden, positions_from_mask
+from spgg_jax.sampling.params import SamplingParams
+from spgg_jax.sampling.processors import choose_tokens
+
+FINISH_LENGTH = 0  # reached the row's max_new_tokens
+FINISH_STOP = 1  # emitted one of the row's stop tokens (kept in the output)
+FINISH_REASONS = {FINISH_LENGTH: "length", FINISH_STOP: "stop"}
+
+
+@struct.dataclass
+class SampleOutput:
+    """Generated continuations, right-padded to the generation bucket ``T``."""
+
+    tokens: jax.Array  # i32[B,T], pad_id after the end
+    mask: jax.Array  # bool[B,T], True at generated tokens (the stop token included)
+    logprobs: jax.Array  # f32[B,T] log-prob under the sampling distribution (0 for greedy rows, 0 at pads)
+    model_logprobs: jax.Array  # f32[B,T] log-prob under the raw model (0 at pads)
+    lengths: jax.Array  # i32[B]
+    finish_reason: jax.Array  # i32[B], FINISH_LENGTH or FINISH_STOP
+
+
+def _mark(seen, tokens, valid):
+    v = seen.shape[-1]
+    rows = jnp.arange(seen.shape[0])[:, None]
+    idx = jnp.where(valid, tokens, v).reshape(seen.shape[0], -1)
+    return seen.at[rows, idx].set(True, mode="drop")
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "max_new", "pad_id"), donate_argnames=("cache",))
+def sample_loop(
+    params: Any,
+    cfg: ModelConfig,
+    cache: KVCache,
+    prompt_tokens: jax.Array,
+    prompt_mask: jax.Array,
+    sp: SamplingParams,
+    stop_tokens: jax.Array,
+    key: jax.Array,
+    max_new: int,
+    pad_id: int = 0,
+) -> tuple[SampleOutput, KVCache]:
+    """Generate up to ``max_new`` tokens per row. Returns the output and the (reusable) cache.
+
+    ``prompt_tokens`` i32[B,P] left-padded with ``prompt_mask`` bool[B,P]; ``stop_tokens`` i32[B,S]
+    padded with -1; ``cache`` must hold P + max_new slots (its contents are ignored).
+    """
+    b = prompt_tokens.shape[0]
+    prompt_mask = prompt_mask.astype(bool)
+    cache = cache.replace(mask=jnp.zeros_like(cache.mask), index=jnp.zeros_like(cache.index))
+    positions = positions_from_mask(prompt_mask)
+    hidden, cache = forward(params, cfg, prompt_tokens, positions, prompt_mask, cache)
+    seen = _mark(jnp.zeros((b, cfg.vocab_size), bool), prompt_tokens, prompt_mask)
+    seen_gen = jnp.zeros((b, cfg.vocab_size), bool)
+
+    def pick(i, h, seen, seen_gen, done, finish):
+        logits = logits_from_hidden(params, cfg, h)[:, -1]
+        tok, slp, mlp = choose_tokens(jax.random.fold_in(key, i), logits, sp, seen, seen_gen)
+        valid = ~done
+        tok = jnp.where(valid, tok, pad_id)
+        stop_hit = jnp.any(tok[:, None] == stop_tokens, axis=-1) & valid
+        reached = (i + 1 >= sp.max_new_tokens) & valid
+        finish = jnp.where(stop_hit, FINISH_STOP, finish)
+        return (
+            tok,
+            jnp.where(valid, slp, 0.0),
+            jnp.where(valid, mlp, 0.0),
+            valid,
+            _mark(seen, tok, valid),
+            _mark(seen_gen, tok, valid),
+            done | stop_hit | reached,
+            finish,
+        )
+
+    out_tok = jnp.full((b, max_new), pad_id, jnp.int32)
+    out_mask = jnp.zeros((b, max_new), bool)
+    out_lp = jnp.zeros((b, max_new), jnp.float32)
+    out_mlp = jnp.zeros((b, max_new), jnp.float32)
+
+    def write(outs, i, tok, slp, mlp, valid):
+        o_t, o_m, o_l, o_ml = outs
+        return (
+            lax.dynamic_update_slice(o_t, tok[:, None], (0, i)),
+            lax.dynamic_update_slice(o_m, valid[:, None], (0, i)),
+            lax.dynamic_update_slice(o_l, slp[:, None], (0, i)),
+            lax.dynamic_update_slice(o_ml, mlp[:, None], (0, i)),
+        )
+
+    done0 = jnp.zeros((b,), bool)
+    finish0 = jnp.full((b,), FINISH_LENGTH, jnp.int32)
+    tok, slp, mlp, valid, seen, seen_gen, done, finish = pick(0, hidden[:, -1:], seen, seen_gen, done0, finish0)
+    outs = write((out_tok, out_mask, out_lp, out_mlp), 0, tok, slp, mlp, valid)
+    pos = positions[:, -1] + 1
+
+    def cond(state):
+        i, *_, done, _ = state
+        return (i < max_new) & ~jnp.all(done)
+
+    def body(state):
+        i, tok, pos, cache, outs, seen, seen_gen, done, finish = state
+        h, cache = forward(params, cfg, tok[:, None], pos[:, None], (~done)[:, None], cache)
+        tok, slp, mlp, valid, seen, seen_gen, done, finish = pick(i, h, seen, seen_gen, done, finish)
+        outs = write(outs, i, tok, slp, mlp, valid)
+        return i + 1, tok, pos + 1, cache, outs, seen, seen_gen, done, finish
+
+    state = (jnp.asarray(1, jnp.int32), tok, pos, cache, outs, seen, seen_gen, done, finish)
+    _, _, _, cache, outs, _, _, _, finish = lax.while_loop(cond, body, state)
+    o_t, o_m, o_l, o_ml = outs
+    out = SampleOutput(o_t, o_m, o_l, o_ml, jnp.sum(o_m, axis=-1).astype(jnp.int32), finish)
+    return out, cache
+
+
+def bucket(n: int, minimum: int = 16) -> int:
+    """The smallest power of two >= max(n, minimum): bounds recompiles over lengths."""
+    n = max(int(n), minimum)
+    return 1 << (n - 1).bit_length()
+
+
+def left_pad(sequences: Sequence[Sequence[int]], length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
+    """Left-pad token lists to ``length``: (ids i32[B,length], mask bool[B,length])."""
+    ids = np.full((len(sequences), length), pad_id, np.int32)
+    mask = np.zeros((len(sequences), length), bool)
+    for r, seq in enumerate(sequences):
+        if len(seq) == 0:
+            raise ValueError(f"prompt {r} is empty; every row needs at least one token")
+        if len(seq) > length:
+            raise ValueError(f"prompt {r} has {len(seq)} tokens, more than the length {length}")
+        ids[r, length - len(seq):] = seq
+        mask[r, length - len(seq):] = True
+    return ids, mask
+
+
+class Sampler:
+    """The Python edge of the sampler: padding, bucketing, stop tokens, cache reuse, sharding.
+
+    >>> sampler = Sampler(params, cfg, pad_id=tokenizer.pad_token_id)
+    >>> out = sampler.generate([[1, 2, 3], [4, 5]], SamplingParams.create(2, temperature=0.7), key=key)
+
+    With ``mesh``, batch inputs are placed with the batch axis sharded over the mesh's data axes
+    (params should already be placed, e.g. with ``spgg_jax.parallel.shard_pytree``).
+    """
+
+    def __init__(self, params: Any, cfg: ModelConfig, pad_id: int = 0, eos_ids: Sequence[int] | None = None,
+                 min_bucket: int = 16, mesh: Any = None, max_len: int | None = None):
+        self.params = params
+        self.cfg = cfg
+        self.pad_id = int(pad_id)
+        self.eos_ids = tuple(int(e) for e in (cfg.eos_token_ids if eos_ids is None else eos_ids))
+        self.min_bucket = int(min_bucket)
+        self.mesh = mesh
+        self.max_len = int(max_len or cfg.max_position_embeddings)
+        self._caches: dict[tuple[int, int], KVCache] = {}
+
+    def _place(self, x):
+        if self.mesh is None:
+            return jnp.asarray(x)
+        from spgg_jax.parallel import batch_sharding
+
+        return jax.device_put(x, batch_sharding(self.mesh))
+
+    def stop_matrix(self, batch: int, stop_tokens: Sequence[Sequence[int]] | None) -> np.ndarray:
+        rows = [list(self.eos_ids) for _ in range(batch)] if stop_tokens is None else [list(s) for s in stop_tokens]
+        if len(rows) != batch:
+            raise ValueError(f"stop_tokens has {len(rows)} rows for a batch of {batch}")
+        width = bucket(max([len(r) for r in rows] + [1]), minimum=4)
+        mat = np.full((batch, width), -1, np.int32)
+        for r, s in enumerate(rows):
+            mat[r, : len(s)] = s
+        return mat
+
+    def generate(
+        self,
+        prompts: Sequence[Sequence[int]],
+        sampling: SamplingParams,
+        key: jax.Array | None = None,
+        stop_tokens: Sequence[Sequence[int]] | None = None,
+    ) -> SampleOutput:
+        """Generate for token-id prompts; ``stop_tokens`` default to the model's EOS ids per row."""
+        b = len(prompts)
+        if sampling.batch != b:
+            raise ValueError(f"sampling params are for {sampling.batch} rows, got {b} prompts")
+        max_new = int(np.max(np.asarray(sampling.max_new_tokens)))
+        p_len = bucket(max(len(p) for p in prompts), self.min_bucket)
+        t_len = bucket(max_new, self.min_bucket)
+        if p_len + t_len > self.max_len:
+            raise ValueError(
+                f"prompt bucket {p_len} + generation bucket {t_len} exceed the model's {self.max_len} positions; "
+                "shorten the prompts or max_new_tokens"
+            )
+        ids, mask = left_pad(prompts, p_len, self.pad_id)
+        stops = self.stop_matrix(b, stop_tokens)
+        key = jax.random.key(0) if key is None else key
+        shape = (b, p_len + t_len)
+        cache = self._caches.pop(shape, None)
+        if cache is None:
+            cache = init_cache(self.cfg, b, p_len + t_len)
+            if self.mesh is not None:
+                from spgg_jax.parallel import tree_shardings
+                from spgg_jax.models.decoder import CACHE_AXES
+
+                shard = tree_shardings(
+                    KVCache(CACHE_AXES, CACHE_AXES, ("batch", "cache_length"), ()), self.mesh,
+                    shapes=jax.tree_util.tree_map(lambda x: x.shape, cache),
+                )
+                cache = jax.device_put(cache, shard)
+        out, cache = sample_loop(
+            self.params, self.cfg, cache, self._place(ids), self._place(mask),
+            jax.tree_util.tree_map(self._place, sampling), self._place(stops), key, t_len, self.pad_id,
+        )
+        self._caches[shape] = cache
+        return out
