@@ -10,7 +10,9 @@ import argparse
 import importlib
 
 BENCHMARKS = {
+    "sample": ("spgg_jax.bench.sample", "KV-cached sampler new tokens/s vs transformers generate"),
     "rewards": ("spgg_jax.bench.rewards", "jitted reward evaluation and SPNE solver vs a numpy loop"),
+    "forward": ("spgg_jax.bench.forward", "jitted Flax LLM forward tokens/s vs PyTorch transformers"),
 }
 
 

@@ -18,12 +18,13 @@ from spgg_jax.game.rewards import (
     register_per_agent_reward,
     register_reward,
     rewards,
+    rewards_given_score,
 )
 from spgg_jax.game.scores import SCORES, final_score, predecessor_quality
 from spgg_jax.game.solver import Equilibrium, contribution_grid, solve, solve_batch
 
 __all__ = [
     "COSTS", "SCORES", "REWARDS", "GameParams", "RewardSpec", "Equilibrium", "parse_overrides",
-    "get_reward", "make_params", "register_reward", "register_per_agent_reward", "rewards",
+    "get_reward", "make_params", "register_reward", "register_per_agent_reward", "rewards", "rewards_given_score",
     "final_score", "predecessor_quality", "contribution_grid", "solve", "solve_batch",
 ]

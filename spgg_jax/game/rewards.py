@@ -202,6 +202,31 @@ def mac_spgg_smooth(i, q_i, m_i, total, s, p):
     return -cost + synergy + share - penalty
 
 
+def rewards_given_score(name: str, q, score, params: GameParams, effort=None):
+    """Per-agent rewards when the final score S is measured, not derived from q (LLM episodes).
+
+    ``q`` f32[..., n] contribution qualities in [c_min, c_max], ``score`` f32[...] the final task
+    score S (e.g. correctness of the team's answer). Needs a per-agent reward. With ``effort``
+    f32[..., n] (e.g. generated tokens mapped into [c_min, c_max]) the effort cost C(effort) replaces
+    the quality cost C(q) (variants whose per-agent form contains -C(q_i)).
+    """
+    spec = get_reward(name)
+    if spec.per_agent is None:
+        raise ValueError(f"reward {name!r} has no per-agent form, so it cannot take a measured final score")
+    q = jnp.asarray(q, jnp.float32)
+    s = jnp.asarray(score, jnp.float32)[..., None]
+    m = predecessor_quality(q, params)
+    total = jnp.sum(q, axis=-1, keepdims=True)
+    i = jnp.arange(1, q.shape[-1] + 1, dtype=jnp.int32)
+    r = spec.per_agent(i, q, m, total, s, params)
+    if effort is not None:
+        if not spec.name.startswith("mac_spgg"):
+            raise ValueError(f"effort-based cost is defined for the mac_spgg variants, not {name!r}")
+        cost = COSTS.get(params.cost)
+        r = r + cost(q, params) - cost(jnp.asarray(effort, jnp.float32), params)
+    return r
+
+
 def rewards(name: str, q, params: GameParams):
     """Evaluate the registered reward ``name`` on contributions ``q`` (f32[..., n])."""
     q = jnp.asarray(q, jnp.float32)

@@ -1,1 +1,41 @@
-"""spgg_jax.models"""
+"""spgg_jax.models: Flax decoder-only LLMs (llama, qwen2, qwen3, gpt2, gemma3) and their loaders.
+
+See ``docs/models.md``. Main entry points:
+
+    from spgg_jax.models import ModelConfig, load_hf_dir, init_params, apply, forward, init_cache
+    cfg, params = load_hf_dir("path/to/hf_dir")            # config.json + safetensors
+    logits, _ = apply(params, cfg, tokens, positions, mask)  # cfg is static under jit
+"""
+
+from spgg_jax.models.config import FAMILIES, ModelConfig, RopeConfig
+from spgg_jax.models.decoder import (
+    CACHE_AXES,
+    KVCache,
+    apply,
+    count_params,
+    forward,
+    init_boxed_params,
+    init_cache,
+    init_params,
+    logits_from_hidden,
+    param_logical_axes,
+    param_shapes,
+    positions_from_mask,
+)
+from spgg_jax.models.generate import greedy_generate
+from spgg_jax.models.hf_loader import (
+    SafetensorsDir,
+    hf_state_dict_from_params,
+    load_hf_dir,
+    params_from_hf_state_dict,
+    read_hf_config,
+)
+from spgg_jax.models.shapes import SHAPES, get_shape
+
+__all__ = [
+    "CACHE_AXES", "FAMILIES", "KVCache", "ModelConfig", "RopeConfig", "SHAPES", "SafetensorsDir",
+    "apply", "count_params", "forward", "get_shape", "greedy_generate", "hf_state_dict_from_params",
+    "init_boxed_params", "init_cache", "init_params", "load_hf_dir", "logits_from_hidden",
+    "param_logical_axes", "param_shapes", "params_from_hf_state_dict", "positions_from_mask",
+    "read_hf_config",
+]

@@ -194,8 +194,13 @@ class Sampler:
         sampling: SamplingParams,
         key: jax.Array | None = None,
         stop_tokens: Sequence[Sequence[int]] | None = None,
+        params: Any = None,
     ) -> SampleOutput:
-        """Generate for token-id prompts; ``stop_tokens`` default to the model's EOS ids per row."""
+        """Generate for token-id prompts; ``stop_tokens`` default to the model's EOS ids per row.
+
+        ``params`` overrides the sampler's weights for this call (e.g. an agent's fine-tuned
+        weights on a shared base model); same shapes, so no recompilation.
+        """
         b = len(prompts)
         if sampling.batch != b:
             raise ValueError(f"sampling params are for {sampling.batch} rows, got {b} prompts")
@@ -224,7 +229,7 @@ class Sampler:
                 )
                 cache = jax.device_put(cache, shard)
         out, cache = sample_loop(
-            self.params, self.cfg, cache, self._place(ids), self._place(mask),
+            self.params if params is None else params, self.cfg, cache, self._place(ids), self._place(mask),
             jax.tree_util.tree_map(self._place, sampling), self._place(stops), key, t_len, self.pad_id,
         )
         self._caches[shape] = cache

@@ -151,3 +151,22 @@ def test_parse_overrides_types_and_errors():
         parse_overrides(["gamma=abc"])
     with pytest.raises(ValueError, match="unknown game parameter 'gama'"):
         parse_overrides(["gama=1"])
+
+
+def test_rewards_given_measured_score_and_effort_cost():
+    from spgg_jax.game import rewards_given_score
+
+    p = make_params("mac_spgg", 3)
+    q = jnp.array([[0.1, 1.0, 1.0], [1.0, 1.0, 0.1]])
+    # when S equals the mean of q, the measured-score form equals the plain reward
+    np.testing.assert_allclose(rewards_given_score("mac_spgg", q, q.mean(-1), p), rewards("mac_spgg", q, p), rtol=1e-6)
+    # a wrong final answer (S = 0) triggers the penalty for everyone
+    r0 = rewards_given_score("mac_spgg", q, jnp.zeros(2), p)
+    r1 = rewards_given_score("mac_spgg", q, jnp.ones(2), p)
+    np.testing.assert_allclose(r1 - r0, 1.8 / 3 + 1.5, rtol=1e-6)
+    # effort cost replaces the quality cost
+    eff = jnp.full_like(q, 0.5)
+    diff = rewards_given_score("mac_spgg", q, jnp.ones(2), p, effort=eff) - r1
+    np.testing.assert_allclose(diff, 0.5 * q**2 - 0.5 * 0.25, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="effort-based cost"):
+        rewards_given_score("pgg", q, jnp.ones(2), make_params("pgg", 3), effort=eff)
