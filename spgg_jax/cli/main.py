@@ -15,6 +15,9 @@ import sys
 COMMAND_MODULES = [
     "spgg_jax.cli.game",
     "spgg_jax.cli.bench",
+    "spgg_jax.cli.models",
+    "spgg_jax.cli.generate",
+    "spgg_jax.cli.parallel",
 ]
 
 

@@ -6,7 +6,7 @@ import json
 import pytest
 from jax.sharding import PartitionSpec
 
-from spgg_jax.parallel import cli
+from spgg_jax.cli import parallel as cli
 
 
 def _parse(argv):
@@ -19,7 +19,7 @@ def _parse(argv):
 def test_registered_in_main():
     from spgg_jax.cli import main
 
-    assert "spgg_jax.parallel.cli" in main.COMMAND_MODULES
+    assert "spgg_jax.cli.parallel" in main.COMMAND_MODULES
 
 
 def test_show_json(capsys, monkeypatch):

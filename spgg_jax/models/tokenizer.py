@@ -1,0 +1,218 @@
+"""Tokenizers: built from GGUF metadata (once, at conversion), loaded from HF directories, and
+batch-encoded with LEFT padding for the sampler.
+
+The GGUF -> ``tokenizers`` conversion reuses transformers' own GGUF tokenizer builders
+(``transformers.integrations.gguf.gguf_tokenizer_mapping``; byte-level BPE for SmolLM2, Gemma's
+sentencepiece-BPE for Gemma 3) but reads the metadata with ``gguf.GGUFReader`` instead of
+transformers' torch-based reader, so conversion works without torch. The result is saved as
+``tokenizer.json`` + ``tokenizer_config.json`` (with the chat template) and afterwards loaded with a
+plain ``AutoTokenizer.from_pretrained(dir)``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+# GGUF tokenizer keys -> the names transformers' GGUF tokenizer builders expect.
+_TOKENIZER_KEYS = {
+    "tokenizer.ggml.model": "tokenizer_type",
+    "tokenizer.ggml.pre": "pre_tokenizer_type",
+    "tokenizer.ggml.tokens": "tokens",
+    "tokenizer.ggml.scores": "scores",
+    "tokenizer.ggml.token_type": "token_type",
+    "tokenizer.ggml.merges": "merges",
+    "tokenizer.ggml.precompiled_charsmap": "precompiled_charsmap",
+    "tokenizer.ggml.bos_token_id": "bos_token_id",
+    "tokenizer.ggml.eos_token_id": "eos_token_id",
+    "tokenizer.ggml.unknown_token_id": "unk_token_id",
+    "tokenizer.ggml.padding_token_id": "pad_token_id",
+    "tokenizer.ggml.add_space_prefix": "add_prefix_space",
+}
+_TOKENIZER_CONFIG_KEYS = {
+    "tokenizer.chat_template": "chat_template",
+    "tokenizer.ggml.add_bos_token": "add_bos_token",
+    "tokenizer.ggml.add_eos_token": "add_eos_token",
+}
+_SPECIAL_TOKENS = {
+    "bos_token": "tokenizer.ggml.bos_token_id",
+    "eos_token": "tokenizer.ggml.eos_token_id",
+    "unk_token": "tokenizer.ggml.unknown_token_id",
+    "pad_token": "tokenizer.ggml.padding_token_id",
+}
+
+
+def _gguf_tokenizer_parts(gguf_path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """``(architecture, tokenizer_dict, tokenizer_config)`` read from a GGUF file with ``gguf``."""
+    from spgg_jax.models.gguf import _open_reader
+
+    reader = _open_reader(gguf_path)
+    fields = reader.fields
+    if "general.architecture" not in fields:
+        raise ValueError(f"{str(gguf_path)!r} has no 'general.architecture' metadata")
+    arch = fields["general.architecture"].contents()
+    if "tokenizer.ggml.tokens" not in fields:
+        raise ValueError(f"{str(gguf_path)!r} carries no tokenizer (no 'tokenizer.ggml.tokens')")
+
+    def value(key: str) -> Any:
+        v = fields[key].contents()
+        return v.item() if isinstance(v, np.generic) else v
+
+    tok = {name: value(key) for key, name in _TOKENIZER_KEYS.items() if key in fields}
+    tok_cfg = {name: value(key) for key, name in _TOKENIZER_CONFIG_KEYS.items() if key in fields}
+    if tok.get("tokenizer_type") == "llama":
+        # llama.cpp adds BOS for a sentencepiece vocabulary unless the file says otherwise.
+        tok_cfg.setdefault("add_bos_token", True)
+    for name, key in _SPECIAL_TOKENS.items():
+        token_id = value(key) if key in fields else None
+        tok_cfg[name] = tok["tokens"][token_id] if token_id is not None else None
+    return arch, tok, tok_cfg
+
+
+def build_tokenizer_from_gguf(gguf_path: str | os.PathLike):
+    """A transformers fast tokenizer equivalent to ``AutoTokenizer.from_pretrained(dir, gguf_file=)``
+    (same ids), built without torch."""
+    try:
+        from transformers.integrations.gguf.gguf_tokenizer_mapping import convert_gguf_tokenizer
+    except ImportError as err:  # pragma: no cover - depends on the transformers version
+        raise ImportError(
+            "this transformers version has no transformers.integrations.gguf.gguf_tokenizer_mapping; "
+            "convert GGUF models with transformers>=5.24 (the converted directory then works with older ones)"
+        ) from err
+    from transformers import PreTrainedTokenizerFast
+
+    arch, tok, tok_cfg = _gguf_tokenizer_parts(gguf_path)
+    backend, extra = convert_gguf_tokenizer(arch, tok)
+    kwargs = {k: v for k, v in tok_cfg.items() if v is not None}
+    kwargs.update(extra)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **kwargs)
+
+
+def save_tokenizer_from_gguf(gguf_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path:
+    """Build the GGUF file's tokenizer and save it (``tokenizer.json``, ``tokenizer_config.json``,
+    chat template) into ``out_dir``."""
+    tokenizer = build_tokenizer_from_gguf(gguf_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer.save_pretrained(str(out))
+    return out
+
+
+def load_tokenizer(path_or_name: str | os.PathLike):
+    """Load the tokenizer of a registered model name, an HF (or tokenizer-only) directory, or a
+    ``.gguf`` file (converted into the cache first)."""
+    from transformers import AutoTokenizer
+
+    from spgg_jax.models.hub import resolve_model
+
+    p = Path(os.fspath(path_or_name)).expanduser()
+    if p.is_dir() and (p / "tokenizer_config.json").is_file():
+        path = p  # a tokenizer-only directory is fine too
+    else:
+        path = resolve_model(path_or_name)
+    if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
+        raise FileNotFoundError(f"no tokenizer files (tokenizer.json / tokenizer_config.json) in {str(path)!r}")
+    return AutoTokenizer.from_pretrained(str(path))
+
+
+def has_chat_template(tokenizer) -> bool:
+    """Whether the tokenizer carries a chat template (base models such as Gemma 3 270M do not)."""
+    return bool(getattr(tokenizer, "chat_template", None))
+
+
+def apply_chat_template(
+    tokenizer, messages: Sequence[Mapping[str, str]], add_generation_prompt: bool = True
+) -> str:
+    """Render ``messages`` (``[{"role": ..., "content": ...}, ...]``) with the tokenizer's chat
+    template and return the prompt text (encode it with ``add_special_tokens=False``)."""
+    if not has_chat_template(tokenizer):
+        raise ValueError(
+            "this model's tokenizer has no chat template (a base model); pass plain prompts "
+            "(e.g. `spgg generate --no-chat-template`)"
+        )
+    if not messages:
+        raise ValueError("messages must be a non-empty list of {'role', 'content'} dicts")
+    for i, m in enumerate(messages):
+        if not isinstance(m, Mapping) or "role" not in m or "content" not in m:
+            raise ValueError(f"message {i} must be a dict with 'role' and 'content', got {m!r}")
+    text = tokenizer.apply_chat_template(
+        [dict(m) for m in messages], add_generation_prompt=add_generation_prompt, tokenize=False
+    )
+    if not isinstance(text, str):  # pragma: no cover - defensive: transformers API drift
+        raise TypeError(f"apply_chat_template returned {type(text).__name__}, expected str")
+    return text
+
+
+def pad_id_of(tokenizer) -> int:
+    """The id used to fill padding positions: the pad token, else EOS, else 0."""
+    for tid in (tokenizer.pad_token_id, tokenizer.eos_token_id):
+        if tid is not None:
+            return int(tid)
+    return 0
+
+
+def encode_batch(
+    tokenizer,
+    texts: Sequence[str],
+    *,
+    add_special_tokens: bool = True,
+    max_length: int | None = None,
+    pad_to_multiple_of: int = 1,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Encode ``texts`` into LEFT-padded arrays.
+
+    Args:
+        tokenizer: a transformers tokenizer.
+        texts: the prompts (non-empty list of strings).
+        add_special_tokens: add BOS etc. as the tokenizer is configured to (use False for text
+            already rendered by a chat template).
+        max_length: keep at most the LAST ``max_length`` tokens of each text (prompt truncation
+            from the left keeps the end of the prompt, where the question is).
+        pad_to_multiple_of: round the padded length up (fewer distinct shapes -> fewer compiles).
+
+    Returns:
+        ``(ids, mask)``: ``int32[B, T]`` token ids and ``bool[B, T]``, True on real tokens, with the
+        padding on the left so every row ends at column ``T - 1``.
+    """
+    if isinstance(texts, str) or not isinstance(texts, Sequence) or len(texts) == 0:
+        raise ValueError(f"texts must be a non-empty list of strings, got {texts!r:.80}")
+    for i, t in enumerate(texts):
+        if not isinstance(t, str):
+            raise ValueError(f"texts[{i}] must be a string, got {type(t).__name__}")
+    if max_length is not None and max_length < 1:
+        raise ValueError(f"max_length must be >= 1, got {max_length}")
+    if pad_to_multiple_of < 1:
+        raise ValueError(f"pad_to_multiple_of must be >= 1, got {pad_to_multiple_of}")
+    rows = [tokenizer(t, add_special_tokens=add_special_tokens)["input_ids"] for t in texts]
+    if max_length is not None:
+        rows = [r[-max_length:] for r in rows]
+    empty = [i for i, r in enumerate(rows) if len(r) == 0]
+    if empty:
+        raise ValueError(f"texts {empty} encode to zero tokens; every prompt needs at least one token")
+    length = max(len(r) for r in rows)
+    length = -(-length // pad_to_multiple_of) * pad_to_multiple_of
+    ids = np.full((len(rows), length), pad_id_of(tokenizer), dtype=np.int32)
+    mask = np.zeros((len(rows), length), dtype=bool)
+    for i, r in enumerate(rows):
+        ids[i, length - len(r):] = np.asarray(r, dtype=np.int32)
+        mask[i, length - len(r):] = True
+    return ids, mask
+
+
+def decode_batch(tokenizer, ids: Any, mask: Any | None = None, *, skip_special_tokens: bool = True) -> list[str]:
+    """Decode each row of ``ids`` (``[B, T]``), keeping only positions where ``mask`` is True."""
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"ids must be 2-D [batch, length], got shape {ids.shape}")
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != ids.shape:
+            raise ValueError(f"mask shape {mask.shape} differs from ids shape {ids.shape}")
+    out = []
+    for i in range(ids.shape[0]):
+        row = ids[i] if mask is None else ids[i][mask[i]]
+        out.append(tokenizer.decode(row.tolist(), skip_special_tokens=skip_special_tokens))
+    return out
