@@ -1,0 +1,122 @@
+"""The generation-parameter policy (the paper's method, done right).
+
+Per agent, a small Flax actor-critic maps a feature vector of the task and the predecessors'
+outputs (the agent model's own pooled hidden states of its prompt, its one-hot id and position; no
+random noise) to a proper distribution over the six generation parameters. Each parameter has a
+Beta(alpha, beta) distribution on (0, 1) (alpha, beta = 1 + softplus(.), so unimodal), mapped ONCE
+affinely into its range (the paper's code squashed twice through sigmoids). Log-probs and entropy
+are exact (sums over the six Betas, in the unit space). Integer parameters (top_k,
+max_new_tokens) are rounded after mapping; the log-prob is that of the continuous draw.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from jax.scipy.special import betaln, digamma
+
+from spgg_jax.sampling import SamplingParams
+
+PARAM_NAMES = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "presence_penalty")
+EPS = 1e-4
+
+
+@dataclasses.dataclass(frozen=True)
+class GenParamRanges:
+    """Ranges the unit-interval draws are mapped into (inclusive)."""
+
+    temperature: tuple[float, float] = (0.05, 1.5)
+    top_p: tuple[float, float] = (0.5, 1.0)
+    top_k: tuple[float, float] = (1.0, 200.0)
+    max_new_tokens: tuple[float, float] = (16.0, 128.0)
+    repetition_penalty: tuple[float, float] = (1.0, 1.5)
+    presence_penalty: tuple[float, float] = (0.0, 1.0)
+
+    def __post_init__(self):
+        for name in PARAM_NAMES:
+            lo, hi = getattr(self, name)
+            if not lo < hi:
+                raise ValueError(f"range of {name} must have low < high, got {(lo, hi)}")
+        if self.temperature[0] < 0 or self.top_p[0] <= 0 or self.top_p[1] > 1 or self.top_k[0] < 1:
+            raise ValueError(f"invalid generation-parameter ranges: {self}")
+        if self.max_new_tokens[0] < 1 or self.repetition_penalty[0] <= 0:
+            raise ValueError(f"invalid generation-parameter ranges: {self}")
+
+    def bounds(self) -> tuple[jnp.ndarray, jnp.ndarray]:
+        lo = jnp.array([getattr(self, n)[0] for n in PARAM_NAMES], jnp.float32)
+        hi = jnp.array([getattr(self, n)[1] for n in PARAM_NAMES], jnp.float32)
+        return lo, hi
+
+
+def to_sampling_params(u: jax.Array, ranges: GenParamRanges) -> SamplingParams:
+    """Map unit draws u f32[B, 6] into a ``SamplingParams`` batch (integers rounded)."""
+    lo, hi = ranges.bounds()
+    x = lo + (hi - lo) * u
+    return SamplingParams(
+        temperature=x[:, 0],
+        top_p=jnp.clip(x[:, 1], 1e-3, 1.0),
+        top_k=jnp.round(x[:, 2]).astype(jnp.int32),
+        max_new_tokens=jnp.maximum(jnp.round(x[:, 3]), 1).astype(jnp.int32),
+        repetition_penalty=x[:, 4],
+        presence_penalty=x[:, 5],
+    )
+
+
+def beta_log_prob(u, a, b):
+    u = jnp.clip(u, EPS, 1.0 - EPS)
+    return (a - 1) * jnp.log(u) + (b - 1) * jnp.log1p(-u) - betaln(a, b)
+
+
+def beta_entropy(a, b):
+    return betaln(a, b) - (a - 1) * digamma(a) - (b - 1) * digamma(b) + (a + b - 2) * digamma(a + b)
+
+
+class ActorCritic(nn.Module):
+    """MLP torso -> Beta concentrations for the 6 parameters, and a value head."""
+
+    hidden: Sequence[int] = (128, 128)
+
+    @nn.compact
+    def __call__(self, x):
+        h = nn.LayerNorm()(x)
+        for width in self.hidden:
+            h = nn.tanh(nn.Dense(width)(h))
+        conc = nn.Dense(2 * len(PARAM_NAMES), kernel_init=nn.initializers.orthogonal(0.01))(h)
+        a, b = jnp.split(1.0 + nn.softplus(conc) , 2, axis=-1)
+        v = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(h)[..., 0]
+        return a, b, v
+
+
+def policy_features(hidden_pooled, agent_index, n_agents: int):
+    """Policy input: pooled hidden states f32[B, D] + the agent's one-hot and relative position."""
+    b = hidden_pooled.shape[0]
+    onehot = jnp.broadcast_to(jax.nn.one_hot(agent_index, n_agents), (b, n_agents))
+    pos = jnp.full((b, 1), (agent_index + 1) / n_agents, jnp.float32)
+    return jnp.concatenate([hidden_pooled.astype(jnp.float32), onehot, pos], axis=-1)
+
+
+def init_policy(key, feature_dim: int, hidden: Sequence[int] = (128, 128)):
+    return ActorCritic(tuple(hidden)).init(key, jnp.zeros((1, feature_dim)))["params"]
+
+
+def act(params, features, key, hidden: Sequence[int] = (128, 128)):
+    """Sample unit draws u f32[B,6]; return (u, log_prob f32[B], value f32[B])."""
+    a, b, v = ActorCritic(tuple(hidden)).apply({"params": params}, features)
+    u = jnp.clip(jax.random.beta(key, a, b), EPS, 1.0 - EPS)
+    return u, jnp.sum(beta_log_prob(u, a, b), axis=-1), v
+
+
+def evaluate(params, features, u, hidden: Sequence[int] = (128, 128)):
+    """(log_prob f32[B], entropy f32[B], value f32[B]) of given draws under the current policy."""
+    a, b, v = ActorCritic(tuple(hidden)).apply({"params": params}, features)
+    return jnp.sum(beta_log_prob(u, a, b), axis=-1), jnp.sum(beta_entropy(a, b), axis=-1), v
+
+
+def mode(params, features, hidden: Sequence[int] = (128, 128)):
+    """The most likely draw (Beta mode (a-1)/(a+b-2)) for deterministic evaluation."""
+    a, b, _ = ActorCritic(tuple(hidden)).apply({"params": params}, features)
+    return jnp.clip((a - 1) / jnp.maximum(a + b - 2, 1e-6), EPS, 1.0 - EPS)
