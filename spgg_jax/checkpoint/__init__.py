@@ -1,1 +1,5 @@
-"""spgg_jax.checkpoint"""
+"""Orbax checkpointing: atomic saves, keep-last-N, resume order, signal-safe stops."""
+
+from spgg_jax.checkpoint.manager import Checkpointer, StopSignal, resolve_resume
+
+__all__ = ["Checkpointer", "StopSignal", "resolve_resume"]
