@@ -1,0 +1,117 @@
+"""Metrics to files people can plot: JSONL (one object per step) and TensorBoard event files.
+
+Only the main process (``jax.process_index() == 0``) writes. On resume, lines after the restored
+step are dropped so the file matches an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+
+
+def _clean(v: Any) -> Any:
+    if hasattr(v, "item"):
+        v = v.item()
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    return v
+
+
+class MetricsWriter:
+    def __init__(self, run_dir: str | Path, resume_step: int | None = None, tensorboard: bool = True):
+        self.run_dir = Path(run_dir)
+        self.path = self.run_dir / "metrics.jsonl"
+        self.main = jax.process_index() == 0
+        self._tb = None
+        if not self.main:
+            return
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        if resume_step is not None and self.path.exists():
+            kept = [line for line in self.path.read_text().splitlines()
+                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            self.path.write_text("".join(line + "\n" for line in kept))
+        elif resume_step is None and self.path.exists():
+            self.path.unlink()
+        if tensorboard:
+            from tensorboardX import SummaryWriter
+
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=(resume_step + 1) if resume_step else None)
+
+    def write(self, step: int, metrics: Mapping[str, Any]) -> None:
+        if not self.main:
+            return
+        row = {"step": int(step), **{k: _clean(v) for k, v in metrics.items()}}
+        with open(self.path, "a") as f:
+            f.write(json.dumps(row) + "\n")
+        if self._tb is not None:
+            for k, v in row.items():
+                if k != "step" and isinstance(v, (int, float)) and not isinstance(v, bool):
+                    self._tb.add_scalar(k, v, step)
+            self._tb.flush()
+
+    def close(self) -> None:
+        if self._tb is not None:
+            self._tb.close()
+
+
+def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        raise FileNotFoundError(f"no metrics.jsonl in {run_dir} (is it a training run directory?)")
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
+    """PNG learning curves of a run: rewards, accuracy and threshold rate, free riding, gen params, KL."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    rows = read_metrics(run_dir)
+    if not rows:
+        raise ValueError(f"{run_dir}/metrics.jsonl is empty")
+    steps = np.array([r["step"] for r in rows])
+
+    def series(key):
+        return np.array([r.get(key) if r.get(key) is not None else np.nan for r in rows], float)
+
+    def keys(prefix):
+        return sorted({k for r in rows for k in r if k.startswith(prefix)})
+
+    panels = [
+        ("reward per agent", keys("reward/agent")),
+        ("quality q_i per agent", keys("q/agent")),
+        ("team", ["accuracy", "threshold_met", "free_riding"]),
+        ("generated tokens per agent", keys("tokens/agent")),
+        ("temperature per agent (policy)", keys("gen/temperature/agent")),
+        ("optimisation", [k for k in ("approx_kl", "kl_ref", "entropy", "clip_frac") if any(k in r for r in rows)]),
+    ]
+    panels = [(t, ks) for t, ks in panels if ks]
+    cols = 3
+    rows_n = int(np.ceil(len(panels) / cols))
+    fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.5 * rows_n), squeeze=False)
+    for ax, (title, ks) in zip(axes.ravel(), panels):
+        for k in ks:
+            y = series(k)
+            ax.plot(steps, y, label=k.split("/")[-1] if "/" in k else k, alpha=0.5)
+            if len(y) >= 5:  # a moving average makes noisy RL curves readable
+                w = max(2, len(y) // 10)
+                sm = np.convolve(np.nan_to_num(y), np.ones(w) / w, mode="valid")
+                ax.plot(steps[w - 1:], sm, color=ax.lines[-1].get_color(), lw=2)
+        ax.set_title(title)
+        ax.set_xlabel("step")
+        ax.legend(fontsize=7)
+    for ax in axes.ravel()[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    out = Path(out) if out else Path(run_dir) / "learning_curves.png"
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
