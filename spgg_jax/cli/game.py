@@ -101,6 +101,7 @@ def cmd_solve(args) -> int:
         "threshold_met": bool(eq.threshold_met),
         "free_riders": np.asarray(eq.free_riders).tolist(),
         "unique": bool(eq.unique),
+        "path_unique": bool(eq.path_unique),
         "n_ties": int(eq.n_ties),
         "min_margin": float(eq.min_margin),
         "path_margins": np.asarray(eq.path_margins).tolist(),
@@ -118,7 +119,9 @@ def cmd_solve(args) -> int:
         print(f"{i + 1:>5} {out['q'][i]:8.4f} {out['rewards'][i]:9.4f} {out['path_margins'][i]:10.3g}  {'yes' if out['free_riders'][i] else 'no'}")
     print(f"final score S = {out['final_score']:.4f}   threshold S >= B: {'met' if out['threshold_met'] else 'NOT met'}")
     print(f"welfare W = {out['welfare']:.4f}")
-    uniq = "unique" if out["unique"] else f"NOT unique ({out['n_ties']} tied decision nodes)"
+    uniq = "unique" if out["unique"] else (
+        f"NOT unique ({out['n_ties']} tied decision nodes; the equilibrium path itself is "
+        f"{'strict' if out['path_unique'] else 'also tied'})")
     print(f"equilibrium: {uniq}; smallest best-vs-runner-up margin over all decision nodes {out['min_margin']:.3g} (tol {args.tol:g})")
     return 0
 

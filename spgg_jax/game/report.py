@@ -12,7 +12,7 @@ import numpy as np
 SCALAR_COLUMNS = [
     "analysis", "reward", "n", "c_min", "c_max", "w0", "r", "kappa", "gamma", "rho", "P", "B", "m0",
     "tau", "cost_power", "cost_alpha", "final_score", "welfare", "threshold_met", "any_free_rider",
-    "n_free_riders", "unique", "n_ties", "min_margin", "good",
+    "n_free_riders", "unique", "path_unique", "n_ties", "min_margin", "good",
 ]
 
 

@@ -28,6 +28,16 @@ from spgg_jax.game.scores import final_score, predecessor_quality
 from spgg_jax.registry import Registry
 
 RewardFn = Callable[[jax.Array, GameParams], jax.Array]
+
+# S counts as meeting the threshold B when S >= B - THRESHOLD_TOL. On a contribution grid S often
+# lands exactly on B, where float32 rounding of a mean would otherwise decide the penalty at random
+# (and differently in different solvers). 1e-6 is about 10 float32 ulps at S ~ 1.
+THRESHOLD_TOL = 1e-6
+
+
+def below_threshold(s, p):
+    """1[S < B] with the tolerance THRESHOLD_TOL (as a float array)."""
+    return (s < p.B - THRESHOLD_TOL).astype(jnp.float32)
 PerAgentFn = Callable[..., jax.Array]
 
 
@@ -190,7 +200,7 @@ def mac_spgg_terms(i, q_i, m_i, total, s, p):
 def mac_spgg(i, q_i, m_i, total, s, p):
     """MAC-SPGG: R_i = -C(q_i) + gamma q_i m_i + (rho / n) S - P 1[S < B]."""
     cost, synergy, share = mac_spgg_terms(i, q_i, m_i, total, s, p)
-    penalty = p.P * (s < p.B).astype(q_i.dtype)
+    penalty = p.P * below_threshold(s, p).astype(q_i.dtype)
     return -cost + synergy + share - penalty
 
 

@@ -28,7 +28,7 @@ import numpy as np
 from flax import struct
 
 from spgg_jax.game.params import GameParams
-from spgg_jax.game.rewards import RewardSpec, get_reward
+from spgg_jax.game.rewards import THRESHOLD_TOL, RewardSpec, get_reward
 from spgg_jax.game.scores import final_score
 
 DEFAULT_TOL = 1e-6
@@ -47,6 +47,7 @@ class Equilibrium:
     threshold_met: jax.Array  # bool[] S >= B
     free_riders: jax.Array  # bool[n] q_i == c_min
     unique: jax.Array  # bool[] every decision node strict (Nash: exactly one strict NE)
+    path_unique: jax.Array  # bool[] every ON-PATH decision strict (the outcome is robust to off-path ties)
     min_margin: jax.Array  # f32[] smallest best-minus-runner-up gap over all decision nodes
     n_ties: jax.Array  # i32[] decision nodes whose gap is <= tol (Nash: extra or weak equilibria)
     path_margins: jax.Array  # f32[n] the gap at each on-path decision
@@ -81,7 +82,8 @@ def _summarise(spec: RewardSpec, params: GameParams, grid, index, margins_all, p
         rewards=r,
         welfare=jnp.sum(r),
         final_score=s,
-        threshold_met=s >= params.B,
+        threshold_met=s >= params.B - THRESHOLD_TOL,
+        path_unique=jnp.all(path_margins > tol),
         free_riders=index == 0,
         unique=n_ties == 0,
         min_margin=jnp.min(margins_all),

@@ -89,6 +89,7 @@ def solve_points(
             row["n_free_riders"] = int(np.sum(eq.free_riders[b]))
             row["all_above_cmin"] = not row["any_free_rider"]
             row["unique"] = bool(eq.unique[b])
+            row["path_unique"] = bool(eq.path_unique[b])
             row["n_ties"] = int(eq.n_ties[b])
             row["min_margin"] = float(eq.min_margin[b])
             row["q"] = [float(x) for x in eq.q[b]]

@@ -28,6 +28,7 @@ import numpy as np
 import optax
 
 from spgg_jax.checkpoint import Checkpointer, StopSignal
+from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.rl import gen_policy as gp
 from spgg_jax.rl.advantages import group_advantages, normalize
 from spgg_jax.rl.config import TrainConfig, config_differences
@@ -359,7 +360,7 @@ class Trainer:
         m: dict[str, Any] = {
             "accuracy": float(np.mean(np.asarray(scores.correct_final))),
             "final_score": float(np.mean(s)),
-            "threshold_met": float(np.mean(s >= float(self.game_params.B))),
+            "threshold_met": float(np.mean(s >= float(self.game_params.B) - THRESHOLD_TOL)),
             "free_riding": float(np.mean(np.isclose(q, c_min))),
             "reward/mean": float(np.mean(rewards)),
             "rollout_s": t1 - t0, "score_s": t2 - t1, "update_s": t3 - t2, "step_s": t3 - t0,

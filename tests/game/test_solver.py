@@ -174,3 +174,18 @@ def test_solve_nash_direct_and_exact_direct_agree_on_dominant_strategy():
     a = solve_nash("pgg", p, 11)
     b = solve_exact("spgg", p, 11)
     np.testing.assert_array_equal(a.index, b.index)
+
+
+@pytest.mark.parametrize("B", [0.4, 0.49, 0.55, 0.67, 0.91])
+def test_threshold_exactly_on_grid_sum_is_consistent(B):
+    """S often lands exactly on B; both solvers must treat it alike (regression: float32 S < B)."""
+    p = make_params("mac_spgg", 3, B=B)
+    ex = solve("mac_spgg", p, 101, method="exact")
+    mk = solve("mac_spgg", p, 101, method="markov")
+    np.testing.assert_array_equal(ex.index, mk.index)
+    assert bool(ex.threshold_met) == bool(mk.threshold_met)
+    np.testing.assert_allclose(ex.welfare, mk.welfare, rtol=1e-5)
+    if B == 0.91:  # float64 reference: (0.73, 1, 1), S = B exactly, W = 1.370
+        np.testing.assert_allclose(ex.q, [0.73, 1.0, 1.0], atol=1e-6)
+        assert bool(ex.threshold_met)
+        np.testing.assert_allclose(float(ex.welfare), 1.3698, atol=2e-4)
