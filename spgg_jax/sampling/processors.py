@@ -1,7 +1,8 @@
 """Pure logit processing: the sampling distribution as a function of raw logits and history.
 
 Order as in transformers' ``generate``: repetition penalty, (presence penalty), temperature,
-top-k, top-p. All parameters are per-row traced arrays.
+top-k, top-p. All parameters are per-row traced arrays. top-k and top-p are exact but use no sort:
+a bisection over the float bit patterns finds each row's cut-off with 32 masked reductions.
 
 - repetition penalty (transformers ``RepetitionPenaltyLogitsProcessor``): for every token id that
   occurs in the prompt or the generated text, a logit l becomes l / r if l > 0 else l * r.
@@ -31,35 +32,62 @@ def apply_penalties(logits, p: SamplingParams, seen, seen_generated):
     return logits - p.presence_penalty[:, None] * seen_generated.astype(logits.dtype)
 
 
+def _ordered_bits(x):
+    """uint32 keys with the same order as the float32 values (a total order; -inf is smallest)."""
+    bits = lax.bitcast_convert_type(x.astype(jnp.float32), jnp.uint32)
+    return jnp.where(bits >> 31 == 1, ~bits, bits | jnp.uint32(0x80000000))
+
+
+def _largest_threshold(keys, ok):
+    """Per row, the largest uint32 t with ok(row_mask(keys >= t)) True, by bisection (32 steps).
+
+    ``ok(mask) -> bool[B]`` must be monotone (True for t = 0). Exact: no sort, 32 masked
+    reductions over the vocabulary instead of an O(V log V) sort per row.
+    """
+    b = keys.shape[0]
+    lo = jnp.zeros((b,), jnp.uint32)  # ok(lo) holds
+    hi = jnp.full((b,), 0xFFFFFFFF, jnp.uint32)
+
+    def body(_, carry):
+        lo, hi = carry
+        mid = lo + (hi - lo) // 2 + (hi - lo) % 2  # upper midpoint so the loop always moves
+        good = ok(keys >= mid[:, None])
+        return jnp.where(good, mid, lo), jnp.where(good, hi, mid - 1)
+
+    lo, _ = lax.fori_loop(0, 32, body, (lo, hi))
+    return lo
+
+
 def _top_k_top_p(scaled, top_k, top_p):
-    """Mask (to -inf) everything outside top-k then top-p; one descending sort of the vocab."""
+    """Mask (to -inf) everything outside top-k, then outside top-p, exactly as a sort would.
+
+    top-k keeps logits >= the k-th largest (ties kept); top-p keeps the smallest set of most
+    likely tokens with mass >= p: every token whose probability is >= the largest cut-off c with
+    mass(prob >= c) >= p (the token crossing p and ties at the cut-off kept).
+    """
     v = scaled.shape[-1]
-    sorted_desc = -jnp.sort(-scaled, axis=-1)
     k = jnp.where(top_k > 0, jnp.minimum(top_k, v), v)
-    kth = jnp.take_along_axis(sorted_desc, (k - 1)[:, None], axis=-1)
-    ranks = jnp.arange(v)[None, :]
-    sorted_k = jnp.where(ranks < k[:, None], sorted_desc, NEG_INF)
-    probs = jax.nn.softmax(sorted_k, axis=-1)
-    exclusive = jnp.cumsum(probs, axis=-1) - probs
-    keep_sorted = (exclusive < top_p[:, None]) & (ranks < k[:, None])
-    keep_sorted = keep_sorted.at[:, 0].set(True)  # always keep the most likely token
-    n_keep = jnp.sum(keep_sorted, axis=-1)
-    cutoff = jnp.take_along_axis(sorted_desc, (n_keep - 1)[:, None], axis=-1)
-    cutoff = jnp.maximum(cutoff, kth)
-    return jnp.where(scaled >= cutoff, scaled, NEG_INF)
+    keys = _ordered_bits(scaled)
+    kth = _largest_threshold(keys, lambda m: jnp.sum(m, axis=-1) >= k)
+    x = jnp.where(keys >= kth[:, None], scaled, NEG_INF)
+    probs = jax.nn.softmax(x, axis=-1)
+    pkeys = _ordered_bits(probs)
+    cut = _largest_threshold(pkeys, lambda m: jnp.sum(jnp.where(m, probs, 0.0), axis=-1) >= top_p * (1 - 1e-6))
+    keep = (pkeys >= cut[:, None]) | (probs >= jnp.max(probs, axis=-1, keepdims=True))
+    return jnp.where(keep, x, NEG_INF)
 
 
 def sampling_logits(logits, p: SamplingParams, seen, seen_generated):
     """Processed logits whose softmax is the sampling distribution (greedy rows: temperature 1).
 
-    Returns f32[B,V] with -inf outside the top-k / top-p support. Skips the vocabulary sort (a
-    ``lax.cond``) when no row uses top-k or top-p.
+    Returns f32[B,V] with -inf outside the top-k / top-p support. Skips the top-k/top-p cut-off search (a
+    ``lax.cond``) when no row uses either.
     """
     logits = apply_penalties(logits.astype(jnp.float32), p, seen, seen_generated)
     temp = jnp.where(p.temperature > 0, p.temperature, 1.0)
     scaled = logits / temp[:, None]
-    needs_sort = jnp.any((p.top_k > 0) | (p.top_p < 1.0))
-    return lax.cond(needs_sort, lambda x: _top_k_top_p(x, p.top_k, p.top_p), lambda x: x, scaled)
+    needs_cutoff = jnp.any((p.top_k > 0) | (p.top_p < 1.0))
+    return lax.cond(needs_cutoff, lambda x: _top_k_top_p(x, p.top_k, p.top_p), lambda x: x, scaled)
 
 
 def choose_tokens(key, logits, p: SamplingParams, seen, seen_generated):
