@@ -14,10 +14,12 @@ import sys
 # Command-group modules, in the order they appear in ``spgg --help``.
 COMMAND_MODULES = [
     "spgg_jax.cli.game",
+    "spgg_jax.cli.train",
     "spgg_jax.cli.bench",
     "spgg_jax.cli.models",
     "spgg_jax.cli.generate",
     "spgg_jax.cli.parallel",
+    "spgg_jax.cli.eval",
 ]
 
 

@@ -1,0 +1,269 @@
+"""Episodes of the sequential protocol: agents 1..n (and an optional integrator) act in order.
+
+Each turn is ONE batched sampler call over all problems. Text (not tokens) passes between agents,
+so a team may mix models with different tokenizers; every distinct model is loaded once into a
+:class:`ModelBundle`, and agents on the same model share its sampler (and its compiled programs).
+
+The RL hook: ``sampling_fn(agent_index, features, key) -> (SamplingParams, aux)`` chooses each
+agent's generation parameters per row. ``features`` are the agent model's final hidden states of
+its prompt, mean-pooled over real tokens (one jitted forward; no random noise), or ``None`` unless
+``need_features=True``. ``agent_params[i]`` replaces agent i's weights (trained per-agent weights on
+a shared base model; same shapes, no recompilation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from typing import Any, Callable, Mapping, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spgg_jax.rollout.prompts import agent_turn_prompts
+from spgg_jax.rollout.team import AgentConfig, TeamConfig
+
+SamplingFn = Callable[[int, Any, jax.Array], tuple[Any, Mapping[str, Any]]]
+
+
+@dataclasses.dataclass
+class ModelBundle:
+    """One loaded model: config, weights, tokenizer and its sampler."""
+
+    name: str
+    cfg: Any
+    params: Any
+    tokenizer: Any
+    sampler: Any
+
+    @classmethod
+    def create(cls, name: str, cfg: Any, params: Any, tokenizer: Any, **sampler_kwargs: Any) -> "ModelBundle":
+        from spgg_jax.models.tokenizer import pad_id_of
+        from spgg_jax.sampling import Sampler
+
+        eos = tuple(cfg.eos_token_ids) or ((tokenizer.eos_token_id,) if tokenizer.eos_token_id is not None else ())
+        sampler = Sampler(params, cfg, pad_id=pad_id_of(tokenizer), eos_ids=eos, **sampler_kwargs)
+        return cls(name=name, cfg=cfg, params=params, tokenizer=tokenizer, sampler=sampler)
+
+
+def load_bundles(team: TeamConfig, dtype: str = "float32",
+                 loader: Callable[[str, str], tuple[Any, Any, Any]] | None = None) -> dict[str, ModelBundle]:
+    """Load each distinct model of ``team`` once: ``{model_name: ModelBundle}``.
+
+    ``loader(name, dtype) -> (cfg, params, tokenizer)`` defaults to ``spgg_jax.models.hub.load_model``.
+    """
+    if loader is None:
+        from spgg_jax.models.hub import load_model
+
+        loader = lambda name, dt: load_model(name, dtype=dt)  # noqa: E731
+    return {m: ModelBundle.create(m, *loader(m, dtype)) for m in team.models()}
+
+
+@dataclasses.dataclass
+class AgentTurn:
+    """What one turn did, for the whole batch (numpy arrays; text beside them).
+
+    ``prompt_ids``/``prompt_mask`` are left-padded (``[B, P]``); ``tokens``/``mask``/``logprobs``/
+    ``model_logprobs`` are the sampler's right-padded outputs (``[B, T]``).
+    """
+
+    turn: int
+    agent: int
+    model: str
+    prompt_text: list[str]
+    prompt_ids: np.ndarray
+    prompt_mask: np.ndarray
+    tokens: np.ndarray
+    mask: np.ndarray
+    logprobs: np.ndarray
+    model_logprobs: np.ndarray
+    lengths: np.ndarray
+    finish_reason: np.ndarray
+    output_text: list[str]
+    sampling: Any
+    aux: dict[str, Any]
+    features: np.ndarray | None
+    exchanged_tokens: np.ndarray  # i32[B]: predecessor tokens included in this turn's prompts
+    truncated: np.ndarray  # bool[B]: a predecessor output was shortened to fit the budget
+    seconds: float
+
+
+@dataclasses.dataclass
+class EpisodeBatch:
+    """A batch of episodes: one :class:`AgentTurn` per turn (n, or n+1 with an integrator)."""
+
+    problems: list[Any]
+    turns: list[AgentTurn]
+    team: TeamConfig
+
+    @property
+    def batch(self) -> int:
+        return len(self.problems)
+
+    @property
+    def final_text(self) -> list[str]:
+        """The team's answers: the last turn's outputs (the last agent's, or the integrator's)."""
+        return self.turns[-1].output_text
+
+    @property
+    def agent_turns(self) -> list[AgentTurn]:
+        """The n agent turns (the integrator turn excluded)."""
+        return self.turns[: self.team.n]
+
+    @property
+    def llm_calls(self) -> int:
+        """LLM calls made: one per problem per turn."""
+        return self.batch * len(self.turns)
+
+    @property
+    def tokens_generated(self) -> np.ndarray:
+        """i32[B, turns]: tokens each turn generated for each problem."""
+        return np.stack([t.lengths for t in self.turns], axis=1).astype(np.int32)
+
+    @property
+    def tokens_exchanged(self) -> np.ndarray:
+        """i32[B, turns]: predecessor tokens each turn read in its prompt."""
+        return np.stack([t.exchanged_tokens for t in self.turns], axis=1).astype(np.int32)
+
+    @property
+    def seconds(self) -> float:
+        return float(sum(t.seconds for t in self.turns))
+
+
+# ------------------------------------------------------------------------------------ features
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def prompt_features(params: Any, cfg: Any, ids: jax.Array, mask: jax.Array) -> jax.Array:
+    """f32[B, D]: final hidden states of the prompt, mean-pooled over real tokens."""
+    from spgg_jax.models import forward, positions_from_mask
+
+    hidden, _ = forward(params, cfg, ids, positions_from_mask(mask), mask)
+    w = mask.astype(jnp.float32)[..., None]
+    return jnp.sum(hidden.astype(jnp.float32) * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
+
+
+def config_sampling(agent: AgentConfig, batch: int):
+    """``SamplingParams`` for ``batch`` rows from an agent's fixed generation parameters."""
+    from spgg_jax.sampling import SamplingParams
+
+    return SamplingParams.create(batch, **agent.sampling_kwargs())
+
+
+def encode_prompts(tokenizer: Any, texts: Sequence[str], add_special_tokens: Sequence[bool],
+                   pad_to_multiple_of: int = 16) -> tuple[np.ndarray, np.ndarray]:
+    """Left-padded ``(ids, mask)`` for prompts that may differ in ``add_special_tokens``."""
+    from spgg_jax.models.tokenizer import encode_batch, pad_id_of
+
+    flags = set(bool(a) for a in add_special_tokens)
+    if len(flags) == 1:
+        return encode_batch(tokenizer, list(texts), add_special_tokens=flags.pop(), pad_to_multiple_of=pad_to_multiple_of)
+    rows = [tokenizer(t, add_special_tokens=bool(a))["input_ids"] for t, a in zip(texts, add_special_tokens)]
+    length = -(-max(len(r) for r in rows) // pad_to_multiple_of) * pad_to_multiple_of
+    ids = np.full((len(rows), length), pad_id_of(tokenizer), np.int32)
+    mask = np.zeros((len(rows), length), bool)
+    for i, r in enumerate(rows):
+        ids[i, length - len(r):] = r
+        mask[i, length - len(r):] = True
+    return ids, mask
+
+
+def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens: Sequence[bool], sampling: Any,
+                   key: jax.Array, params: Any = None, need_features: bool = False,
+                   sampling_fn: Callable[[Any, jax.Array], tuple[Any, Mapping[str, Any]]] | None = None,
+                   ) -> dict[str, Any]:
+    """Encode, (optionally) compute features and ask ``sampling_fn`` for parameters, sample, decode.
+
+    One sampler call for the whole batch. Returns a dict of numpy arrays and texts.
+    """
+    from spgg_jax.models.tokenizer import decode_batch
+
+    ids, mask = encode_prompts(bundle.tokenizer, texts, add_special_tokens)
+    weights = bundle.params if params is None else params
+    feats = None
+    k_policy, k_sample = jax.random.split(key)
+    if need_features:
+        feats = prompt_features(weights, bundle.cfg, jnp.asarray(ids), jnp.asarray(mask))
+    aux: dict[str, Any] = {}
+    if sampling_fn is not None:
+        sampling, aux = sampling_fn(feats, k_policy)
+        aux = dict(aux or {})
+    if sampling.batch != len(texts):
+        raise ValueError(f"sampling parameters are for {sampling.batch} rows, the batch has {len(texts)}")
+    prompts = [row[m].tolist() for row, m in zip(ids, mask)]
+    out = bundle.sampler.generate(prompts, sampling, key=k_sample, params=params)
+    out = jax.device_get(out)
+    tokens, gmask = np.asarray(out.tokens), np.asarray(out.mask)
+    return dict(
+        prompt_ids=ids, prompt_mask=mask, tokens=tokens, mask=gmask, logprobs=np.asarray(out.logprobs),
+        model_logprobs=np.asarray(out.model_logprobs), lengths=np.asarray(out.lengths),
+        finish_reason=np.asarray(out.finish_reason), output_text=decode_batch(bundle.tokenizer, tokens, gmask),
+        sampling=sampling, aux=aux, features=None if feats is None else np.asarray(feats),
+    )
+
+
+def run_episodes(team: TeamConfig, bundles: Mapping[str, ModelBundle], problems: Sequence[Any], key: jax.Array,
+                 sampling_fn: SamplingFn | None = None, agent_params: Sequence[Any] | None = None,
+                 need_features: bool = False, answer_format: str | None = None,
+                 on_turn: Callable[[AgentTurn], None] | None = None) -> EpisodeBatch:
+    """Play the team's protocol on ``problems`` (one batched sampler call per turn).
+
+    Args:
+      team: the team (observation, final, budget, agents).
+      bundles: ``{model_name: ModelBundle}`` covering every agent's model (``load_bundles``).
+      problems: ``spgg_jax.tasks.Problem`` list (all of one task).
+      key: PRNG key; turn t uses ``fold_in(key, t)``.
+      sampling_fn: ``(agent_index, features f32[B,D] | None, key) -> (SamplingParams, aux)``; called
+        once per AGENT turn (not for the integrator turn, which uses agent 1's fixed parameters).
+        ``None``: every agent uses its config's parameters.
+      agent_params: per-agent weight overrides (``None`` entries keep the bundle's weights); the
+        integrator turn uses agent 1's.
+      need_features: compute prompt features for ``sampling_fn`` (else it gets ``None``).
+      answer_format: overrides the task's answer-format instruction.
+      on_turn: called with each finished turn (progress reporting).
+    """
+    from spgg_jax.tasks import get_task
+
+    problems = list(problems)
+    if not problems:
+        raise ValueError("run_episodes needs at least one problem")
+    tasks = sorted({p.task for p in problems})
+    if len(tasks) != 1:
+        raise ValueError(f"problems of one batch must share a task, got {tasks}")
+    missing = [m for m in team.models() if m not in bundles]
+    if missing:
+        raise ValueError(f"no ModelBundle for model(s) {missing}; loaded: {sorted(bundles)}")
+    if agent_params is not None and len(agent_params) != team.n:
+        raise ValueError(f"agent_params must have one entry per agent ({team.n}), got {len(agent_params)}")
+    fmt = get_task(tasks[0]).answer_format if answer_format is None else answer_format
+    b = len(problems)
+    outputs: list[list[str]] = []
+    turns: list[AgentTurn] = []
+    for t in range(team.n_turns):
+        t0 = time.perf_counter()
+        ai = team.turn_agent(t)
+        agent = team.agents[ai]
+        bundle = bundles[agent.model]
+        tps = agent_turn_prompts(bundle.tokenizer, team, t, problems, outputs, fmt)
+        policy = None
+        if sampling_fn is not None and t < team.n:
+            policy = functools.partial(_call_policy, sampling_fn, ai)
+        res = generate_batch(
+            bundle, [p.text for p in tps], [p.add_special_tokens for p in tps], config_sampling(agent, b),
+            jax.random.fold_in(key, t), params=None if agent_params is None else agent_params[ai],
+            need_features=need_features and policy is not None, sampling_fn=policy,
+        )
+        turn = AgentTurn(
+            turn=t, agent=ai, model=agent.model, prompt_text=[p.text for p in tps],
+            exchanged_tokens=np.asarray([p.contribution_tokens for p in tps], np.int32),
+            truncated=np.asarray([p.truncated for p in tps], bool), seconds=time.perf_counter() - t0, **res,
+        )
+        outputs.append(turn.output_text)
+        turns.append(turn)
+        if on_turn is not None:
+            on_turn(turn)
+    return EpisodeBatch(problems=problems, turns=turns, team=team)
+
+
+def _call_policy(sampling_fn: SamplingFn, agent_index: int, feats: Any, key: jax.Array):
+    return sampling_fn(agent_index, feats, key)

@@ -1,0 +1,271 @@
+"""Team configuration: which agents play, in which order, with which models and generation settings.
+
+``TeamConfig`` is a frozen dataclass read from JSON (``TeamConfig.from_json(path)``) or a dict; it is
+validated at construction, and every error names the bad field and value. ``default_team`` builds
+the solver / checker / finaliser team used by ``spgg eval --team default``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import types
+from typing import Any, Mapping, Sequence
+
+OBSERVATIONS = ("fo", "po")
+FINALS = ("last", "integrator")
+COSTS = ("quality", "tokens")
+DEFAULT_MODEL = "smollm2-135m-instruct"
+
+#: Role prompts of the default team, by position (first, middle..., last). The last one must make the
+#: agent give the answer in the task's answer format (which the prompt builder appends).
+ROLE_SOLVER = (
+    "You are agent {i} of {n} in a team that solves a problem in sequence. You go first: solve the "
+    "problem carefully, step by step."
+)
+ROLE_CHECKER = (
+    "You are agent {i} of {n} in a team that solves a problem in sequence. Check the previous "
+    "agents' work for mistakes, fix them, and solve the problem yourself."
+)
+ROLE_FINALISER = (
+    "You are agent {i} of {n}, the last agent of a team that solves a problem in sequence. Use the "
+    "previous agents' work where it is right, correct it where it is wrong, and give the team's "
+    "final answer in exactly the requested format."
+)
+ROLE_SINGLE = "You are a careful problem solver. Give the final answer in exactly the requested format."
+
+
+@dataclasses.dataclass(frozen=True)
+class AgentConfig:
+    """One agent: a model, a role prompt and its fixed generation parameters.
+
+    Attributes:
+      name: label shown to later agents and in logs.
+      model: registered model name (``spgg models list``), HF directory or ``.gguf`` file.
+      role: the agent's system / role prompt.
+      temperature, top_p, top_k, max_new_tokens, repetition_penalty, presence_penalty: generation
+        parameters (``spgg_jax.sampling.SamplingParams`` semantics: temperature 0 is greedy, top_k 0
+        is off, repetition_penalty 1 and presence_penalty 0 are off). A policy (``sampling_fn``)
+        replaces them during RL.
+    """
+
+    name: str = "agent"
+    model: str = DEFAULT_MODEL
+    role: str = ROLE_SINGLE
+    temperature: float = 0.7
+    top_p: float = 0.95
+    top_k: int = 0
+    max_new_tokens: int = 128
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+
+    def __post_init__(self) -> None:
+        for f in ("name", "model", "role"):
+            v = getattr(self, f)
+            if not isinstance(v, str) or (f != "role" and not v.strip()):
+                raise ValueError(f"agent {self.name!r}: {f} must be a non-empty string, got {v!r}")
+        num = {
+            "temperature": (lambda v: v >= 0, ">= 0"),
+            "top_p": (lambda v: 0 < v <= 1, "in (0, 1]"),
+            "top_k": (lambda v: v >= 0 and float(v).is_integer(), "an integer >= 0"),
+            "max_new_tokens": (lambda v: v >= 1 and float(v).is_integer(), "an integer >= 1"),
+            "repetition_penalty": (lambda v: v > 0, "> 0"),
+            "presence_penalty": (lambda v: True, "finite"),
+        }
+        for f, (ok, rule) in num.items():
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
+                raise ValueError(f"agent {self.name!r}: {f} must be {rule}, got {v!r}")
+        object.__setattr__(self, "top_k", int(self.top_k))
+        object.__setattr__(self, "max_new_tokens", int(self.max_new_tokens))
+
+    def sampling_kwargs(self) -> dict[str, Any]:
+        """The generation parameters as ``SamplingParams.create`` keyword arguments."""
+        return {f: getattr(self, f) for f in ("temperature", "top_p", "top_k", "max_new_tokens",
+                                              "repetition_penalty", "presence_penalty")}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "AgentConfig":
+        if not isinstance(d, Mapping):
+            raise ValueError(f"an agent must be a JSON object, got {d!r:.80}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown agent field(s) {unknown} in agent {d.get('name', '?')!r}; known: {sorted(known)}")
+        return cls(**dict(d))
+
+
+@dataclasses.dataclass(frozen=True)
+class TeamConfig:
+    """A team of agents playing the sequential protocol, and the game that rewards them.
+
+    Attributes:
+      agents: the agents in acting order (n >= 1; the game needs n >= 2).
+      observation: ``"fo"`` (agent i sees all predecessors) or ``"po"`` (only agent i-1).
+      final: ``"last"`` (the last agent's answer is the team's) or ``"integrator"`` (after agents
+        1..n, agent 1 writes the final answer having seen every output: n+1 turns).
+      context_budget: maximum prompt tokens per turn; predecessors' outputs are truncated to fit,
+        the task never is.
+      c_min, c_max: contribution range of the game; quality scores in [0, 1] map into it.
+      reward: registered reward name (``spgg game list``), needs a per-agent form.
+      reward_params: extra ``GameParams`` fields (gamma, rho, P, B, kappa, ...).
+      cost: ``"quality"`` (C(q_i)) or ``"tokens"`` (C(effort_i), effort = generated tokens /
+        max_new_tokens mapped into [c_min, c_max]).
+    """
+
+    agents: tuple[AgentConfig, ...]
+    observation: str = "fo"
+    final: str = "last"
+    context_budget: int = 1024
+    c_min: float = 0.1
+    c_max: float = 1.0
+    reward: str = "mac_spgg"
+    reward_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    cost: str = "quality"
+
+    def __post_init__(self) -> None:
+        agents = tuple(self.agents) if isinstance(self.agents, (list, tuple)) else self.agents
+        if not isinstance(agents, tuple) or not agents:
+            raise ValueError(f"team.agents must be a non-empty list of agents, got {self.agents!r:.80}")
+        for i, a in enumerate(agents):
+            if not isinstance(a, AgentConfig):
+                raise ValueError(f"team.agents[{i}] must be an AgentConfig, got {type(a).__name__}")
+        object.__setattr__(self, "agents", agents)
+        if self.observation not in OBSERVATIONS:
+            raise ValueError(f"team.observation must be one of {OBSERVATIONS}, got {self.observation!r}")
+        if self.final not in FINALS:
+            raise ValueError(f"team.final must be one of {FINALS}, got {self.final!r}")
+        if self.cost not in COSTS:
+            raise ValueError(f"team.cost must be one of {COSTS}, got {self.cost!r}")
+        if isinstance(self.context_budget, bool) or not isinstance(self.context_budget, int) or self.context_budget < 16:
+            raise ValueError(f"team.context_budget must be an integer >= 16 (tokens), got {self.context_budget!r}")
+        for f in ("c_min", "c_max"):
+            v = getattr(self, f)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                raise ValueError(f"team.{f} must be a finite number, got {v!r}")
+        if not 0 < self.c_min < self.c_max:
+            raise ValueError(f"team needs 0 < c_min < c_max, got c_min={self.c_min!r}, c_max={self.c_max!r}")
+        if not isinstance(self.reward, str) or not self.reward:
+            raise ValueError(f"team.reward must be a reward name, got {self.reward!r}")
+        if not isinstance(self.reward_params, Mapping):
+            raise ValueError(f"team.reward_params must be a mapping, got {self.reward_params!r:.80}")
+        clash = sorted({"n", "c_min", "c_max", "observation"} & set(self.reward_params))
+        if clash:
+            raise ValueError(f"team.reward_params must not set {clash}: they come from the team itself")
+        object.__setattr__(self, "reward_params", types.MappingProxyType(dict(self.reward_params)))
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def n(self) -> int:
+        """Number of agents (players of the game)."""
+        return len(self.agents)
+
+    @property
+    def n_turns(self) -> int:
+        """LLM turns per episode: n, or n + 1 with an integrator."""
+        return self.n + (1 if self.final == "integrator" else 0)
+
+    def turn_agent(self, turn: int) -> int:
+        """Index of the agent acting at ``turn`` (the integrator turn n is agent 0)."""
+        if not 0 <= turn < self.n_turns:
+            raise ValueError(f"turn must be in [0, {self.n_turns}), got {turn}")
+        return 0 if turn == self.n else turn
+
+    def models(self) -> list[str]:
+        """Distinct models in first-use order."""
+        return list(dict.fromkeys(a.model for a in self.agents))
+
+    def game_params(self):
+        """Validated ``GameParams`` of the team's reward (``spgg_jax.game.make_params``)."""
+        from spgg_jax.game import make_params
+
+        if self.n < 2:
+            raise ValueError(f"the game needs at least 2 agents, the team has {self.n}")
+        return make_params(self.reward, n=self.n, c_min=self.c_min, c_max=self.c_max,
+                           observation=self.observation, **dict(self.reward_params))
+
+    def replace(self, **changes: Any) -> "TeamConfig":
+        """A validated copy with fields replaced."""
+        return dataclasses.replace(self, **changes)
+
+    def with_agent_overrides(self, **changes: Any) -> "TeamConfig":
+        """A copy where every agent has ``changes`` applied (e.g. ``model=...``, ``max_new_tokens=...``)."""
+        return self.replace(agents=tuple(dataclasses.replace(a, **changes) for a in self.agents))
+
+    # ------------------------------------------------------------------ (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["agents"] = [dataclasses.asdict(a) for a in self.agents]
+        d["reward_params"] = dict(self.reward_params)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "TeamConfig":
+        if not isinstance(d, Mapping):
+            raise ValueError(f"a team config must be a JSON object, got {d!r:.80}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown team field(s) {unknown}; known: {sorted(known)}")
+        if "agents" not in d:
+            raise ValueError("a team config needs an 'agents' list")
+        agents = d["agents"]
+        if not isinstance(agents, Sequence) or isinstance(agents, (str, bytes)):
+            raise ValueError(f"team 'agents' must be a list, got {agents!r:.80}")
+        kw = dict(d)
+        kw["agents"] = tuple(a if isinstance(a, AgentConfig) else AgentConfig.from_dict(a) for a in agents)
+        kw.setdefault("reward_params", {})
+        return cls(**kw)
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "TeamConfig":
+        p = os.fspath(path)
+        if not os.path.isfile(p):
+            raise FileNotFoundError(f"team config not found: {p!r}")
+        with open(p, encoding="utf-8") as f:
+            try:
+                d = json.load(f)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{p}: invalid JSON ({err.msg} at line {err.lineno})") from None
+        try:
+            return cls.from_dict(d)
+        except ValueError as err:
+            raise ValueError(f"{p}: {err}") from None
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        with open(os.fspath(path), "w", encoding="utf-8") as f:
+            json.dump(self.to_dict(), f, indent=2)
+            f.write("\n")
+
+
+def default_roles(n: int) -> list[str]:
+    """Role prompts for an n-agent team: solver, checker(s), finaliser (n = 1: a single solver)."""
+    if n < 1:
+        raise ValueError(f"n must be >= 1, got {n}")
+    if n == 1:
+        return [ROLE_SINGLE]
+    roles = [ROLE_SOLVER] + [ROLE_CHECKER] * (n - 2) + [ROLE_FINALISER]
+    return [r.format(i=i + 1, n=n) for i, r in enumerate(roles)]
+
+
+def default_team(model: str = DEFAULT_MODEL, n: int = 3, observation: str = "fo", *,
+                 max_new_tokens: int = 128, temperature: float = 0.7, **team_kwargs: Any) -> TeamConfig:
+    """The solver / checker(s) / finaliser team, every agent on ``model``."""
+    names = (["solver"] + [f"checker{'' if n == 3 else i}" for i in range(1, n - 1)] + ["finaliser"]) if n > 1 else ["solver"]
+    agents = tuple(
+        AgentConfig(name=name, model=model, role=role, temperature=temperature, top_p=0.95,
+                    max_new_tokens=max_new_tokens)
+        for name, role in zip(names, default_roles(n))
+    )
+    return TeamConfig(agents=agents, observation=observation, **team_kwargs)
+
+
+def load_team(spec: str, model: str | None = None, **default_kwargs: Any) -> TeamConfig:
+    """``"default"`` (optionally ``default:N``) or a JSON path; ``model`` replaces every agent's model."""
+    if spec == "default" or spec.startswith("default:"):
+        n = int(spec.split(":", 1)[1]) if ":" in spec else 3
+        return default_team(model=model or DEFAULT_MODEL, n=n, **default_kwargs)
+    team = TeamConfig.from_json(spec)
+    return team.with_agent_overrides(model=model) if model else team
