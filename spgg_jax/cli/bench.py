@@ -11,6 +11,7 @@ import importlib
 
 BENCHMARKS = {
     "sample": ("spgg_jax.bench.sample", "KV-cached sampler new tokens/s vs transformers generate"),
+    "train": ("spgg_jax.bench.train", "training iteration time split; update-step tokens/s, TFLOP/s, MFU vs PyTorch"),
     "rewards": ("spgg_jax.bench.rewards", "jitted reward evaluation and SPNE solver vs a numpy loop"),
     "forward": ("spgg_jax.bench.forward", "jitted Flax LLM forward tokens/s vs PyTorch transformers"),
 }

@@ -1,7 +1,7 @@
-"""``spgg generate``: greedy completions from an embedded model, an HF directory or a GGUF file.
+"""``spgg generate``: completions from an embedded model, an HF directory or a GGUF file.
 
-The decoding call is isolated in :func:`run_sampler`, so moving to the fast sampler
-(``spgg_jax.sampling``) is a one-function change.
+Decoding uses the KV-cached batched sampler (``spgg_jax.sampling``): greedy by default, or sampled
+with ``--temperature/--top-p/--top-k/--repetition-penalty/--presence-penalty``.
 """
 
 from __future__ import annotations
@@ -40,6 +40,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--system", default=None, metavar="TEXT",
                    help="system message placed before each prompt (chat template only)")
     p.add_argument("--batch-size", type=int, default=8, help="prompts decoded together (default 8)")
+    p.add_argument("--temperature", type=float, default=0.0, help="sampling temperature; 0 = greedy (default 0)")
+    p.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass in (0, 1]; 1 = off (default 1)")
+    p.add_argument("--top-k", type=int, default=0, help="keep the k most likely tokens; 0 = off (default 0)")
+    p.add_argument("--repetition-penalty", type=float, default=1.0,
+                   help="transformers-style repetition penalty > 0; 1 = off (default 1)")
+    p.add_argument("--presence-penalty", type=float, default=0.0,
+                   help="subtracted once from logits of already generated tokens; 0 = off (default 0)")
+    p.add_argument("--seed", type=int, default=0, help="random seed for sampling (default 0)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="compute and parameter dtype (default float32)")
     p.add_argument("--json", action="store_true",
@@ -82,31 +90,23 @@ def format_prompts(tokenizer, prompts: Sequence[str], chat: bool, system: str | 
     return [apply_chat_template(tokenizer, pre + [{"role": "user", "content": p}]) for p in prompts]
 
 
-def run_sampler(params, cfg, ids, mask, max_new_tokens: int, eos_ids: Sequence[int], pad_id: int):
-    """The one decoding call: greedy for now; swap for ``spgg_jax.sampling`` when it lands.
-
-    Returns int32 ``[B, max_new_tokens]`` new tokens (the EOS kept, later slots ``pad_id``).
-    """
-    from spgg_jax.models.generate import greedy_generate
-
-    return greedy_generate(params, cfg, ids, mask, max_new_tokens, eos_ids=eos_ids, pad_id=pad_id)
-
-
-def completions(tokenizer, tokens, eos_ids: Sequence[int]) -> list[dict[str, Any]]:
-    """Text and length of each row of new tokens, cut at the first EOS (which is not shown)."""
+def completions(tokenizer, out, stop_ids: Sequence[int]) -> list[dict[str, Any]]:
+    """Text of each row of a ``SampleOutput`` (a final stop token is counted but not shown)."""
     import numpy as np
 
-    eos = set(int(e) for e in eos_ids)
-    out = []
-    for row in np.asarray(tokens).tolist():
-        n = next((i for i, t in enumerate(row) if t in eos), None)
-        kept = row if n is None else row[:n]
-        out.append({
-            "completion": tokenizer.decode(kept, skip_special_tokens=True),
-            "new_tokens": len(kept) + (0 if n is None else 1),
-            "finished": n is not None,
+    from spgg_jax.sampling import FINISH_STOP
+
+    stop = set(int(e) for e in stop_ids)
+    res = []
+    for row, m, fin in zip(np.asarray(out.tokens), np.asarray(out.mask), np.asarray(out.finish_reason)):
+        kept = row[m].tolist()
+        shown = kept[:-1] if fin == FINISH_STOP and kept and kept[-1] in stop else kept
+        res.append({
+            "completion": tokenizer.decode(shown, skip_special_tokens=True),
+            "new_tokens": len(kept),
+            "finished": bool(fin == FINISH_STOP),
         })
-    return out
+    return res
 
 
 def generate(
@@ -119,14 +119,24 @@ def generate(
     batch_size: int = 8,
     dtype: str = "float32",
     loaded: tuple | None = None,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    repetition_penalty: float = 1.0,
+    presence_penalty: float = 0.0,
+    seed: int = 0,
 ) -> list[dict[str, Any]]:
-    """Greedy completions of ``prompts``; one dict per prompt (prompt, completion, new_tokens, finished).
+    """Completions of ``prompts`` with the fast sampler; one dict per prompt
+    (prompt, completion, new_tokens, finished). Greedy unless ``temperature`` > 0.
 
     ``chat=None`` uses the chat template when the tokenizer has one. ``loaded``: an already loaded
     ``(cfg, params, tokenizer)`` (skips loading ``model``).
     """
+    import jax
+
     from spgg_jax.models.hub import load_model
-    from spgg_jax.models.tokenizer import encode_batch, has_chat_template, pad_id_of
+    from spgg_jax.models.tokenizer import has_chat_template, pad_id_of
+    from spgg_jax.sampling import Sampler, SamplingParams
 
     if max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be >= 1, got {max_new_tokens}")
@@ -139,13 +149,18 @@ def generate(
         raise ValueError(f"model {model!r} has no chat template (a base model); use --no-chat-template")
     texts = format_prompts(tok, prompts, chat, system)
     eos_ids = tuple(cfg.eos_token_ids) or ((tok.eos_token_id,) if tok.eos_token_id is not None else ())
+    sampler = Sampler(params, cfg, pad_id=pad_id_of(tok), eos_ids=eos_ids)
+    key = jax.random.key(seed)
     results: list[dict[str, Any]] = []
     for start in range(0, len(texts), batch_size):
         chunk = texts[start:start + batch_size]
         # A chat template writes its own special tokens; raw prompts get BOS etc. as configured.
-        ids, mask = encode_batch(tok, chunk, add_special_tokens=not chat, pad_to_multiple_of=16)
-        new = run_sampler(params, cfg, ids, mask, max_new_tokens, eos_ids, pad_id_of(tok))
-        for prompt, res in zip(prompts[start:start + batch_size], completions(tok, new, eos_ids)):
+        ids = [tok(t, add_special_tokens=not chat)["input_ids"] for t in chunk]
+        sp = SamplingParams.create(len(ids), temperature=temperature, top_p=top_p, top_k=top_k,
+                                   max_new_tokens=max_new_tokens, repetition_penalty=repetition_penalty,
+                                   presence_penalty=presence_penalty)
+        out = sampler.generate(ids, sp, key=jax.random.fold_in(key, start))
+        for prompt, res in zip(prompts[start:start + batch_size], completions(tok, out, eos_ids)):
             results.append({"prompt": prompt, **res})
     return results
 
@@ -156,7 +171,9 @@ def cmd_generate(args: argparse.Namespace) -> int:
     results = generate(
         args.model, prompts, max_new_tokens=args.max_new_tokens,
         chat=False if args.no_chat_template else None, system=args.system,
-        batch_size=args.batch_size, dtype=args.dtype,
+        batch_size=args.batch_size, dtype=args.dtype, temperature=args.temperature, top_p=args.top_p,
+        top_k=args.top_k, repetition_penalty=args.repetition_penalty, presence_penalty=args.presence_penalty,
+        seed=args.seed,
     )
     elapsed = time.perf_counter() - t0
     for i, r in enumerate(results):

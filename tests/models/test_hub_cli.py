@@ -132,7 +132,14 @@ def test_completions_cut_at_eos():
         def decode(self, ids, skip_special_tokens=True):
             return ",".join(map(str, ids))
 
-    rows = gen_cli.completions(Tok(), np.array([[5, 6, 2, 2], [7, 8, 9, 10]]), eos_ids=(2,))
+    from spgg_jax.sampling import SampleOutput
+
+    out = SampleOutput(
+        tokens=np.array([[5, 6, 2, 0], [7, 8, 9, 10]]), mask=np.array([[1, 1, 1, 0], [1, 1, 1, 1]], bool),
+        logprobs=np.zeros((2, 4)), model_logprobs=np.zeros((2, 4)), lengths=np.array([3, 4]),
+        finish_reason=np.array([1, 0]),
+    )
+    rows = gen_cli.completions(Tok(), out, (2,))
     assert rows == [
         {"completion": "5,6", "new_tokens": 3, "finished": True},
         {"completion": "7,8,9,10", "new_tokens": 4, "finished": False},
