@@ -22,8 +22,8 @@ RESUMABLE_CHANGES = ("steps", "eval_size", "checkpoint_every", "keep", "progress
 class TrainConfig:
     run_dir: str = "runs/train"
     # team and task
-    model: str = "smollm2-135m-instruct"
-    team: str = "default"  # "default" or a team JSON file (spgg_jax.rollout.team)
+    model: str = "smollm2-135m-instruct"  # every agent's model in the default team
+    team: str = "default"  # "default" or a team JSON file (spgg_jax.rollout.team) naming each agent's model
     n_agents: int = 3
     observation: str = "fo"
     task: str = "basic_arithmetic"
@@ -36,6 +36,7 @@ class TrainConfig:
     reward: str = "mac_spgg"
     reward_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     cost: str = "quality"  # "quality": C(q_i); "tokens": C(effort from generated tokens)
+    judge: str = ""  # model scoring unverifiable tasks (summeval) with spgg_jax.tasks.judge; "" = task scorer
     # optimisation
     method: str = "gen_params"  # "gen_params" (policy over generation parameters) or "token" (LLM policy gradient)
     steps: int = 30

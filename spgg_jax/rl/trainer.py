@@ -157,8 +157,8 @@ class Trainer:
         self._prepare_run_dir(resume, overwrite)
         if cfg.team == "default":
             team = load_team(f"default:{cfg.n_agents}", model=cfg.model, observation=cfg.observation)
-        else:
-            team = load_team(cfg.team, model=cfg.model)
+        else:  # a team file names each agent's model (heterogeneous teams); cfg.model is not applied
+            team = load_team(cfg.team)
         agents = tuple(dataclasses.replace(a, max_new_tokens=cfg.max_new_tokens) for a in team.agents)
         if cfg.method == "token":
             agents = tuple(dataclasses.replace(a, temperature=cfg.temperature, top_p=1.0, top_k=0,
@@ -167,6 +167,8 @@ class Trainer:
                                         reward_params={**dict(team.reward_params), **dict(cfg.reward_params)})
         self.game_params = self.team.game_params()
         self.bundles = bundles if bundles is not None else load_bundles(self.team, dtype=cfg.dtype)
+        for bundle in self.bundles.values():  # one generation bucket, whatever max_new_tokens the policy picks
+            bundle.sampler.min_gen_bucket = cfg.max_new_tokens
         self.n = self.team.n
         models = set(self.team.models())
         if cfg.method == "token" and len(models) != 1:
@@ -180,6 +182,11 @@ class Trainer:
                                   if _takes_size(cfg.task) else load_task(cfg.task, split="test", **opts)[: cfg.eval_size])
         if not self.train_problems:
             raise ValueError(f"task {cfg.task!r} gave no training problems")
+        self.judge = None
+        if cfg.judge:
+            from spgg_jax.tasks.judge import LLMJudge
+
+            self.judge = LLMJudge.load(cfg.judge, dtype=cfg.dtype)
         self.key = jax.random.key(cfg.seed)
         self.state = self._init_state()
         self.ckpt = Checkpointer(self.run_dir / "checkpoints", keep=cfg.keep)
@@ -303,7 +310,7 @@ class Trainer:
         problems = self.batch_problems(step)
         batch, record = self.rollout(problems, jax.random.fold_in(key, 0))
         t1 = time.perf_counter()
-        scores = score_episodes(batch, self.team)
+        scores = score_episodes(batch, self.team, judge=self.judge)
         rewards = np.asarray(episode_rewards(scores, self.team, self.game_params))
         t2 = time.perf_counter()
         if cfg.method == "gen_params":
@@ -435,7 +442,7 @@ class Trainer:
 
         t0 = time.perf_counter()
         sb = run_episodes(single, self.bundles, problems, key)
-        ss = score_episodes(sb, single)
+        ss = score_episodes(sb, single, judge=self.judge)
         rows.append(self._eval_row("single agent (config params)", sb, ss, None, time.perf_counter() - t0))
         init = self._init_state()
         for label, state in (("team, untrained", init), ("team, trained", self.state)):
@@ -444,7 +451,7 @@ class Trainer:
                 batch, _ = self.rollout(problems, key, deterministic=True, policy_override=state["policy"])
             else:
                 batch, _ = self.rollout(problems, key, state=state)
-            scores = score_episodes(batch, self.team)
+            scores = score_episodes(batch, self.team, judge=self.judge)
             r = np.asarray(episode_rewards(scores, self.team, self.game_params))
             rows.append(self._eval_row(label, batch, scores, r, time.perf_counter() - t0))
         return rows

@@ -157,17 +157,24 @@ class Sampler:
     >>> out = sampler.generate([[1, 2, 3], [4, 5]], SamplingParams.create(2, temperature=0.7), key=key)
 
     With ``mesh``, batch inputs are placed with the batch axis sharded over the mesh's data axes
-    (params should already be placed, e.g. with ``spgg_jax.parallel.shard_pytree``).
+    and the KV cache by its logical axes (``CACHE_AXES``) under ``rules`` (default
+    ``spgg_jax.parallel.DEFAULT_RULES``); params should already be placed, e.g. with
+    ``spgg_jax.parallel.shard_pytree`` or ``spgg_jax.parallel.load_sharded``.
     """
 
     def __init__(self, params: Any, cfg: ModelConfig, pad_id: int = 0, eos_ids: Sequence[int] | None = None,
-                 min_bucket: int = 16, mesh: Any = None, max_len: int | None = None):
+                 min_bucket: int = 16, mesh: Any = None, max_len: int | None = None,
+                 rules: Sequence[tuple[str, Any]] | None = None):
         self.params = params
         self.cfg = cfg
         self.pad_id = int(pad_id)
         self.eos_ids = tuple(int(e) for e in (cfg.eos_token_ids if eos_ids is None else eos_ids))
         self.min_bucket = int(min_bucket)
+        # generation buffers are at least this long: callers whose per-row max_new_tokens vary (a
+        # policy choosing them) pin one bucket, since the loop stops early when every row is done
+        self.min_gen_bucket = int(min_gen_bucket)
         self.mesh = mesh
+        self.rules = None if rules is None else tuple(rules)
         self.max_len = int(max_len or cfg.max_position_embeddings)
         self._caches: dict[tuple[int, int], KVCache] = {}
 
@@ -176,7 +183,7 @@ class Sampler:
             return jnp.asarray(x)
         from spgg_jax.parallel import batch_sharding
 
-        return jax.device_put(x, batch_sharding(self.mesh))
+        return jax.device_put(x, batch_sharding(self.mesh, self.rules))
 
     def stop_matrix(self, batch: int, stop_tokens: Sequence[Sequence[int]] | None) -> np.ndarray:
         rows = [list(self.eos_ids) for _ in range(batch)] if stop_tokens is None else [list(s) for s in stop_tokens]
@@ -206,7 +213,7 @@ class Sampler:
             raise ValueError(f"sampling params are for {sampling.batch} rows, got {b} prompts")
         max_new = int(np.max(np.asarray(sampling.max_new_tokens)))
         p_len = bucket(max(len(p) for p in prompts), self.min_bucket)
-        t_len = bucket(max_new, self.min_bucket)
+        t_len = bucket(max(max_new, self.min_gen_bucket), self.min_bucket)
         if p_len + t_len > self.max_len:
             raise ValueError(
                 f"prompt bucket {p_len} + generation bucket {t_len} exceed the model's {self.max_len} positions; "
@@ -223,9 +230,11 @@ class Sampler:
                 from spgg_jax.parallel import tree_shardings
                 from spgg_jax.models.decoder import CACHE_AXES
 
+                # shapes=cache (arrays, which have .shape) turns on the divisibility fallback, e.g.
+                # 2 KV heads on tensor=4 stay replicated instead of failing in device_put.
                 shard = tree_shardings(
                     KVCache(CACHE_AXES, CACHE_AXES, ("batch", "cache_length"), ()), self.mesh,
-                    shapes=jax.tree_util.tree_map(lambda x: x.shape, cache),
+                    self.rules, shapes=cache,
                 )
                 cache = jax.device_put(cache, shard)
         out, cache = sample_loop(

@@ -1,0 +1,40 @@
+"""Every shipped experiment config parses and validates (without loading any model or data)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from spgg_jax.game.rewards import validate_for
+from spgg_jax.rl.config import load_config
+from spgg_jax.rollout.team import TeamConfig, load_team
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN_CONFIGS = sorted(p for p in (ROOT / "experiments").rglob("*.json")
+                       if "teams" not in p.parts and "sweeps" not in p.parts)
+TEAMS = sorted((ROOT / "experiments" / "teams").glob("*.json"))
+
+
+def test_there_are_configs():
+    names = {p.name for p in TRAIN_CONFIGS}
+    assert "demo.json" in names
+    for task in ("humaneval", "gsm8k", "mmlu", "summeval"):
+        for obs in ("fo", "po"):
+            assert f"{task}_{obs}.json" in names
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: p.name)
+def test_train_config_validates(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    cfg = load_config(str(path))
+    team = load_team(f"default:{cfg.n_agents}", model=cfg.model) if cfg.team == "default" else load_team(cfg.team)
+    params = team.replace(reward=cfg.reward, reward_params={**dict(team.reward_params), **dict(cfg.reward_params)}).game_params()
+    validate_for(cfg.reward, params)
+    if cfg.method == "token":
+        assert len(set(team.models())) == 1, "token-level training needs one shared base model"
+
+
+@pytest.mark.parametrize("path", TEAMS, ids=lambda p: p.name)
+def test_team_files_validate(path):
+    team = TeamConfig.from_json(str(path))
+    assert team.n == len(json.loads(path.read_text())["agents"])
