@@ -12,8 +12,14 @@ Sections (printed in order, each headed "== S<k> ..."):
 
 Numbers labelled "solver" come from spgg_jax.game (float32, jitted); numbers labelled "bi64" come
 from an independent float64 numpy backward induction in this file (same grid, same state space)
-used for the off-path diagnostics the solver does not return (full policies, tie positions).
-About 3-5 minutes on 2 CPU cores.
+used as a cross-check and for the off-path diagnostics the solver does not return (full policies,
+tie positions). Both use the same threshold convention as the solver: S counts as meeting B when
+S >= B - THRESHOLD_TOL (spgg_jax.game.rewards.THRESHOLD_TOL = 1e-6), so that S == B on the grid is
+"met" whatever the rounding. "path_unique" (solver) = every on-path decision strict; "unique" =
+every decision node (on and off path) strict.
+
+Options: --quick (coarser sweeps, a smoke test of 2.5-4 min), --json OUT (all numbers as JSON),
+--only S1,S4 (a subset of sections). The full run takes 7-10 minutes on 2 shared CPU cores.
 """
 
 from __future__ import annotations
@@ -27,12 +33,13 @@ import time
 import numpy as np
 
 from spgg_jax.game.params import GameParams
+from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.game.solver import solve
 from spgg_jax.game.sweep import solve_points
 
 DEF = dict(c_min=0.1, c_max=1.0, kappa=1.0, gamma=0.5, rho=1.8, P=1.5, B=0.6)
 G = 101
-TOL = 1e-6
+TOL = 1e-6  # tie tolerance on payoff margins (the solver's DEFAULT_TOL)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -64,7 +71,7 @@ def bi64(n=3, obs="fo", G=G, c_min=0.1, c_max=1.0, kappa=1.0, gamma=0.5, rho=1.8
         else:
             m = c_min + ks * h / (i - 1)
         S = (n * c_min + fk * h) / n
-        pay = -0.5 * kappa * q * q + gamma * q * m + (rho / n) * S - P * (S < B - 1e-9)
+        pay = -0.5 * kappa * q * q + gamma * q * m + (rho / n) * S - P * (S < B - THRESHOLD_TOL)
         pay = np.broadcast_to(pay, (K, L, G))
         best = np.argmax(pay, axis=-1)
         bv = np.take_along_axis(pay, best[..., None], -1)[..., 0]
@@ -94,6 +101,8 @@ def tie_stats(res):
     """Ties (margin <= TOL) over all valid nodes: adjacent (|best-second| = 1) vs distant, on path."""
     n, obs = res["n"], res["obs"]
     tot = adj = far = onpath = 0
+    min_on = math.inf
+    far_ex = None  # first distant tie: (agent, |best - second| in grid steps, margin)
     k = l = 0
     for i in range(1, n + 1):
         lv = res["levels"][i]
@@ -102,11 +111,16 @@ def tie_stats(res):
         tot += int(t.sum())
         adj += int((t & (d == 1)).sum())
         far += int((t & (d > 1)).sum())
+        if far_ex is None and np.any(t & (d > 1)):
+            kk, ll = np.argwhere(t & (d > 1))[0]
+            far_ex = (i, int(d[kk, ll]), float(lv["margin"][kk, ll]))
         onpath += int(t[k, l])
+        min_on = min(min_on, float(lv["margin"][k, l]))
         ai = lv["best"][k, l]
         k += ai
         l = ai if obs == "po" else 0
-    return dict(ties=tot, adjacent=adj, distant=far, on_path=onpath)
+    return dict(ties=tot, adjacent=adj, distant=far, on_path=onpath, min_on_path_margin=min_on,
+                first_distant=far_ex)
 
 
 def monotone_violations(res):
@@ -232,7 +246,7 @@ def welfare64(q, p, n, obs):
         cs = np.cumsum(q, -1)[..., :-1] / np.arange(1, n)
         m = np.concatenate([np.full(q.shape[:-1] + (1,), m0), cs], -1)
     S = q.mean(-1, keepdims=True)
-    R = -0.5 * p["kappa"] * q * q + p["gamma"] * q * m + p["rho"] / n * S - p["P"] * (S < p["B"] - 1e-9)
+    R = -0.5 * p["kappa"] * q * q + p["gamma"] * q * m + p["rho"] / n * S - p["P"] * (S < p["B"] - THRESHOLD_TOL)
     return R.sum(-1)
 
 
@@ -335,9 +349,11 @@ def summarize_cert(rows, label):
     N = len(rows)
     d = dict(points=N)
     d["num_unique"] = sum(r["unique"] for r in rows)
+    d["num_path_unique"] = sum(r["path_unique"] for r in rows)
     d["num_above_cmin"] = sum(r["all_above_cmin"] for r in rows)
     d["num_S_ge_B"] = sum(r["threshold_met"] for r in rows)
     d["num_good"] = sum(r["good"] for r in rows)
+    d["num_good_path"] = sum(r["path_unique"] and r["all_above_cmin"] and r["threshold_met"] for r in rows)
     d["num_above_and_S"] = sum(r["all_above_cmin"] and r["threshold_met"] for r in rows)
     for c, num in (("A", "unique"), ("Bc", "all_above_cmin"), ("C", "threshold_met")):
         cert = [r for r in rows if r[c]]
@@ -347,6 +363,7 @@ def summarize_cert(rows, label):
     bc = [r for r in rows if r["Bc"] and r["C"]]
     d["cert_ABC"] = len(allc)
     d["cert_ABC_fail"] = sum(not r["good"] for r in allc)
+    d["cert_A_path_fail"] = sum(not r["path_unique"] for r in rows if r["A"])
     d["cert_BC"] = len(bc)
     d["cert_BC_fail"] = sum(not (r["all_above_cmin"] and r["threshold_met"]) for r in bc)
     print(f"  {label}: " + " ".join(f"{k}={v}" for k, v in d.items()))
@@ -369,36 +386,56 @@ def s3_region(out, quick):
         print("   certified-but-fails:", {k: r[k] for k in ("gamma", "rho", "P", "B", "q", "final_score")})
     # ties on the certified-unique points: classify with bi64
     a_fail = [r for r in rows3 if r["A"] and not r["unique"]]
-    cls = dict(adjacent_only=0, distant=0, bi64_no_tie=0)
+    cls = dict(adjacent_only=0, distant=0, bi64_no_tie=0, on_path=0, distant_examples=[])
     for r in a_fail:
         ts = tie_stats(bi64(n=3, **r["pt"]))
+        cls["on_path"] += ts["on_path"] > 0
         if ts["ties"] == 0:
             cls["bi64_no_tie"] += 1
         elif ts["distant"] == 0:
             cls["adjacent_only"] += 1
         else:
             cls["distant"] += 1
+            cls["distant_examples"].append(dict(pt={k: r["pt"][k] for k in ("gamma", "rho", "P", "B")},
+                                                agent_steps_margin=ts["first_distant"]))
     out["S3_A_fail_classes"] = cls
     print("  certified-(A) points flagged non-unique by the solver, classified by bi64:", cls)
     # ties overall: classification and on-path share (bi64) + agreement of paths with the solver
-    agree = met_mismatch = 0
+    agree = met_mismatch = pu_mismatch = dis_onpath = 0
+    pu_margins = []  # bi64 smallest on-path margin where the float32 and float64 path-tie verdicts differ
     dis_by_B: dict = {}
+    dis_examples = []
     tclass = dict(points_with_ties=0, adjacent_only=0, with_distant=0, tie_on_path=0)
     for r in rows3:
         res = bi64(n=3, **r["pt"])
+        ts = tie_stats(res)
         ok = bool(np.allclose(res["q"], r["q"], atol=1e-5))
         agree += ok
         if not ok:
             dis_by_B[r["pt"]["B"]] = dis_by_B.get(r["pt"]["B"], 0) + 1
-        if r["threshold_met"] != bool(res["q"].mean() >= r["pt"]["B"] - 1e-9):
+            dis_onpath += (ts["on_path"] > 0) or not r["path_unique"]
+            if len(dis_examples) < 5:
+                dis_examples.append(dict(pt={k: r["pt"][k] for k in ("gamma", "rho", "P", "B")},
+                                         solver_q=[round(x, 3) for x in r["q"]],
+                                         bi64_q=[round(float(x), 3) for x in res["q"]],
+                                         solver_path_unique=r["path_unique"], bi64_on_path_ties=ts["on_path"]))
+        if r["threshold_met"] != bool(res["q"].mean() >= r["pt"]["B"] - THRESHOLD_TOL):
             met_mismatch += 1
-        ts = tie_stats(res)
+        if r["path_unique"] != (ts["on_path"] == 0):
+            pu_mismatch += 1
+            pu_margins.append(ts["min_on_path_margin"])
         if ts["ties"]:
             tclass["points_with_ties"] += 1
             tclass["adjacent_only"] += ts["distant"] == 0
             tclass["with_distant"] += ts["distant"] > 0
             tclass["tie_on_path"] += ts["on_path"] > 0
     tclass["solver_nonunique"] = sum(not r["unique"] for r in rows3)
+    tclass["solver_path_nonunique"] = sum(not r["path_unique"] for r in rows3)
+    tclass["solver_offpath_ties_only"] = sum(r["path_unique"] and not r["unique"] for r in rows3)
+    tclass["path_unique_flag_mismatch_solver_bi64"] = pu_mismatch
+    tclass["path_unique_mismatch_bi64_margin_range"] = [min(pu_margins), max(pu_margins)] if pu_margins else None
+    tclass["path_disagree_with_onpath_tie"] = dis_onpath
+    tclass["path_disagree_examples"] = dis_examples
     tclass["path_agree_solver_bi64"] = agree
     tclass["path_disagree_by_B"] = {str(k): v for k, v in sorted(dis_by_B.items())}
     tclass["threshold_flag_mismatch"] = met_mismatch
@@ -436,15 +473,21 @@ def s3_region(out, quick):
             line = ""
             for xi in range(len(xs)):
                 r = rows[(len(ys) - 1 - yi) * len(xs) + xi]
-                ch = "#" if r["good"] else ("u" if r["all_above_cmin"] and r["threshold_met"] else
+                ok_ = r["all_above_cmin"] and r["threshold_met"]
+                ch = "#" if r["good"] else (("o" if r["path_unique"] else "u") if ok_ else
                                             ("c" if r["threshold_met"] else ("b" if r["all_above_cmin"] else "x")))
                 line += ch
             lines.append(f"{yn}={y:5.2f} {line}")
         lines.append(f"{'':10} {xn}: {xs[0]}..{xs[-1]} step {xs[1] - xs[0]:.2f}")
         n_good = sum(r["good"] for r in rows)
         n_ok = sum(r["all_above_cmin"] and r["threshold_met"] for r in rows)
-        maps[name] = dict(lines=lines, good=n_good, ok_ignoring_uniqueness=n_ok, points=len(rows))
-        print(f"  map {name}: good={n_good} ok_ignoring_uniqueness={n_ok} / {len(rows)}")
+        n_okp = sum(r["all_above_cmin"] and r["threshold_met"] and r["path_unique"] for r in rows)
+        fails = [dict(P=round(r["P"], 3), B=round(r["B"], 3), gamma=round(r["gamma"], 3), rho=round(r["rho"], 3),
+                      q=[round(x, 3) for x in r["q"]], met=r["threshold_met"], unique=r["unique"],
+                      path_unique=r["path_unique"]) for r in rows if not r["good"]]
+        maps[name] = dict(lines=lines, good=n_good, ok_ignoring_uniqueness=n_ok, ok_and_path_unique=n_okp,
+                          points=len(rows), not_good_examples=fails[:60], n_not_good=len(fails))
+        print(f"  map {name}: good={n_good} ok_and_path_unique={n_okp} ok_ignoring_uniqueness={n_ok} / {len(rows)}")
         print("\n".join("    " + ln for ln in lines))
     out["S3_maps"] = maps
     print(f"  S3 time {time.time() - t0:.0f}s")
@@ -471,8 +514,9 @@ def s4_theorems(out, quick):
             down = dW < -1e-6
             mids = [(vals[j] + vals[j + 1]) / 2 for j in range(len(dW))]
             nonu = [v for v, r in zip(vals, rows) if not r["unique"]]
+            nonpu = [v for v, r in zip(vals, rows) if not r["path_unique"]]
             key = f"{name}_{obs}"
-            # float64 reference (bi64, S >= B with a 1e-9 tolerance) and, for B, the exact solver
+            # float64 reference (bi64, same S >= B - THRESHOLD_TOL convention) and, for B, the exact solver
             ref = [bi64(n=3, obs=obs, **dict(DEF, **{name: v})) for v in vals]
             W64 = np.array([float(welfare64(r["q"], dict(DEF, **{name: v}), 3, obs)) for r, v in zip(ref, vals)])
             knife = []
@@ -488,7 +532,8 @@ def s4_theorems(out, quick):
                                           bi64_q=[round(float(x), 3) for x in rr["q"]],
                                           bi64_S_minus_B=float(rr["q"].mean() - v)))
                 for kk in knife:
-                    print("     float32 knife-edge:", kk)
+                    print("     solver/bi64 disagreement:", kk)
+                print(f"     B sweep: markov, exact and bi64 disagree at {len(knife)} of {len(vals)} points")
             d64 = np.diff(W64)
             falls64 = [(vals[j], vals[j + 1], round(W64[j], 4), round(W64[j + 1], 4),
                         [round(x, 3) for x in ref[j]["q"]], [round(x, 3) for x in ref[j + 1]["q"]])
@@ -505,14 +550,20 @@ def s4_theorems(out, quick):
                 W_first=float(W[0]), W_last=float(W[-1]), W_min=float(W.min()), W_max=float(W.max()),
                 argmax=vals[int(W.argmax())], argmin=vals[int(W.argmin())],
                 down_steps=runs(mids, down), up_steps=runs(mids, up),
-                nonunique=nonu, n_nonunique=len(nonu),
+                nonunique=nonu, n_nonunique=len(nonu), path_nonunique=nonpu, n_path_nonunique=len(nonpu),
+                W_solver_minus_bi64_maxabs=float(np.max(np.abs(W - W64))),
+                path_disagree_solver_bi64=[v for v, r, rr in zip(vals, rows, ref)
+                                           if not np.allclose(r["q"], rr["q"], atol=1e-5)],
                 unmet=[v for v, r in zip(vals, rows) if not r["threshold_met"]][:3],
-                table=[(v, round(r["welfare"], 4), [round(x, 3) for x in r["q"]], r["threshold_met"], r["unique"])
+                table=[(v, round(r["welfare"], 4), [round(x, 3) for x in r["q"]], r["threshold_met"], r["unique"],
+                        r["path_unique"])
                        for v, r in zip(vals, rows)][:: max(1, len(vals) // 10)],
             )
             print(f"  W vs {name} ({obs}): up={res[key]['n_up']} down={res[key]['n_down']} flat={res[key]['n_flat']} "
                   f"W[{vals[0]}]={W[0]:.4f} W[{vals[-1]}]={W[-1]:.4f} max at {res[key]['argmax']} "
-                  f"min at {res[key]['argmin']} nonunique={len(nonu)}")
+                  f"min at {res[key]['argmin']} nonunique={len(nonu)} path_nonunique={len(nonpu)} "
+                  f"max|W_solver - W_bi64|={res[key]['W_solver_minus_bi64_maxabs']:.2e} "
+                  f"path disagreements at {res[key]['path_disagree_solver_bi64']}")
             print(f"     falling over steps centred at: {res[key]['down_steps']}")
             print(f"     rising  over steps centred at: {res[key]['up_steps']}")
             for t in res[key]["table"]:
@@ -526,11 +577,25 @@ def s4_theorems(out, quick):
             for Gx in (100, 101, 102, 201):
                 e = solve("mac_spgg", base.updated(**{name: v}), Gx, "markov")
                 qs.append((Gx, [round(float(x), 4) for x in e.q], round(float(e.welfare), 4), bool(e.unique),
-                           int(e.n_ties)))
+                           int(e.n_ties), bool(e.path_unique)))
             ts = tie_stats(bi64(n=3, **dict(DEF, **{name: v})))
             chk.append(dict(axis=name, value=v, by_grid=qs, bi64_ties=ts))
             print(f"  non-unique {name}={v}: {qs} bi64 {ts}")
     res["nonunique_checks"] = chk
+    # on-path ties: both selections are equilibria; perturb the parameter by +-1e-4 (bi64) to see
+    # the welfare of the neighbouring strict games on either side of the tie
+    pchk = []
+    for name in ("gamma", "rho"):
+        for v in res[f"{name}_fo"]["path_nonunique"]:
+            side = []
+            for dv in (-1e-4, 0.0, 1e-4):
+                p = dict(DEF, **{name: v + dv})
+                r = bi64(n=3, **p)
+                side.append((round(v + dv, 5), [round(float(x), 3) for x in r["q"]],
+                             round(float(welfare64(r["q"], p, 3, "fo")), 4), tie_stats(r)["on_path"]))
+            pchk.append(dict(axis=name, value=v, bi64_minus_0_plus=side))
+            print(f"  on-path tie {name}={v}: bi64 at v-1e-4, v, v+1e-4 (q, W, on-path ties): {side}")
+    res["path_tie_checks"] = pchk
     # Theorem 1 probe: large gamma, rho, P at several B
     t1 = []
     for B in (0.3, 0.5, 0.6, 0.7, 0.8, 0.9):
@@ -552,16 +617,18 @@ def s5_load(out, quick):
             e = solve("mac_spgg", GameParams.create(n=n, observation=obs), G, "markov")
             prof[f"{obs}_n{n}"] = dict(q=[round(float(x), 3) for x in e.q], S=round(float(e.final_score), 4),
                                        W=round(float(e.welfare), 4), unique=bool(e.unique),
+                                       path_unique=bool(e.path_unique),
                                        R=[round(float(x), 3) for x in e.rewards])
             print(f"  {obs} n={n}: q={prof[f'{obs}_n{n}']['q']} S={prof[f'{obs}_n{n}']['S']} "
-                  f"W={prof[f'{obs}_n{n}']['W']} R={prof[f'{obs}_n{n}']['R']} unique={bool(e.unique)}")
+                  f"W={prof[f'{obs}_n{n}']['W']} R={prof[f'{obs}_n{n}']['R']} unique={bool(e.unique)} "
+                  f"path_unique={bool(e.path_unique)}")
     out["S5_profiles"] = prof
     poa = []
     Bs = [0.2, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]
     for obs in ("fo", "po"):
         for B in Bs:
             p = dict(DEF, B=B)
-            e = bi64(n=3, obs=obs, **p)  # float64 SPNE (the float32 solver is unreliable when S == B exactly)
+            e = bi64(n=3, obs=obs, **p)  # float64 SPNE, same convention as the solver (cross-checked in S4)
             Wo, qo = social_optimum(p, obs)
             Ws = float(welfare64(e["q"], p, 3, obs))
             poa.append(dict(obs=obs, B=B, W_spne=round(Ws, 4), q_spne=[round(float(x), 3) for x in e["q"]],

@@ -164,7 +164,7 @@ class Sampler:
 
     def __init__(self, params: Any, cfg: ModelConfig, pad_id: int = 0, eos_ids: Sequence[int] | None = None,
                  min_bucket: int = 16, mesh: Any = None, max_len: int | None = None,
-                 rules: Sequence[tuple[str, Any]] | None = None):
+                 rules: Sequence[tuple[str, Any]] | None = None, min_gen_bucket: int = 0):
         self.params = params
         self.cfg = cfg
         self.pad_id = int(pad_id)
