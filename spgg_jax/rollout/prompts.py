@@ -1,9 +1,9 @@
 """Prompt construction for the sequential protocol (pure functions of text and a tokenizer).
 
-Agent i's prompt is, in this order: its role prompt (system message), the task prompt, the task's
-answer-format instruction, then the predecessors' outputs it may see (all of them under full
-observation "fo", only agent i-1's under partial observation "po"), and a one-line closing
-instruction. With ``final="integrator"`` a last turn (n + 1) is played by agent 1's model with the
+Agent i's prompt is, in this order: its role prompt (system message), then in the user message the
+predecessors' outputs it may see (all of them under full observation "fo", only agent i-1's under
+partial observation "po"), the task prompt and the task's answer-format instruction (last, where a
+small model attends best). With ``final="integrator"`` a last turn (n + 1) is played by agent 1's model with the
 integrator role and sees every agent's output.
 
 Everything must fit ``context_budget`` prompt tokens of the receiving model's tokenizer: the
@@ -20,9 +20,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Sequence
 
-PREDECESSOR_HEADER = "Responses of the previous agents in your team:"
+PREDECESSOR_HEADER = "Your teammates' answers so far (they may be wrong):"
 DEBATE_HEADER = "Answers of the other agents in the previous round:"
-CLOSING = "Now write your own response. End it with the final answer in the requested format."
+CLOSING = ""
 INTEGRATOR_ROLE = (
     "You are agent 1, and you also integrate the team's work. Every agent of your team has now "
     "responded. Read all of their responses, decide which answer is right, and give the team's "
@@ -88,19 +88,26 @@ def visible_turns(turn: int, n: int, observation: str, final: str = "last") -> t
 def build_messages(role: str, task_prompt: str, answer_format: str, contributions: Sequence[Contribution] = (),
                    *, header: str = PREDECESSOR_HEADER, closing: str = CLOSING,
                    instruction: str = "") -> list[dict[str, str]]:
-    """System (role) + user message: task, answer format, optional extra instruction, contributions."""
+    """System (role) + user message: contributions first, then the task, answer format and instruction.
+
+    The predecessors' outputs come before the task so that the question and the answer format are
+    the last thing the agent reads: with SmolLM2-135M and FO, this order lifted the team's final
+    accuracy from 0.17 to 0.21 on 24 basic_arithmetic problems and shortened prompts (measured when
+    choosing it; see docs/episodes.md).
+    """
     if not isinstance(task_prompt, str) or not task_prompt.strip():
         raise ValueError(f"task_prompt must be a non-empty string, got {task_prompt!r:.80}")
-    parts = [task_prompt.strip()]
+    parts = []
+    if contributions:
+        blocks = [f"[{c.name}]\n{c.text.strip()}" for c in contributions]
+        parts.append(header + "\n\n" + "\n\n".join(blocks))
+    parts.append(task_prompt.strip())
     if answer_format:
         parts.append(answer_format.strip())
     if instruction:
         parts.append(instruction.strip())
-    if contributions:
-        blocks = [f"[{c.name}]\n{c.text.strip()}" for c in contributions]
-        parts.append(header + "\n\n" + "\n\n".join(blocks))
-        if closing:
-            parts.append(closing)
+    if contributions and closing:
+        parts.append(closing)
     msgs = []
     if role:
         msgs.append({"role": "system", "content": role.strip()})

@@ -43,7 +43,8 @@ def test_message_order():
     msgs = build_messages("ROLE", "TASK?", "FORMAT.", [Contribution("A1", "out one"), Contribution("A2", "out two")])
     assert msgs[0] == {"role": "system", "content": "ROLE"}
     u = msgs[1]["content"]
-    order = [u.index(x) for x in ("TASK?", "FORMAT.", PREDECESSOR_HEADER, "[A1]\nout one", "[A2]\nout two")]
+    # predecessors first, so the question and the answer format are the last thing the agent reads
+    order = [u.index(x) for x in (PREDECESSOR_HEADER, "[A1]\nout one", "[A2]\nout two", "TASK?", "FORMAT.")]
     assert order == sorted(order)
     assert PREDECESSOR_HEADER not in build_messages("R", "T", "F")[1]["content"]
 
