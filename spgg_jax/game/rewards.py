@@ -89,16 +89,20 @@ def register_reward(
     return deco
 
 
+def _apply_per_agent(per_agent: PerAgentFn, q, s, params):
+    """Evaluate a per-agent form for every agent of ``q`` f32[..., n] given the final score ``s`` f32[...]."""
+    m = predecessor_quality(q, params)
+    total = jnp.sum(q, axis=-1, keepdims=True)
+    i = jnp.arange(1, q.shape[-1] + 1, dtype=jnp.int32)
+    return per_agent(i, q, m, total, s[..., None], params)
+
+
 def full_reward_from_per_agent(per_agent: PerAgentFn) -> RewardFn:
-    """Lift ``per_agent(i, q_i, m_i, total, S, params)`` to the full vectorised reward."""
+    """Lift ``per_agent(i, q_i, m_i, total, S, params)`` to the full vectorised reward (S from q)."""
 
     def fn(q, params):
         q = jnp.asarray(q, jnp.float32)
-        m = predecessor_quality(q, params)
-        total = jnp.sum(q, axis=-1, keepdims=True)
-        s = final_score(q, params)[..., None]
-        i = jnp.arange(1, q.shape[-1] + 1, dtype=jnp.int32)
-        return per_agent(i, q, m, total, s, params)
+        return _apply_per_agent(per_agent, q, final_score(q, params), params)
 
     fn.__doc__ = per_agent.__doc__
     fn.__name__ = getattr(per_agent, "__name__", "reward")
@@ -224,11 +228,7 @@ def rewards_given_score(name: str, q, score, params: GameParams, effort=None):
     if spec.per_agent is None:
         raise ValueError(f"reward {name!r} has no per-agent form, so it cannot take a measured final score")
     q = jnp.asarray(q, jnp.float32)
-    s = jnp.asarray(score, jnp.float32)[..., None]
-    m = predecessor_quality(q, params)
-    total = jnp.sum(q, axis=-1, keepdims=True)
-    i = jnp.arange(1, q.shape[-1] + 1, dtype=jnp.int32)
-    r = spec.per_agent(i, q, m, total, s, params)
+    r = _apply_per_agent(spec.per_agent, q, jnp.asarray(score, jnp.float32), params)
     if effort is not None:
         if not spec.name.startswith("mac_spgg"):
             raise ValueError(f"effort-based cost is defined for the mac_spgg variants, not {name!r}")
