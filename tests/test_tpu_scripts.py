@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS_DIR = ROOT / "tpu_scripts"
-SCRIPTS = ["create", "delete", "setup", "launch", "tail", "stop", "babysit"]
+SCRIPTS = ["create", "delete", "setup", "launch", "tail", "stop", "babysit", "sweep"]
 BASE = ["--name", "my-tpu", "--zone", "us-central2-b"]
 GCLOUD_TPU = ["gcloud", "compute", "tpus", "tpu-vm"]
 
@@ -268,3 +268,196 @@ def test_launch_and_stop_snippets_run_locally(tmp_path):
                 os.killpg(int(pidf.read_text()), signal.SIGKILL)
             except ProcessLookupError:
                 pass
+
+
+# ------------------------------------------------------------------------------------------------
+# sweep.sh and its planner (spgg_jax/parallel/sweep_plan.py)
+
+REWARD_SWEEP = ROOT / "experiments" / "sweeps" / "reward_sweep.json"
+GAME_MAP = ROOT / "experiments" / "sweeps" / "game_map.json"
+
+FAKE_SPGG = """#!/usr/bin/env bash
+# Fake spgg: record the arguments (one line, NUL-free) and fail for seed=1 points.
+printf '%s\\n' "$*" >> "$CALLS_FILE"
+[[ "$*" != *" seed=1 "* ]]
+"""
+
+
+def _fake_spgg(tmp_path) -> tuple[Path, Path]:
+    exe, calls = tmp_path / "fake spgg", tmp_path / "calls"
+    exe.write_text(FAKE_SPGG)
+    exe.chmod(0o755)
+    return exe, calls
+
+
+def _after_dashdash(argv: list[str]) -> list[str]:
+    return argv[argv.index("--") + 1:]
+
+
+def _train_config(train_argv: list[str]):
+    """The TrainConfig a 'spgg train ...' command line means (parsed by the real CLI parser)."""
+    from spgg_jax.cli.main import build_parser
+    from spgg_jax.rl.config import load_config
+
+    assert train_argv[:2] == [".venv/bin/spgg", "train"], train_argv
+    args = build_parser().parse_args(train_argv[1:])
+    overrides = list(args.overrides) + ([f"run_dir={args.run_dir}"] if args.run_dir else [])
+    return load_config(args.config, overrides), args
+
+
+def test_sample_sweep_file_points_are_valid_train_configs():
+    from spgg_jax.game.rewards import validate_for
+    from spgg_jax.parallel.sweep_plan import load_sweep, plan_jobs
+    from spgg_jax.rollout.team import load_team
+
+    sweep = load_sweep(REWARD_SWEEP)
+    jobs = plan_jobs(sweep, "gs://bucket/sw")
+    assert len(jobs) == 8  # gamma[2] x rho[2] x seed[2], the last key varying fastest
+    seen = set()
+    for job in jobs:
+        cfg, args = _train_config(list(job.argv))
+        assert cfg.run_dir == job.run_dir == f"gs://bucket/sw/{job.name}" and not args.resume
+        p = job.point
+        assert cfg.reward_params == {"B": 0.7, "gamma": p["reward_params.gamma"], "rho": p["reward_params.rho"]}
+        assert cfg.seed == p["seed"] and cfg.task_options["operators"] == ["+", "-"]
+        assert job.name.endswith(f"_gamma={p['reward_params.gamma']}_rho={p['reward_params.rho']}_seed={p['seed']}")
+        seen.add((p["reward_params.gamma"], p["reward_params.rho"], p["seed"]))
+        team = load_team(f"default:{cfg.n_agents}", model=cfg.model)
+        validate_for(cfg.reward, team.replace(reward=cfg.reward, reward_params=dict(cfg.reward_params)).game_params())
+    assert seen == {(g, r, s) for g in (0.5, 1.0) for r in (1.0, 2.0) for s in (0, 1)}
+    assert [j.point["seed"] for j in jobs[:2]] == [0, 1]
+
+
+def test_sweep_plan_list_and_errors(tmp_path):
+    from spgg_jax.parallel.sweep_plan import SweepError, parse_sweep, plan_jobs, plan_vmap
+
+    sweep = parse_sweep({"base": {"steps": 3, "reward_params": {"B": 0.5}},
+                         "list": [{"model": "m/a", "seed": 0}, {"model": "m b", "seed": 1, "steps": 5}]}, "lst")
+    base_json = tmp_path / "base.json"
+    base_json.write_text('{"lr": 0.001, "steps": 9}')
+    jobs = plan_jobs(sweep, "runs/x", spgg=".venv/bin/spgg", config=str(base_json), resume=True)
+    assert [j.name for j in jobs] == ["p000_model=m-a_seed=0", "p001_model=m-b_seed=1_steps=5"]
+    cfg, args = _train_config(list(jobs[1].argv))
+    assert args.config == str(base_json) and args.resume
+    # the config file is read, and the sweep's keys win over it
+    assert cfg.lr == 0.001 and cfg.steps == 5 and cfg.model == "m b" and cfg.run_dir == "runs/x/" + jobs[1].name
+    argv = list(jobs[1].argv)
+    assert "model=m b" in argv and "steps=5" in argv and "reward_params.B=0.5" in argv
+    for bad, msg in [
+        ([], "must be a JSON object"),
+        ({"grid": {"seed": [0]}, "list": [{}]}, "exactly one of 'grid'"),
+        ({"grid": {"seed": []}}, "non-empty list"),
+        ({"grid": {"seed": [0, 0]}}, "repeats a value"),
+        ({"grid": {"sede": [0, 1]}}, "unknown training config key 'sede'"),
+        ({"base": {"steps": -1}, "grid": {"seed": [0]}}, "steps must be a positive integer"),
+        ({"grid": {"seed": [0]}, "bogus": 1}, "unknown top-level key"),
+        ({"list": [{"run_dir": "x"}]}, "sets run_dir"),
+        ({"name": "a b", "grid": {"seed": [0]}}, "sweep name"),
+    ]:
+        with pytest.raises(SweepError, match=msg):
+            parse_sweep(bad)
+    with pytest.raises(SweepError, match=r"cannot sweep \['seed'\]: use --mode jobs"):
+        plan_vmap(parse_sweep({"grid": {"reward_params.gamma": [0.5], "seed": [0, 1]}}), "r")
+    with pytest.raises(SweepError, match="needs a 'grid'"):
+        plan_vmap(sweep, "r")
+
+
+def test_sweep_dry_run_jobs_sequential_and_its_script_runs(tmp_path):
+    exe, calls = _fake_spgg(tmp_path)
+    out = sh("sweep", *BASE, "--dry-run", "--sweep", str(REWARD_SWEEP), "--spgg", shlex.quote(str(exe)),
+             "--run-root", "gs://b/sw", "--env", "FOO=1", "--resume")
+    assert out.stdout.startswith("# sweep ") and "8 job(s)" in out.stdout
+    [launch] = [shlex.split(line) for line in out.stdout.splitlines() if not line.startswith("#")]
+    assert launch[0] == str(SCRIPTS_DIR / "launch.sh")
+    assert opt_pair(launch, "--name") == "my-tpu" and opt_pair(launch, "--zone") == "us-central2-b"
+    assert opt_pair(launch, "--run-dir") == "runs/sweeps/reward_sweep" and opt_pair(launch, "--env") == "FOO=1"
+    cmd = _after_dashdash(launch)
+    assert cmd[:2] == ["bash", "-c"] and len(cmd) == 3
+    # Run the job's script here: every point runs in order, a failing point does not stop the rest.
+    done = subprocess.run(["bash", "-c", cmd[2]], capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "CALLS_FILE": str(calls)})
+    assert done.returncode == 1  # the seed=1 points failed
+    assert done.stdout.count("== sweep point ") == 8
+    lines = calls.read_text().splitlines()
+    assert len(lines) == 8 and all(line.startswith("train ") and line.endswith(" --resume") for line in lines)
+    assert "--run-dir gs://b/sw/p000_gamma=0.5_rho=1.0_seed=0" in lines[0]
+    assert "reward_params.gamma=1.0 reward_params.rho=2.0 seed=1" in lines[7]
+
+
+def opt_pair(argv: list[str], name: str) -> str:
+    """The value after a space-separated option (before any '--')."""
+    head = argv[:argv.index("--")] if "--" in argv else argv
+    vals = [head[i + 1] for i, a in enumerate(head) if a == name]
+    assert len(vals) == 1, (name, argv)
+    return vals[0]
+
+
+def test_sweep_dry_run_slices_with_create():
+    cmds = dry("sweep", "--sweep", str(REWARD_SWEEP), "--placement", "slices", "--create", "v5e-8",
+               "--spot", "--project", "proj")
+    assert len(cmds) == 3 * 8
+    for i in range(8):
+        create, setup, launch = cmds[3 * i: 3 * i + 3]
+        assert [Path(c[0]).name for c in (create, setup, launch)] == ["create.sh", "setup.sh", "launch.sh"]
+        for c in (create, setup, launch):
+            assert opt_pair(c, "--name") == f"my-tpu-{i}" and opt_pair(c, "--project") == "proj"
+        assert opt_pair(create, "--accelerator") == "v5e-8" and "--spot" in create
+        train = _after_dashdash(launch)
+        cfg, _ = _train_config(train)
+        assert opt_pair(launch, "--run-dir") == "runs/sweeps/reward_sweep/" + Path(cfg.run_dir).name
+        assert "--no-distributed" not in launch
+    # Without --create the slices must exist: only launches.
+    assert [Path(c[0]).name for c in dry("sweep", "--sweep", str(REWARD_SWEEP), "--placement", "slices")] == \
+        ["launch.sh"] * 8
+
+
+def test_sweep_dry_run_vmap_and_errors():
+    [launch] = dry("sweep", "--sweep", str(GAME_MAP), "--mode", "vmap")
+    assert "--no-distributed" in launch and opt_pair(launch, "--run-dir") == "runs/sweeps/game_map"
+    game = _after_dashdash(launch)
+    assert game[:3] == [".venv/bin/spgg", "game", "sweep"]
+    assert opt_pair(game, "--reward") == "mac_spgg" and opt_pair(game, "--agents") == "3"
+    assert opt_pair(game, "--param") == "B=0.7" and opt_pair(game, "--grid") == "51"
+    sweeps = [game[i + 1] for i, a in enumerate(game) if a == "--sweep"]
+    assert sweeps == ["gamma=0.0,0.25,0.5,0.75,1.0,1.25,1.5", "rho=0.0,0.5,1.0,1.5,2.0,2.5,3.0", "n=3,4"]
+    assert opt_pair(game, "--out") == "runs/sweeps/game_map/game_sweep"
+    # The argv is a valid 'spgg game sweep' command line.
+    from spgg_jax.cli.main import build_parser
+    from spgg_jax.game import sweep as game_sweep
+
+    args = build_parser().parse_args(game[1:])
+    assert [game_sweep.parse_axis(s)[0] for s in args.sweep] == ["gamma", "rho", "n"]
+    for args_, msg in [
+        (("--sweep", str(REWARD_SWEEP), "--mode", "vmap"), "cannot sweep ['seed']"),
+        (("--sweep", str(GAME_MAP), "--mode", "vmap", "--placement", "slices"), "--mode vmap is one job"),
+        (("--sweep", str(REWARD_SWEEP), "--create", "v4-8"), "--create needs --placement slices"),
+        (("--sweep", str(REWARD_SWEEP), "--mode", "grid"), "--mode must be jobs or vmap"),
+        ((), "--sweep FILE is required"),
+        (("--sweep", "nope.json"), "sweep file not found"),
+    ]:
+        out = sh("sweep", *BASE, "--dry-run", *args_, check=False)
+        assert out.returncode == 2 and msg in out.stderr, (args_, out.stderr)
+    out = sh("sweep", "--dry-run", "--sweep", str(REWARD_SWEEP), check=False)
+    assert out.returncode == 2 and "--name is required" in out.stderr
+
+
+def test_sweep_local_runs_jobs_and_a_real_game_sweep(tmp_path):
+    exe, calls = _fake_spgg(tmp_path)
+    spec = tmp_path / "models.json"
+    spec.write_text('{"base": {"steps": 2}, "list": [{"model": "a", "seed": 0}, {"model": "b", "seed": 1}]}')
+    out = sh("sweep", "--local", "--sweep", str(spec), "--spgg", shlex.quote(str(exe)), "--run-root", str(tmp_path / "r"),
+             env={"CALLS_FILE": str(calls)}, check=False)
+    assert out.returncode == 1, out.stderr  # the seed=1 point failed; both ran
+    assert calls.read_text().splitlines() == [
+        f"train steps=2 model=a seed=0 --run-dir {tmp_path}/r/p000_model=a_seed=0",
+        f"train steps=2 model=b seed=1 --run-dir {tmp_path}/r/p001_model=b_seed=1",
+    ]
+    # --mode vmap --local really solves the grid with spgg game sweep (tiny grid).
+    game = tmp_path / "g.json"
+    game.write_text('{"base": {"reward_params": {"B": 0.7}}, "grid": {"reward_params.gamma": [0.5, 1.0], '
+                    '"reward_params.rho": [1.0]}, "game": {"grid": 11}}')
+    spgg = str(Path(sys.executable).parent / "spgg")
+    out = sh("sweep", "--local", "--mode", "vmap", "--sweep", str(game), "--spgg", spgg,
+             "--run-root", str(tmp_path / "g"))
+    rows = (tmp_path / "g" / "game_sweep" / "sweep.csv").read_text().splitlines()
+    assert len(rows) == 1 + 2, rows  # header + gamma[2] x rho[1]

@@ -7,6 +7,7 @@ Import note: importing this package imports JAX but does not initialize any back
 ``initialize_distributed()`` can still be called first.
 """
 
+from spgg_jax.parallel.loading import load_sharded
 from spgg_jax.parallel.mesh import MESH_AXES, MeshConfig, make_mesh, mesh_shape
 from spgg_jax.parallel.multihost import (
     MainProcessFilter,
@@ -45,5 +46,5 @@ __all__ = [
     "DEFAULT_RULES", "LOGICAL_AXES", "ParallelConfig", "active_rules", "batch_sharding", "batch_spec",
     "describe_shardings", "logical_to_spec", "override_rules", "parse_rules_overrides",
     "replicated_sharding", "shard_pytree", "sharding_context", "tree_shardings", "validate_rules",
-    "with_logical_constraint",
+    "with_logical_constraint", "load_sharded",
 ]
