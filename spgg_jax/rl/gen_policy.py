@@ -99,8 +99,25 @@ def policy_features(hidden_pooled, agent_index, n_agents: int):
     return jnp.concatenate([hidden_pooled.astype(jnp.float32), onehot, pos], axis=-1)
 
 
-def init_policy(key, feature_dim: int, hidden: Sequence[int] = (128, 128)):
-    return ActorCritic(tuple(hidden)).init(key, jnp.zeros((1, feature_dim)))["params"]
+def to_unit(sp_values: dict, ranges: GenParamRanges) -> jnp.ndarray:
+    """Inverse of the range mapping: generation-parameter values -> unit draws u f32[6] (clipped)."""
+    lo, hi = ranges.bounds()
+    x = jnp.array([float(sp_values[n]) for n in PARAM_NAMES], jnp.float32)
+    return jnp.clip((x - lo) / (hi - lo), 0.0, 1.0)
+
+
+def init_policy(key, feature_dim: int, hidden: Sequence[int] = (128, 128), init_u=None, concentration: float = 6.0):
+    """Random actor-critic weights. With ``init_u`` f32[6], each Beta starts with its mode at
+    ``init_u`` (a = 1 + k u, b = 1 + k (1 - u), k = ``concentration``), so training starts from given
+    generation parameters (e.g. the agent's configured ones) and explores around them."""
+    params = ActorCritic(tuple(hidden)).init(key, jnp.zeros((1, feature_dim)))["params"]
+    if init_u is None:
+        return params
+    u = jnp.asarray(init_u, jnp.float32)
+    inv_softplus = lambda y: jnp.log(jnp.expm1(jnp.maximum(y, 1e-3)))  # noqa: E731
+    bias = jnp.concatenate([inv_softplus(concentration * u), inv_softplus(concentration * (1 - u))])
+    head = f"Dense_{len(hidden)}"
+    return {**params, head: {**params[head], "bias": bias}}
 
 
 def act(params, features, key, hidden: Sequence[int] = (128, 128)):

@@ -167,6 +167,7 @@ class Trainer:
                                         reward_params={**dict(team.reward_params), **dict(cfg.reward_params)})
         self.game_params = self.team.game_params()
         self.bundles = bundles if bundles is not None else load_bundles(self.team, dtype=cfg.dtype)
+        self.ranges = gp.GenParamRanges(max_new_tokens=(8.0, float(cfg.max_new_tokens)))
         for bundle in self.bundles.values():  # one generation bucket, whatever max_new_tokens the policy picks
             bundle.sampler.min_gen_bucket = cfg.max_new_tokens
         self.n = self.team.n
@@ -224,7 +225,10 @@ class Trainer:
             d = self.bundles[self.team.agents[0].model].cfg.d_model
             feat_dim = d + self.n + 1
             keys = jax.random.split(k_init, self.n)
-            params = jax.vmap(lambda k: gp.init_policy(k, feat_dim, cfg.policy_hidden))(keys)
+            # start every agent's policy at its configured generation parameters (Beta modes)
+            init_u = jnp.stack([gp.to_unit({**a.sampling_kwargs(), "top_k": a.top_k or self.ranges.top_k[1]},
+                                           self.ranges) for a in self.team.agents])
+            params = jax.vmap(lambda k, u: gp.init_policy(k, feat_dim, cfg.policy_hidden, u))(keys, init_u)
             opt_state = jax.vmap(_make_optimizer(cfg.lr, cfg.grad_clip).init)(params)
             return {"policy": params, "opt": opt_state, "step": jnp.int32(0)}
         base = self._base().params
@@ -276,7 +280,7 @@ class Trainer:
     def _sampling_fn(self, record: dict, deterministic: bool = False, policy=None):
         policy = self.state["policy"] if policy is None else policy
         hidden = self.cfg.policy_hidden
-        ranges = gp.GenParamRanges(max_new_tokens=(8.0, float(self.cfg.max_new_tokens)))
+        ranges = self.ranges
 
         def fn(agent, pooled, key):
             p_i = jax.tree_util.tree_map(lambda x: x[agent], policy)

@@ -14,7 +14,7 @@ from spgg_jax.rl.lora import init_lora, merge_lora
 def test_beta_log_prob_and_entropy_match_scipy():
     a, b = jnp.array([1.5, 3.0, 1.0]), jnp.array([2.5, 1.2, 1.0])
     u = jnp.array([0.3, 0.8, 0.5])
-    np.testing.assert_allclose(gp.beta_log_prob(u, a, b), stats.beta.logpdf(u, a, b), rtol=1e-5)
+    np.testing.assert_allclose(gp.beta_log_prob(u, a, b), stats.beta.logpdf(u, a, b), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(gp.beta_entropy(a, b), stats.beta.entropy(a, b), rtol=1e-5, atol=1e-5)
 
 
@@ -96,3 +96,17 @@ def test_lora_errors(tiny):
         init_lora(jax.random.key(0), params, targets=("w_kernel",))
     with pytest.raises(ValueError, match="rank must be >= 1"):
         init_lora(jax.random.key(0), params, rank=0)
+
+
+def test_init_policy_starts_at_given_generation_parameters():
+    ranges = gp.GenParamRanges(max_new_tokens=(8.0, 32.0))
+    target = dict(temperature=0.7, top_p=0.95, top_k=200, max_new_tokens=32, repetition_penalty=1.0, presence_penalty=0.0)
+    u0 = gp.to_unit(target, ranges)
+    params = gp.init_policy(jax.random.key(0), 10, init_u=u0)
+    mode = gp.mode(params, jax.random.normal(jax.random.key(1), (4, 10)))
+    sp = gp.to_sampling_params(mode, ranges)
+    np.testing.assert_allclose(sp.temperature, 0.7, atol=0.02)
+    np.testing.assert_allclose(sp.top_p, 0.95, atol=0.01)
+    np.testing.assert_allclose(sp.repetition_penalty, 1.0, atol=0.01)
+    np.testing.assert_allclose(sp.presence_penalty, 0.0, atol=0.01)
+    assert np.all(np.asarray(sp.max_new_tokens) >= 31)
