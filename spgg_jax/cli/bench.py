@@ -14,6 +14,7 @@ BENCHMARKS = {
     "train": ("spgg_jax.bench.train", "training iteration time split; update-step tokens/s, TFLOP/s, MFU vs PyTorch"),
     "rewards": ("spgg_jax.bench.rewards", "jitted reward evaluation and SPNE solver vs a numpy loop"),
     "forward": ("spgg_jax.bench.forward", "jitted Flax LLM forward tokens/s vs PyTorch transformers"),
+    "sweep": ("spgg_jax.bench.sweep", "policy-gradient learning runs (seeds x params) in one vmapped call vs a loop"),
 }
 
 
