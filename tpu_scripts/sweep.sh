@@ -26,7 +26,7 @@ Modes:
 
 Options:
   --sweep FILE        the sweep file (required)
-  --run-root DIR      parent of the per-point run dirs; gs://... for preemptible slices
+  --run-root DIR      parent of the per-point run dirs; a shared mount (gcsfuse bucket) for preemptible slices
                       (default: runs/sweeps/<sweep name>)
   --log-dir DIR       launch.sh run dir for logs/pids on the workers (default: runs/sweeps/<name>)
   --config FILE       a training config JSON (on the workers) given to every job as --config
