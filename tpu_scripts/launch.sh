@@ -14,7 +14,7 @@ Run COMMAND (from the project directory, e.g. '.venv/bin/spgg train ...') on ALL
 DIR/logs/<hostname>.pid (a process-group id that stop.sh kills). The job gets SPGG_RUN_DIR=DIR and,
 unless --no-distributed, SPGG_DISTRIBUTED=1 so that spgg_jax.parallel.initialize_distributed()
 calls jax.distributed.initialize() with JAX's TPU auto-detection (no coordinator flags needed).
-Keep checkpoints on GCS (gs://...) so a relaunch on a recreated VM can resume.
+Keep run directories on a shared mount (a gcsfuse bucket) so a relaunch on a recreated VM can resume.
 
 Options:
   --run-dir DIR      run directory on the workers, relative to the project dir (default: runs/tpu)
