@@ -124,6 +124,31 @@ def _fmt(names: list[str], limit: int = 20) -> str:
     return ", ".join(names[:limit]) + more
 
 
+def check_tensor_names(cfg: ModelConfig, names: set, used: set, missing: list, misshaped: list,
+                       strict: bool, source: str = "") -> None:
+    """Raise one error naming every missing, mis-shaped and (when ``strict``) unexpected tensor.
+
+    ``names``: tensors in the checkpoint; ``used``: those the mapping consumes. Buffers (rotary
+    tables, attention masks) and a tied ``lm_head.weight`` are never unexpected; with
+    ``strict=False`` unexpected tensors only warn.
+    """
+    extra = sorted(
+        n for n in names - used
+        if not any(p.search(n) for p in _IGNORABLE) and not (cfg.tie_embeddings and n == "lm_head.weight")
+    )
+    problems = []
+    if missing:
+        problems.append(f"missing tensors: {_fmt(missing)}")
+    if misshaped:
+        problems.append(f"mis-shaped tensors: {_fmt(misshaped)}")
+    if extra and strict:
+        problems.append(f"unexpected tensors: {_fmt(extra)}")
+    if problems:
+        raise ValueError(f"cannot load {cfg.family} weights{source}: " + "; ".join(problems))
+    if extra:
+        warnings.warn(f"ignoring unexpected tensors: {_fmt(extra)}", stacklevel=3)
+
+
 def params_from_hf_state_dict(
     cfg: ModelConfig,
     tensors: Mapping[str, Any],
@@ -164,21 +189,7 @@ def params_from_hf_state_dict(
         if len(parts) == len(layer_ids):
             _set(out, e.target, np.stack(parts) if e.per_layer else parts[0])
 
-    extra = sorted(
-        n for n in names - used
-        if not any(p.search(n) for p in _IGNORABLE) and not (cfg.tie_embeddings and n == "lm_head.weight")
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing tensors: {_fmt(missing)}")
-    if misshaped:
-        problems.append(f"mis-shaped tensors: {_fmt(misshaped)}")
-    if extra and strict:
-        problems.append(f"unexpected tensors: {_fmt(extra)}")
-    if problems:
-        raise ValueError(f"cannot load {cfg.family} weights: " + "; ".join(problems))
-    if extra:
-        warnings.warn(f"ignoring unexpected tensors: {_fmt(extra)}", stacklevel=2)
+    check_tensor_names(cfg, names, used, missing, misshaped, strict)
     if device_put:
         import jax
 

@@ -16,7 +16,6 @@ files (a shared or copied checkpoint) and fills only the shards of its own devic
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any, Sequence
 
 import jax
@@ -64,10 +63,10 @@ def load_sharded(
     """
     from spgg_jax.models import ModelConfig, param_logical_axes, param_shapes
     from spgg_jax.models.hf_loader import (
-        _IGNORABLE,
         SafetensorsDir,
         _fmt,
         _mapping,
+        check_tensor_names,
         _set,
         _to_numpy,
         read_hf_config,
@@ -96,19 +95,7 @@ def load_sharded(
     # Names first (cheap, nothing read): missing and unexpected tensors fail before any placement.
     wanted = [n for e in entries for n in sources(e)]
     missing = [n for n in wanted if n not in names]
-    extra = sorted(
-        n for n in names - set(wanted)
-        if not any(p.search(n) for p in _IGNORABLE) and not (cfg.tie_embeddings and n == "lm_head.weight")
-    )
-    problems = []
-    if missing:
-        problems.append(f"missing tensors: {_fmt(missing)}")
-    if extra and strict:
-        problems.append(f"unexpected tensors: {_fmt(extra)}")
-    if problems:
-        raise ValueError(f"cannot load {cfg.family} weights from {path}: " + "; ".join(problems))
-    if extra:
-        warnings.warn(f"ignoring unexpected tensors: {_fmt(extra)}", stacklevel=2)
+    check_tensor_names(cfg, names, set(wanted), missing, [], strict, f" from {path}")
 
     store = np.dtype(cfg.jnp_param_dtype)
     out: dict = {}

@@ -1,6 +1,5 @@
 """Checkpointer: round trip, keep-last-N, resume order, and a SIGKILL during an async save."""
 
-import os
 import subprocess
 import sys
 import textwrap

@@ -1,6 +1,5 @@
 """Loaders: HumanEval from the package, reasoning-gym determinism/splits/cross-check, local files."""
 
-import os
 from pathlib import Path
 
 import pytest
