@@ -97,6 +97,8 @@ class TrainConfig:
             v = getattr(self, name)
             if not (math.isfinite(v) and v >= 0):
                 errors.append(f"{name} must be a finite number >= 0, got {v!r}")
+        if self.method == "gen_params" and isinstance(self.max_new_tokens, int) and self.max_new_tokens < 2:
+            errors.append(f"max_new_tokens must be >= 2 for method=gen_params (the policy chooses a length), got {self.max_new_tokens}")
         if self.method == "token" and self.batch * self.group_size < 2:
             errors.append("token-level training needs batch * group_size >= 2 for a baseline")
         if errors:

@@ -167,7 +167,8 @@ class Trainer:
                                         reward_params={**dict(team.reward_params), **dict(cfg.reward_params)})
         self.game_params = self.team.game_params()
         self.bundles = bundles if bundles is not None else load_bundles(self.team, dtype=cfg.dtype)
-        self.ranges = gp.GenParamRanges(max_new_tokens=(8.0, float(cfg.max_new_tokens)))
+        # the policy picks max_new_tokens in [min(8, max/2), max]
+        self.ranges = gp.GenParamRanges(max_new_tokens=(min(8.0, cfg.max_new_tokens / 2), float(cfg.max_new_tokens)))
         for bundle in self.bundles.values():  # one generation bucket, whatever max_new_tokens the policy picks
             bundle.sampler.min_gen_bucket = cfg.max_new_tokens
         self.n = self.team.n
@@ -277,8 +278,7 @@ class Trainer:
         spec = (self.cfg.lora_alpha, self.cfg.lora_rank)
         return [merge_lora(base, l, *spec) for l in state["policy"]]
 
-    def _sampling_fn(self, record: dict, deterministic: bool = False, policy=None):
-        policy = self.state["policy"] if policy is None else policy
+    def _sampling_fn(self, record: dict, policy, deterministic: bool = False):
         hidden = self.cfg.policy_hidden
         ranges = self.ranges
 
@@ -293,14 +293,15 @@ class Trainer:
 
         return fn
 
-    def rollout(self, problems, key, state=None, deterministic=False, policy_override=None):
+    def rollout(self, problems, key, state=None, deterministic=False):
+        """Play the team on ``problems`` with ``state``'s policies (default: the current state)."""
         from spgg_jax.rollout.episode import run_episodes
 
+        state = self.state if state is None else state
         record: dict = {}
         sampling_fn = None
         if self.cfg.method == "gen_params":
-            pol = (state or self.state)["policy"] if policy_override is None else policy_override
-            sampling_fn = self._sampling_fn(record, deterministic, pol)
+            sampling_fn = self._sampling_fn(record, state["policy"], deterministic)
         batch = run_episodes(self.team, self.bundles, problems, key, sampling_fn=sampling_fn,
                              agent_params=self.agent_params(state), need_features=sampling_fn is not None)
         return batch, record
@@ -451,10 +452,7 @@ class Trainer:
         init = self._init_state()
         for label, state in (("team, untrained", init), ("team, trained", self.state)):
             t0 = time.perf_counter()
-            if self.cfg.method == "gen_params":
-                batch, _ = self.rollout(problems, key, deterministic=True, policy_override=state["policy"])
-            else:
-                batch, _ = self.rollout(problems, key, state=state)
+            batch, _ = self.rollout(problems, key, state=state, deterministic=True)
             scores = score_episodes(batch, self.team, judge=self.judge)
             r = np.asarray(episode_rewards(scores, self.team, self.game_params))
             rows.append(self._eval_row(label, batch, scores, r, time.perf_counter() - t0))

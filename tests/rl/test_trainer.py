@@ -104,6 +104,7 @@ def test_token_method_step_and_logprob_check(tiny_dir, tmp_path):
     (["lr=abc"], "lr must be a number"),
     (["nope=1"], "unknown training config key 'nope'"),
     (["gamma=1.5"], r"gamma must be in \[0, 1\]"),
+    (["max_new_tokens=1"], "max_new_tokens must be >= 2 for method=gen_params"),
     (["reward_params"], "key=value"),
     (["foo.bar=1"], "only reward_params"),
 ])
