@@ -28,6 +28,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume-from", help="with --resume: start from this checkpoint directory when RUN_DIR has none")
     p.add_argument("--overwrite", action="store_true", help="delete an existing RUN_DIR and start over")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
+    g = p.add_argument_group(
+        "multi-host", "One `spgg train` per host, same arguments; jax.distributed is initialized before anything "
+        "else. On a TPU pod slice, SLURM or Open MPI nothing needs setting (JAX detects the cluster); elsewhere give "
+        "all three flags (or JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID). Set mesh=... to use "
+        "the global devices; RUN_DIR must be on a filesystem every host sees.")
+    g.add_argument("--coordinator", help="HOST:PORT of process 0's coordinator service")
+    g.add_argument("--num-processes", type=int, help="number of processes (hosts) in the job")
+    g.add_argument("--process-id", type=int, help="this process's index in [0, num-processes)")
     p.set_defaults(func=cmd_train)
 
     pp = sub.add_parser("plot", help="write PNG learning curves of a training run")
@@ -37,6 +45,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_train(args) -> int:
+    from spgg_jax.parallel import initialize_distributed, is_main_process
+
+    initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # first JAX call
+    say = print if is_main_process() else (lambda *a, **k: None)
+
     from spgg_jax.rl.config import load_config
     from spgg_jax.rl.trainer import Trainer, format_eval_table
 
@@ -45,13 +58,13 @@ def cmd_train(args) -> int:
         overrides.append(f"run_dir={args.run_dir}")
     cfg = load_config(args.config, overrides)
     trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, resume_from=args.resume_from)
-    print(f"training {cfg.n_agents} agents ({cfg.model}) on {cfg.task} with method={cfg.method}, "
+    say(f"training {cfg.n_agents} agents ({cfg.model}) on {cfg.task} with method={cfg.method}, "
           f"{cfg.steps} steps x {cfg.batch} problems; run dir {cfg.run_dir}")
     result = trainer.run(evaluate=not args.no_eval)
-    print(f"done: {result['steps']} steps; metrics {cfg.run_dir}/metrics.jsonl; plot {result.get('plot', '-')}")
+    say(f"done: {result['steps']} steps; metrics {cfg.run_dir}/metrics.jsonl; plot {result.get('plot', '-')}")
     if "eval" in result:
-        print(f"\nheld-out evaluation on {result['eval'][0]['n']} {cfg.task} problems:")
-        print(format_eval_table(result["eval"]))
+        say(f"\nheld-out evaluation on {result['eval'][0]['n']} {cfg.task} problems:")
+        say(format_eval_table(result["eval"]))
     return 0
 
 

@@ -298,7 +298,10 @@ class Decoder(nn.Module):
     def __call__(self, tokens, positions, attn_mask, cache: KVCache | None = None):
         cfg = self.cfg
         dt = cfg.jnp_dtype
-        x = jnp.take(self.embedding, tokens, axis=0)
+        # FSDP all-gathers the table's embed dim before the lookup (a gather cannot keep both the
+        # table's fsdp split and the batch's); the vocab split over tensor stays.
+        table = nn.with_logical_constraint(self.embedding, ("vocab", None))
+        x = jnp.take(table, tokens, axis=0)
         if cfg.embed_scale:
             x = x * jnp.asarray(np.sqrt(cfg.d_model), self.embedding.dtype)
         if cfg.learned_positions:

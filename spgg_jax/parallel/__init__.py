@@ -11,6 +11,8 @@ from spgg_jax.parallel.loading import load_sharded
 from spgg_jax.parallel.mesh import MESH_AXES, MeshConfig, make_mesh, mesh_shape
 from spgg_jax.parallel.multihost import (
     MainProcessFilter,
+    any_process,
+    broadcast_from_main,
     get_main_logger,
     host_local_batch_to_global,
     initialize_distributed,
@@ -29,6 +31,7 @@ from spgg_jax.parallel.rules import (
     batch_spec,
     describe_shardings,
     logical_to_spec,
+    mesh_context,
     override_rules,
     parse_rules_overrides,
     replicated_sharding,
@@ -41,10 +44,10 @@ from spgg_jax.parallel.rules import (
 
 __all__ = [
     "MESH_AXES", "MeshConfig", "make_mesh", "mesh_shape",
-    "MainProcessFilter", "get_main_logger", "host_local_batch_to_global", "initialize_distributed",
+    "MainProcessFilter", "any_process", "broadcast_from_main", "get_main_logger", "host_local_batch_to_global", "initialize_distributed",
     "is_main_process", "log_main", "process_batch_rows", "sync_global_devices", "to_host",
     "DEFAULT_RULES", "LOGICAL_AXES", "ParallelConfig", "active_rules", "batch_sharding", "batch_spec",
-    "describe_shardings", "logical_to_spec", "override_rules", "parse_rules_overrides",
+    "describe_shardings", "logical_to_spec", "mesh_context", "override_rules", "parse_rules_overrides",
     "replicated_sharding", "shard_pytree", "sharding_context", "tree_shardings", "validate_rules",
     "with_logical_constraint", "load_sharded",
 ]

@@ -228,3 +228,25 @@ def to_host(tree: Any) -> Any:
     return jax.tree_util.tree_map(
         np.asarray, multihost_utils.process_allgather(tree, tiled=True)
     )
+
+
+def broadcast_from_main(tree: Any) -> Any:
+    """Process 0's value of a pytree of host arrays, on every process (identity on one process).
+
+    For host-side results that must be bit-identical everywhere before they become global arrays
+    (e.g. rewards from a sandbox whose timeouts could differ between hosts).
+    """
+    if jax.process_count() == 1:
+        return tree
+    from jax.experimental import multihost_utils
+
+    return jax.tree_util.tree_map(np.asarray, multihost_utils.broadcast_one_to_all(tree))
+
+
+def any_process(flag: bool) -> bool:
+    """True when ``flag`` is true on any process (a collective: every process must call it)."""
+    if jax.process_count() == 1:
+        return bool(flag)
+    from jax.experimental import multihost_utils
+
+    return bool(np.any(multihost_utils.process_allgather(np.asarray([bool(flag)], np.int32))))

@@ -344,6 +344,11 @@ def sharding_context(
         yield mesh
 
 
+def mesh_context(mesh: jax.sharding.Mesh | None, rules: Sequence[tuple[str, Any]] | None = None):
+    """``sharding_context(mesh, rules)``, or a no-op context when ``mesh`` is None (single device)."""
+    return contextlib.nullcontext() if mesh is None else sharding_context(mesh, rules)
+
+
 def active_rules() -> Rules | None:
     """The rules activated by ``sharding_context`` / ``nn.logical_axis_rules`` (None if none)."""
     rules = nn.get_logical_axis_rules()

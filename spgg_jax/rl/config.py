@@ -15,7 +15,8 @@ from typing import Any, Mapping
 
 METHODS = ("gen_params", "token")
 # keys that may differ between a run and its resumption (they do not change what was computed)
-RESUMABLE_CHANGES = ("steps", "eval_size", "checkpoint_every", "keep", "progress")
+# (the mesh too: a run may resume on another slice; orbax reshards the restored state onto the new mesh)
+RESUMABLE_CHANGES = ("steps", "eval_size", "checkpoint_every", "keep", "progress", "mesh", "rules")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,6 +64,10 @@ class TrainConfig:
     full_finetune: bool = False
     token_lr: float = 1e-4
     temperature: float = 1.0
+    # parallelism: "" runs on one device; else a device mesh over every (global) device, e.g.
+    # "data=-1" (data parallel), "fsdp=-1,tensor=2"; rules overrides logical-axis rules, e.g. "kv_heads=none"
+    mesh: str = ""
+    rules: str = ""
     # bookkeeping
     checkpoint_every: int = 5
     keep: int = 3
@@ -101,6 +106,17 @@ class TrainConfig:
             errors.append(f"max_new_tokens must be >= 2 for method=gen_params (the policy chooses a length), got {self.max_new_tokens}")
         if self.method == "token" and self.batch * self.group_size < 2:
             errors.append("token-level training needs batch * group_size >= 2 for a baseline")
+        if not isinstance(self.mesh, str) or not isinstance(self.rules, str):
+            errors.append(f"mesh and rules must be strings like 'fsdp=-1,tensor=2', got {self.mesh!r}, {self.rules!r}")
+        elif self.mesh or self.rules:
+            from spgg_jax.parallel.rules import ParallelConfig
+
+            try:
+                ParallelConfig.from_strings(self.mesh, self.rules)
+            except (ValueError, TypeError) as err:
+                errors.append(f"mesh={self.mesh!r} rules={self.rules!r}: {err}")
+            if self.rules and not self.mesh:
+                errors.append(f"rules={self.rules!r} needs a mesh (e.g. mesh=data=-1)")
         if errors:
             raise ValueError("invalid training config: " + "; ".join(errors))
 

@@ -23,9 +23,9 @@ DEFAULT_TARGETS = ("q_proj_kernel", "k_proj_kernel", "v_proj_kernel", "o_proj_ke
 
 
 def _walk(tree: Any, path=()):
-    if isinstance(tree, Mapping):
-        for k, v in tree.items():
-            yield from _walk(v, path + (k,))
+    if isinstance(tree, Mapping):  # sorted: adapters must not depend on how the loader ordered the dict
+        for k in sorted(tree):
+            yield from _walk(tree[k], path + (k,))
     else:
         yield path, tree
 

@@ -29,6 +29,8 @@ import optax
 
 from spgg_jax.checkpoint import Checkpointer, StopSignal
 from spgg_jax.game.rewards import THRESHOLD_TOL
+from spgg_jax.parallel import (ParallelConfig, any_process, broadcast_from_main, is_main_process, mesh_context,
+                               replicated_sharding, shard_pytree, sync_global_devices, to_host)
 from spgg_jax.rl import gen_policy as gp
 from spgg_jax.rl.advantages import group_advantages, normalize
 from spgg_jax.rl.config import TrainConfig, config_differences
@@ -152,8 +154,13 @@ class Trainer:
         from spgg_jax.tasks import load_task
 
         self.cfg = cfg
-        self.log = log
+        self.log = log if is_main_process() else (lambda *a, **k: None)
         self.run_dir = Path(cfg.run_dir)
+        # One program on every process; the mesh spans all global devices (docs/scaling.md).
+        self.mesh, self.rules = None, None
+        if cfg.mesh:
+            pc = ParallelConfig.from_strings(cfg.mesh, cfg.rules)
+            self.mesh, self.rules = pc.make_mesh(), pc.rules()
         self._prepare_run_dir(resume, overwrite)
         if cfg.team == "default":
             team = load_team(f"default:{cfg.n_agents}", model=cfg.model, observation=cfg.observation)
@@ -166,7 +173,8 @@ class Trainer:
         self.team = dataclasses.replace(team, agents=agents, reward=cfg.reward, cost=cfg.cost,
                                         reward_params={**dict(team.reward_params), **dict(cfg.reward_params)})
         self.game_params = self.team.game_params()
-        self.bundles = bundles if bundles is not None else load_bundles(self.team, dtype=cfg.dtype)
+        self.bundles = bundles if bundles is not None else load_bundles(self.team, dtype=cfg.dtype, mesh=self.mesh,
+                                                                        rules=self.rules)
         # the policy picks max_new_tokens in [min(8, max/2), max]
         self.ranges = gp.GenParamRanges(max_new_tokens=(min(8.0, cfg.max_new_tokens / 2), float(cfg.max_new_tokens)))
         for bundle in self.bundles.values():  # one generation bucket, whatever max_new_tokens the policy picks
@@ -188,7 +196,7 @@ class Trainer:
         if cfg.judge:
             from spgg_jax.tasks.judge import LLMJudge
 
-            self.judge = LLMJudge.load(cfg.judge, dtype=cfg.dtype)
+            self.judge = LLMJudge.load(cfg.judge, dtype=cfg.dtype, mesh=self.mesh, rules=self.rules)
         self.key = jax.random.key(cfg.seed)
         self.state = self._init_state()
         self.ckpt = Checkpointer(self.run_dir / "checkpoints", keep=cfg.keep)
@@ -199,10 +207,12 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- set-up
     def _prepare_run_dir(self, resume: bool, overwrite: bool) -> None:
+        """Check (every process), then clear / create / write config.json (process 0 only)."""
         cfg_path = self.run_dir / "config.json"
+        clear = False
         if self.run_dir.exists() and any(self.run_dir.iterdir()):
             if overwrite:
-                shutil.rmtree(self.run_dir)
+                clear = True
             elif not resume:
                 raise RunDirError(
                     f"run directory {self.run_dir} already exists; pass --resume to continue it or --overwrite to start over"
@@ -212,9 +222,13 @@ class Trainer:
                 if diffs:
                     shown = "; ".join(f"{k}: saved {a!r} vs now {b!r}" for k, b_a in sorted(diffs.items()) for a, b in [b_a])
                     raise RunDirError(f"cannot resume {self.run_dir}: the config differs from the saved run ({shown})")
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        if jax.process_index() == 0:
+        sync_global_devices("run-dir-checked")  # nobody sees process 0's writes as "already exists"
+        if is_main_process():
+            if clear:
+                shutil.rmtree(self.run_dir)
+            self.run_dir.mkdir(parents=True, exist_ok=True)
             cfg_path.write_text(json.dumps(self.cfg.to_dict(), indent=2))
+        sync_global_devices("run-dir-ready")
 
     def _base(self):
         return self.bundles[self.team.agents[0].model]
@@ -231,7 +245,7 @@ class Trainer:
                                            self.ranges) for a in self.team.agents])
             params = jax.vmap(lambda k, u: gp.init_policy(k, feat_dim, cfg.policy_hidden, u))(keys, init_u)
             opt_state = jax.vmap(_make_optimizer(cfg.lr, cfg.grad_clip).init)(params)
-            return {"policy": params, "opt": opt_state, "step": jnp.int32(0)}
+            return self._place_state({"policy": params, "opt": opt_state, "step": jnp.int32(0)})
         base = self._base().params
         keys = jax.random.split(k_init, self.n)
         if cfg.full_finetune:
@@ -239,7 +253,26 @@ class Trainer:
         else:
             trainable = [init_lora(k, base, cfg.lora_rank, cfg.lora_targets) for k in keys]
         opt = _make_optimizer(cfg.token_lr, cfg.grad_clip)
-        return {"policy": trainable, "opt": [opt.init(t) for t in trainable], "step": jnp.int32(0)}
+        return self._place_state({"policy": trainable, "opt": [jax.jit(opt.init)(t) for t in trainable],
+                                  "step": jnp.int32(0)})
+
+    def _place_state(self, state: dict) -> dict:
+        """On a mesh: leaves already sharded on it (full fine-tuning copies of the base weights and their
+        optimizer moments) keep their layout; the rest (policy nets, LoRA adapters: small) are replicated."""
+        if self.mesh is None:
+            return state
+        rep = replicated_sharding(self.mesh)
+        on_mesh = lambda x: isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding) and \
+            x.sharding.mesh == self.mesh  # noqa: E731
+        return shard_pytree(state, jax.tree_util.tree_map(lambda x: x.sharding if on_mesh(x) else rep, state))
+
+    def _replicate(self, tree):
+        """``tree`` replicated over the mesh (as is without one)."""
+        return tree if self.mesh is None else shard_pytree(tree, replicated_sharding(self.mesh))
+
+    def _context(self):
+        """The mesh and rules as the active sharding context of the jitted updates (no-op without a mesh)."""
+        return mesh_context(self.mesh, self.rules)
 
     def _restore(self, resume_from: str | None) -> None:
         from spgg_jax.checkpoint import resolve_resume
@@ -283,13 +316,15 @@ class Trainer:
         ranges = self.ranges
 
         def fn(agent, pooled, key):
+            # the chosen parameters go to the sampler as host values (whole batch, identical on every process)
             p_i = jax.tree_util.tree_map(lambda x: x[agent], policy)
-            if deterministic:
-                u = _policy_mode(p_i, jnp.asarray(pooled), hidden, self.n, agent)
-                return gp.to_sampling_params(u, ranges), {}
-            feats, u, logp, v = _policy_act(p_i, jnp.asarray(pooled), key, hidden, self.n, agent)
+            with self._context():
+                if deterministic:
+                    u = _policy_mode(p_i, jnp.asarray(pooled), hidden, self.n, agent)
+                    return to_host(gp.to_sampling_params(u, ranges)), {}
+                feats, u, logp, v = _policy_act(p_i, jnp.asarray(pooled), key, hidden, self.n, agent)
             record[agent] = {"feats": feats, "u": u, "logp_old": logp, "v_old": v}
-            return gp.to_sampling_params(u, ranges), {"u": u}
+            return to_host(gp.to_sampling_params(u, ranges)), {"u": u}
 
         return fn
 
@@ -316,14 +351,16 @@ class Trainer:
         batch, record = self.rollout(problems, jax.random.fold_in(key, 0))
         t1 = time.perf_counter()
         scores = score_episodes(batch, self.team, judge=self.judge)
-        rewards = np.asarray(episode_rewards(scores, self.team, self.game_params))
+        # process 0's rewards everywhere: a sandbox timeout must not make the hosts' updates diverge
+        rewards = broadcast_from_main(np.asarray(episode_rewards(scores, self.team, self.game_params)))
         t2 = time.perf_counter()
-        if cfg.method == "gen_params":
-            upd = self._update_gen_params(record, rewards, jax.random.fold_in(key, 1))
-        else:
-            upd = self._update_token(batch, rewards)
+        with self._context():
+            if cfg.method == "gen_params":
+                upd = self._update_gen_params(record, rewards, jax.random.fold_in(key, 1))
+            else:
+                upd = self._update_token(batch, rewards)
         t3 = time.perf_counter()
-        self.state["step"] = jnp.int32(step + 1)
+        self.state["step"] = self._replicate(jnp.int32(step + 1))
         return self._step_metrics(batch, scores, rewards, record, upd, (t0, t1, t2, t3))
 
     def _update_gen_params(self, record: dict, rewards: np.ndarray, key) -> dict:
@@ -335,6 +372,7 @@ class Trainer:
         adv = jax.vmap(normalize)(ret - v_old)
         batch = {"feats": stack("feats"), "u": stack("u"), "logp_old": stack("logp_old"), "v_old": v_old,
                  "ret": ret, "adv": adv}
+        batch = self._replicate(batch)  # the policy nets are small and replicated; so is their PPO batch
         static = (cfg.policy_hidden, cfg.ppo_epochs, cfg.minibatch, cfg.clip_eps, cfg.value_coef,
                   cfg.entropy_coef, cfg.lr, cfg.grad_clip, cfg.target_kl)
         params, opt, m = gen_params_update(self.state["policy"], self.state["opt"], batch, key, static)
@@ -346,15 +384,16 @@ class Trainer:
         base = self._base().params
         mcfg = self._base().cfg
         lora_spec = None if cfg.full_finetune else (cfg.lora_alpha, cfg.lora_rank)
+        rows = self._base().sampler.place_rows  # batch split over the mesh's data axes when it divides
         out: dict[str, list] = {}
         for turn in batch.agent_turns:
             a = turn.agent
-            adv = group_advantages(jnp.asarray(rewards[:, a]), cfg.group_size)
-            ref = _reference_logprobs(base, mcfg, jnp.asarray(turn.prompt_ids), jnp.asarray(turn.prompt_mask),
-                                      jnp.asarray(turn.tokens), jnp.asarray(turn.mask), cfg.temperature)
-            d = {"prompt_ids": jnp.asarray(turn.prompt_ids), "prompt_mask": jnp.asarray(turn.prompt_mask),
-                 "tokens": jnp.asarray(turn.tokens), "mask": jnp.asarray(turn.mask),
-                 "logp_old": jnp.asarray(turn.logprobs), "adv": adv, "ref_lp": ref}
+            d = {"prompt_ids": turn.prompt_ids, "prompt_mask": turn.prompt_mask, "tokens": turn.tokens,
+                 "mask": turn.mask, "logp_old": turn.logprobs,
+                 "adv": np.asarray(group_advantages(jnp.asarray(rewards[:, a]), cfg.group_size))}
+            d = {k: rows(v) for k, v in d.items()}
+            d["ref_lp"] = _reference_logprobs(base, mcfg, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"],
+                                              cfg.temperature)
             for _ in range(cfg.ppo_epochs if cfg.loss != "reinforce" else 1):
                 t, o, m = token_update(self.state["policy"][a], self.state["opt"][a], base, d, mcfg, lora_spec,
                                        cfg.loss, cfg.clip_eps, cfg.kl_coef, cfg.temperature, cfg.token_lr, cfg.grad_clip)
@@ -384,9 +423,9 @@ class Trainer:
             m[f"correct/agent{a + 1}"] = float(np.mean(np.asarray(scores.per_agent_correct)[:, a]))
             m[f"free_riding/agent{a + 1}"] = float(np.mean(np.isclose(q[:, a], c_min)))
             m[f"tokens/agent{a + 1}"] = float(np.mean(tokens[:, a]))
-            sp = batch.agent_turns[a].sampling
+            sp = to_host(batch.agent_turns[a].sampling)
             for name in gp.PARAM_NAMES:
-                m[f"gen/{name}/agent{a + 1}"] = float(np.mean(np.asarray(getattr(sp, name))))
+                m[f"gen/{name}/agent{a + 1}"] = float(np.mean(getattr(sp, name)))
         m.update(upd)
         return m
 
@@ -401,8 +440,8 @@ class Trainer:
         cfg = self.cfg
         stop = StopSignal()
         steps = range(self.start_step, cfg.steps)
-        bar = tqdm(steps, total=cfg.steps, initial=self.start_step, desc="train", disable=not cfg.progress,
-                   dynamic_ncols=True)
+        bar = tqdm(steps, total=cfg.steps, initial=self.start_step, desc="train",
+                   disable=not (cfg.progress and is_main_process()), dynamic_ncols=True)
         last = self.start_step
         try:
             for step in bar:
@@ -416,7 +455,9 @@ class Trainer:
                              f"tok/s {m['tokens_per_s']:.0f}  step {m['step_s']:.1f}s")
                 if last % cfg.checkpoint_every == 0:
                     self.save(last)
-                if stop.requested:
+                # every process stops after the same step (a preemption signal may reach one host only)
+                if any_process(stop.requested is not None):
+                    stop.requested = stop.requested or "a stop signal on another process"
                     self.log(f"received {stop.requested}: saving step {last} and stopping")
                     break
         finally:
@@ -427,11 +468,12 @@ class Trainer:
             self.ckpt.wait()
             self.metrics.close()
         result: dict[str, Any] = {"steps": last, "run_dir": str(self.run_dir)}
-        if last > 0 and jax.process_index() == 0:
+        if last > 0 and is_main_process():
             result["plot"] = str(plot_run(self.run_dir))
         if evaluate and not stop.requested and last >= cfg.steps and self.eval_problems:
             result["eval"] = self.evaluate()
-            (self.run_dir / "eval.json").write_text(json.dumps(result["eval"], indent=2))
+            if is_main_process():
+                (self.run_dir / "eval.json").write_text(json.dumps(result["eval"], indent=2))
         return result
 
     # ---------------------------------------------------------------------------- evaluation

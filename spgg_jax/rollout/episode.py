@@ -22,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spgg_jax.parallel.multihost import to_host
 from spgg_jax.rollout.prompts import agent_turn_prompts
 from spgg_jax.rollout.team import AgentConfig, TeamConfig
 
@@ -49,16 +50,20 @@ class ModelBundle:
 
 
 def load_bundles(team: TeamConfig, dtype: str = "float32",
-                 loader: Callable[[str, str], tuple[Any, Any, Any]] | None = None) -> dict[str, ModelBundle]:
+                 loader: Callable[[str, str], tuple[Any, Any, Any]] | None = None,
+                 mesh: Any = None, rules: Any = None) -> dict[str, ModelBundle]:
     """Load each distinct model of ``team`` once: ``{model_name: ModelBundle}``.
 
     ``loader(name, dtype) -> (cfg, params, tokenizer)`` defaults to ``spgg_jax.models.hub.load_model``.
+    With a ``mesh`` the default loader places the weights by the logical-axis ``rules`` and every
+    sampler splits its batch over the mesh (a custom loader must place the weights itself).
     """
     if loader is None:
         from spgg_jax.models.hub import load_model
 
-        loader = lambda name, dt: load_model(name, dtype=dt)  # noqa: E731
-    return {m: ModelBundle.create(m, *loader(m, dtype)) for m in team.models()}
+        loader = lambda name, dt: load_model(name, dtype=dt, mesh=mesh, rules=rules)  # noqa: E731
+    kw = {} if mesh is None else {"mesh": mesh, "rules": rules}
+    return {m: ModelBundle.create(m, *loader(m, dtype), **kw) for m in team.models()}
 
 
 @dataclasses.dataclass
@@ -134,6 +139,7 @@ class EpisodeBatch:
 
 # ------------------------------------------------------------------------------------ features
 @functools.partial(jax.jit, static_argnames=("cfg",))
+@functools.partial(jax.jit, static_argnames=("cfg",))
 def prompt_features(params: Any, cfg: Any, ids: jax.Array, mask: jax.Array) -> jax.Array:
     """f32[B, D]: final hidden states of the prompt, mean-pooled over real tokens."""
     from spgg_jax.models import forward, positions_from_mask
@@ -183,7 +189,9 @@ def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens
     feats = None
     k_policy, k_sample = jax.random.split(key)
     if need_features:
-        feats = prompt_features(weights, bundle.cfg, jnp.asarray(ids), jnp.asarray(mask))
+        with bundle.sampler.context():
+            feats = prompt_features(weights, bundle.cfg, bundle.sampler.place_rows(ids),
+                                    bundle.sampler.place_rows(mask))
     aux: dict[str, Any] = {}
     if sampling_fn is not None:
         sampling, aux = sampling_fn(feats, k_policy)
@@ -192,13 +200,13 @@ def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens
         raise ValueError(f"sampling parameters are for {sampling.batch} rows, the batch has {len(texts)}")
     prompts = [row[m].tolist() for row, m in zip(ids, mask)]
     out = bundle.sampler.generate(prompts, sampling, key=k_sample, params=params)
-    out = jax.device_get(out)
+    out = to_host(out)  # every process gets the whole batch (an all-gather on several hosts)
     tokens, gmask = np.asarray(out.tokens), np.asarray(out.mask)
     return dict(
         prompt_ids=ids, prompt_mask=mask, tokens=tokens, mask=gmask, logprobs=np.asarray(out.logprobs),
         model_logprobs=np.asarray(out.model_logprobs), lengths=np.asarray(out.lengths),
         finish_reason=np.asarray(out.finish_reason), output_text=decode_batch(bundle.tokenizer, tokens, gmask),
-        sampling=sampling, aux=aux, features=None if feats is None else np.asarray(feats),
+        sampling=sampling, aux=aux, features=None if feats is None else to_host(feats),
     )
 
 

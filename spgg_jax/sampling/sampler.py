@@ -185,6 +185,29 @@ class Sampler:
 
         return jax.device_put(x, batch_sharding(self.mesh, self.rules))
 
+    def context(self):
+        """The mesh and rules as the active sharding context (activation constraints); a no-op without a mesh."""
+        from spgg_jax.parallel import mesh_context
+
+        return mesh_context(self.mesh, self.rules)
+
+    def place_rows(self, x):
+        """``x`` with its leading (batch) dim split over the mesh when it divides evenly, else as is."""
+        if self.mesh is None or np.shape(x)[0] % self.batch_multiple():
+            return jnp.asarray(x)
+        return self._place(x)
+
+    def batch_multiple(self) -> int:
+        """Rows are padded to a multiple of this: the number of batch shards of the mesh (1 without one)."""
+        if self.mesh is None:
+            return 1
+        from spgg_jax.parallel import batch_spec, mesh_shape
+
+        axes = batch_spec(self.rules)[0]
+        names = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
+        sizes = mesh_shape(self.mesh)
+        return int(np.prod([sizes.get(a, 1) for a in names]))
+
     def stop_matrix(self, batch: int, stop_tokens: Sequence[Sequence[int]] | None) -> np.ndarray:
         rows = [list(self.eos_ids) for _ in range(batch)] if stop_tokens is None else [list(s) for s in stop_tokens]
         if len(rows) != batch:
@@ -219,13 +242,20 @@ class Sampler:
                 f"prompt bucket {p_len} + generation bucket {t_len} exceed the model's {self.max_len} positions; "
                 "shorten the prompts or max_new_tokens"
             )
-        ids, mask = left_pad(prompts, p_len, self.pad_id)
         stops = self.stop_matrix(b, stop_tokens)
+        # On a mesh the rows are split over the batch shards: pad with copies of row 0, drop them after.
+        extra = -b % self.batch_multiple()
+        if extra:
+            prompts = list(prompts) + [prompts[0]] * extra
+            sampling = jax.tree_util.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(jnp.asarray(x)[:1], extra, 0)]),
+                                              sampling)
+            stops = np.concatenate([stops, np.repeat(stops[:1], extra, 0)])
+        ids, mask = left_pad(prompts, p_len, self.pad_id)
         key = jax.random.key(0) if key is None else key
-        shape = (b, p_len + t_len)
+        shape = (b + extra, p_len + t_len)
         cache = self._caches.pop(shape, None)
         if cache is None:
-            cache = init_cache(self.cfg, b, p_len + t_len)
+            cache = init_cache(self.cfg, b + extra, p_len + t_len)
             if self.mesh is not None:
                 from spgg_jax.parallel import tree_shardings
                 from spgg_jax.models.decoder import CACHE_AXES
@@ -237,9 +267,10 @@ class Sampler:
                     self.rules, shapes=cache,
                 )
                 cache = jax.device_put(cache, shard)
-        out, cache = sample_loop(
-            self.params if params is None else params, self.cfg, cache, self._place(ids), self._place(mask),
-            jax.tree_util.tree_map(self._place, sampling), self._place(stops), key, t_len, self.pad_id,
-        )
+        with self.context():
+            out, cache = sample_loop(
+                self.params if params is None else params, self.cfg, cache, self._place(ids), self._place(mask),
+                jax.tree_util.tree_map(self._place, sampling), self._place(stops), key, t_len, self.pad_id,
+            )
         self._caches[shape] = cache
-        return out
+        return jax.tree_util.tree_map(lambda x: x[:b], out) if extra else out

@@ -22,6 +22,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spgg_jax.parallel.multihost import to_host
+
 #: SummEval's dimension definitions (Fabbri et al., 2021), shortened.
 DIMENSIONS: dict[str, str] = {
     "relevance": "selection of important content from the source; the summary should include only "
@@ -122,10 +124,12 @@ class LLMJudge:
         self._rating_ids = jnp.asarray(rating_token_ids(self.tokenizer))
 
     @classmethod
-    def load(cls, name_or_path: str = "smollm2-135m-instruct", dtype: str = "float32", **kw: Any) -> "LLMJudge":
+    def load(cls, name_or_path: str = "smollm2-135m-instruct", dtype: str = "float32", mesh: Any = None,
+             rules: Any = None, **kw: Any) -> "LLMJudge":
+        """Load the judge model (placed by ``rules`` on ``mesh`` when one is given)."""
         from spgg_jax.models.hub import load_model
 
-        cfg, params, tok = load_model(name_or_path, dtype=dtype)
+        cfg, params, tok = load_model(name_or_path, dtype=dtype, mesh=mesh, rules=rules)
         return cls(cfg, params, tok, **kw)
 
     def _truncate_source(self, source: str) -> str:
@@ -152,7 +156,7 @@ class LLMJudge:
             ids, mask = encode_batch(self.tokenizer, [c[0] for c in chunk], add_special_tokens=chunk[0][1],
                                      pad_to_multiple_of=self.pad_to)
             p = rating_probs(self.params, self.cfg, jnp.asarray(ids), jnp.asarray(mask), self._rating_ids)
-            out.append(np.asarray(p)[:rows])
+            out.append(to_host(p)[:rows])  # the whole batch on every process
         ratings = expected_rating(np.concatenate(out))
         return ratings.reshape(len(sources), len(self.dimensions))
 
