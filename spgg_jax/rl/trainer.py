@@ -64,8 +64,7 @@ def _make_optimizer(lr: float, grad_clip: float):
     return optax.chain(optax.clip_by_global_norm(grad_clip), optax.adam(lr))
 
 
-@functools.partial(jax.jit, static_argnames=("cfg_static",))
-def gen_params_update(params, opt_state, batch, key, cfg_static):
+def _gen_params_update(params, opt_state, batch, key, cfg_static):
     """PPO epochs on every agent's policy at once (vmapped over the leading agent axis).
 
     ``batch``: feats [n,B,F], u [n,B,6], logp_old [n,B], v_old [n,B], ret [n,B], adv [n,B].
@@ -112,6 +111,10 @@ def gen_params_update(params, opt_state, batch, key, cfg_static):
     return params, opt_state, {**last, "ppo_epochs_run": jnp.sum(ran)}
 
 
+GEN_PARAMS_STATIC = ("cfg_static",)
+gen_params_update = jax.jit(_gen_params_update, static_argnames=GEN_PARAMS_STATIC)
+
+
 def _token_loss(trainable, base, lora_spec, cfg, loss_name, clip, kl_coef, temperature, d):
     from spgg_jax.sampling import continuation_logprobs
 
@@ -122,14 +125,17 @@ def _token_loss(trainable, base, lora_spec, cfg, loss_name, clip, kl_coef, tempe
     return loss, m
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "lora_spec", "loss_name", "clip", "kl_coef", "temperature", "lr", "gclip"))
-def token_update(trainable, opt_state, base, d, cfg, lora_spec, loss_name, clip, kl_coef, temperature, lr, gclip):
+def _token_update(trainable, opt_state, base, d, cfg, lora_spec, loss_name, clip, kl_coef, temperature, lr, gclip):
     """One gradient step of the token-level loss for one agent (LoRA adapters or full weights)."""
     opt = _make_optimizer(lr, gclip)
     (loss, m), grads = jax.value_and_grad(_token_loss, has_aux=True)(
         trainable, base, lora_spec, cfg, loss_name, clip, kl_coef, temperature, d)
     updates, opt_state = opt.update(grads, opt_state, trainable)
     return optax.apply_updates(trainable, updates), opt_state, {**m, "loss": loss}
+
+
+TOKEN_STATIC = ("cfg", "lora_spec", "loss_name", "clip", "kl_coef", "temperature", "lr", "gclip")
+token_update = jax.jit(_token_update, static_argnames=TOKEN_STATIC)
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "temperature"))
@@ -199,7 +205,10 @@ class Trainer:
             self.judge = LLMJudge.load(cfg.judge, dtype=cfg.dtype, mesh=self.mesh, rules=self.rules)
         self.key = jax.random.key(cfg.seed)
         self.state = self._init_state()
-        self.ckpt = Checkpointer(self.run_dir / "checkpoints", keep=cfg.keep)
+        self._pin_update_layouts()
+        # one process: saves overlap the next steps; several: saves are synchronous, so no background
+        # thread runs orbax's barriers while the main thread is inside the step's collectives
+        self.ckpt = Checkpointer(self.run_dir / "checkpoints", keep=cfg.keep, async_save=jax.process_count() == 1)
         self.start_step = 0
         if resume:
             self._restore(resume_from)
@@ -265,6 +274,21 @@ class Trainer:
         on_mesh = lambda x: isinstance(getattr(x, "sharding", None), jax.sharding.NamedSharding) and \
             x.sharding.mesh == self.mesh  # noqa: E731
         return shard_pytree(state, jax.tree_util.tree_map(lambda x: x.sharding if on_mesh(x) else rep, state))
+
+    def _pin_update_layouts(self) -> None:
+        """On a mesh, the updates return the state in the layout it came in (else XLA may pick another
+        one for some outputs, and every step would reshard and recompile)."""
+        self._gen_params_update, self._token_update = gen_params_update, token_update
+        if self.mesh is None:
+            return
+        layout = lambda tree: jax.tree_util.tree_map(lambda x: x.sharding, tree)  # noqa: E731
+        rep = replicated_sharding(self.mesh)
+        if self.cfg.method == "gen_params":
+            out = (layout(self.state["policy"]), layout(self.state["opt"]), rep)
+            self._gen_params_update = jax.jit(_gen_params_update, static_argnames=GEN_PARAMS_STATIC, out_shardings=out)
+        else:  # every agent's adapters share one layout
+            out = (layout(self.state["policy"][0]), layout(self.state["opt"][0]), rep)
+            self._token_update = jax.jit(_token_update, static_argnames=TOKEN_STATIC, out_shardings=out)
 
     def _replicate(self, tree):
         """``tree`` replicated over the mesh (as is without one)."""
@@ -375,7 +399,7 @@ class Trainer:
         batch = self._replicate(batch)  # the policy nets are small and replicated; so is their PPO batch
         static = (cfg.policy_hidden, cfg.ppo_epochs, cfg.minibatch, cfg.clip_eps, cfg.value_coef,
                   cfg.entropy_coef, cfg.lr, cfg.grad_clip, cfg.target_kl)
-        params, opt, m = gen_params_update(self.state["policy"], self.state["opt"], batch, key, static)
+        params, opt, m = self._gen_params_update(self.state["policy"], self.state["opt"], batch, key, static)
         self.state["policy"], self.state["opt"] = params, opt
         return {k: float(v) for k, v in m.items()}
 
@@ -395,7 +419,7 @@ class Trainer:
             d["ref_lp"] = _reference_logprobs(base, mcfg, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"],
                                               cfg.temperature)
             for _ in range(cfg.ppo_epochs if cfg.loss != "reinforce" else 1):
-                t, o, m = token_update(self.state["policy"][a], self.state["opt"][a], base, d, mcfg, lora_spec,
+                t, o, m = self._token_update(self.state["policy"][a], self.state["opt"][a], base, d, mcfg, lora_spec,
                                        cfg.loss, cfg.clip_eps, cfg.kl_coef, cfg.temperature, cfg.token_lr, cfg.grad_clip)
                 self.state["policy"][a], self.state["opt"][a] = t, o
                 for k, v in m.items():
