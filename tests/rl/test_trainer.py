@@ -107,6 +107,10 @@ def test_token_method_step_and_logprob_check(tiny_dir, tmp_path):
     (["max_new_tokens=1"], "max_new_tokens must be >= 2 for method=gen_params"),
     (["reward_params"], "key=value"),
     (["foo.bar=1"], "only reward_params"),
+    (["mesh=foo=2"], "bad mesh spec entry 'foo=2'"),
+    (["mesh=data=-1,fsdp=-1"], "at most one axis may be -1"),
+    (["rules=kv_heads=none"], "needs a mesh"),
+    (["mesh=data=-1", "rules=heads=nowhere"], "unknown mesh axis 'nowhere'"),
 ])
 def test_config_errors(item, match):
     with pytest.raises(ValueError, match=match):
