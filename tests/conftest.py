@@ -14,3 +14,14 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> str:
+    """The self-contained tiny model directory (``tests/tiny_models.py``), written once per session."""
+    from tiny_models import make_tiny_model_dir
+
+    return str(make_tiny_model_dir(tmp_path_factory.mktemp("tiny") / "model"))

@@ -57,3 +57,28 @@ def make_tiny_model_dir(path: str | Path, seed: int = 0, d_model: int = 32, n_la
     (path / "config.json").write_text(json.dumps(cfg.to_hf_config(), indent=2))
     tok.save_pretrained(str(path))
     return path
+
+
+# ------------------------------------------------------------------------------------------------
+# Trainer runs on the tiny model (tests/rl, tests/parallel)
+# ------------------------------------------------------------------------------------------------
+
+#: metrics that measure time: they differ between otherwise identical runs
+TIMING_METRICS = ("rollout_s", "score_s", "update_s", "step_s", "tokens_per_s")
+
+
+def tiny_train_overrides(model_dir, run_dir, steps: int, **extra) -> list[str]:
+    """``key=value`` overrides for a few fast trainer steps on the tiny model.
+
+    The token-based cost makes rewards vary with generated lengths, so the policy really updates.
+    """
+    kw = dict(model=model_dir, run_dir=str(run_dir), steps=steps, batch=4, max_new_tokens=10, train_size=16,
+              eval_size=0, checkpoint_every=1, progress="false", cost="tokens", minibatch=2)
+    kw.update(extra)
+    return [f"{k}={v}" for k, v in kw.items()]
+
+
+def run_metrics(run_dir) -> list[dict]:
+    """A run's ``metrics.jsonl`` rows without the timing metrics."""
+    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING_METRICS} for r in rows]

@@ -261,9 +261,21 @@ class Trainer:
             trainable = [jax.tree_util.tree_map(jnp.array, base) for _ in range(self.n)]
         else:
             trainable = [init_lora(k, base, cfg.lora_rank, cfg.lora_targets) for k in keys]
+        if self.mesh is not None:
+            trainable = self._place_state(trainable)
         opt = _make_optimizer(cfg.token_lr, cfg.grad_clip)
-        return self._place_state({"policy": trainable, "opt": [jax.jit(opt.init)(t) for t in trainable],
+        return self._place_state({"policy": trainable, "opt": [self._opt_init(opt, t) for t in trainable],
                                   "step": jnp.int32(0)})
+
+    def _opt_init(self, opt, params):
+        """``opt.init(params)``; on a mesh the moments take their parameters' shardings (the rest replicated)."""
+        if self.mesh is None:
+            return opt.init(params)
+        rep = replicated_sharding(self.mesh)
+        layout = optax.tree_map_params(opt, lambda _, s: s, jax.eval_shape(opt.init, params),
+                                       jax.tree_util.tree_map(lambda x: x.sharding, params),
+                                       transform_non_params=lambda _: rep)
+        return jax.jit(opt.init, out_shardings=layout)(params)
 
     def _place_state(self, state: dict) -> dict:
         """On a mesh: leaves already sharded on it (full fine-tuning copies of the base weights and their

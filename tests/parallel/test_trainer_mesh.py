@@ -9,7 +9,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import jax
@@ -20,27 +19,10 @@ import pytest
 from proc_group import free_port, run_group
 from spgg_jax.rl.config import load_config
 from spgg_jax.rl.trainer import Trainer
-from tiny_models import make_tiny_model_dir
+from tiny_models import run_metrics as _metrics
+from tiny_models import tiny_train_overrides as _overrides
 
 MESH = "data=2,fsdp=2,tensor=2"
-TIMING = ("rollout_s", "score_s", "update_s", "step_s", "tokens_per_s")
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return str(make_tiny_model_dir(tmp_path_factory.mktemp("tiny") / "model"))
-
-
-def _overrides(tiny_dir, run_dir, steps, **extra):
-    kw = dict(model=tiny_dir, run_dir=str(run_dir), steps=steps, batch=4, max_new_tokens=10, train_size=16,
-              eval_size=0, checkpoint_every=1, progress="false", cost="tokens", minibatch=2)
-    kw.update(extra)
-    return [f"{k}={v}" for k, v in kw.items()]
-
-
-def _metrics(run_dir):
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
 def _assert_metrics_close(a, b):
@@ -62,11 +44,12 @@ def _leaves_close(a, b, atol=1e-5):
 @pytest.mark.parametrize("method, extra", [
     ("gen_params", {}),
     ("token", {"batch": 2, "group_size": 2, "ppo_epochs": 1}),
+    ("token", {"batch": 2, "group_size": 2, "ppo_epochs": 1, "full_finetune": "true", "n_agents": 2}),
 ])
-def test_trainer_on_mesh_equals_single_device(tiny_dir, tmp_path, method, extra):
+def test_trainer_on_mesh_equals_single_device(tiny_model_dir, tmp_path, method, extra):
     runs = {}
     for mesh in ("", MESH):
-        t = Trainer(load_config(None, _overrides(tiny_dir, tmp_path / (mesh or "single"), 2, method=method,
+        t = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / (mesh or "single"), 2, method=method,
                                                  mesh=mesh, **extra)))
         t.run(evaluate=False)
         runs[mesh] = t
@@ -79,6 +62,12 @@ def test_trainer_on_mesh_equals_single_device(tiny_dir, tmp_path, method, extra)
     for x, x0 in zip(jax.tree_util.tree_leaves(got.state), jax.tree_util.tree_leaves(got._init_state())):
         assert x.sharding.mesh == got.mesh
         assert x.sharding.is_equivalent_to(x0.sharding, x.ndim), (x.sharding, x0.sharding)
+    if extra.get("full_finetune"):  # full copies of the weights and their Adam moments stay split like the base
+        base = [x.sharding.spec for x in jax.tree_util.tree_leaves(got._base().params)]
+        for agent in range(got.n):
+            assert [x.sharding.spec for x in jax.tree_util.tree_leaves(got.state["policy"][agent])] == base
+            adam = got.state["opt"][agent][1][0]
+            assert [x.sharding.spec for x in jax.tree_util.tree_leaves(adam.mu)] == base
     _assert_metrics_close(_metrics(tmp_path / "single"), _metrics(tmp_path / MESH))
     _leaves_close(ref.state, got.state)
     moved = max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in
@@ -86,9 +75,9 @@ def test_trainer_on_mesh_equals_single_device(tiny_dir, tmp_path, method, extra)
     assert moved > 1e-6  # it trained, so the equality is not vacuous
 
 
-def test_mesh_that_does_not_fit_the_devices_is_rejected(tiny_dir, tmp_path):
+def test_mesh_that_does_not_fit_the_devices_is_rejected(tiny_model_dir, tmp_path):
     with pytest.raises(ValueError, match="has 3 devices but 8 are available"):
-        Trainer(load_config(None, _overrides(tiny_dir, tmp_path / "r", 1, mesh="data=3,fsdp=1,tensor=1")))
+        Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "r", 1, mesh="data=3,fsdp=1,tensor=1")))
 
 
 def _restore_state(run_dir):
@@ -106,12 +95,12 @@ def _restore_state(run_dir):
 
 
 @pytest.mark.slow
-def test_two_processes_train_checkpoint_resume_equal_one_process(tiny_dir, tmp_path):
+def test_two_processes_train_checkpoint_resume_equal_one_process(tiny_model_dir, tmp_path):
     train = ["-m", "spgg_jax.cli.main", "train", "--no-eval"]
 
     def two_processes(steps, *flags):
         port = str(free_port())
-        return run_group([[*train, *flags, *_overrides(tiny_dir, tmp_path / "mp", steps, mesh=MESH),
+        return run_group([[*train, *flags, *_overrides(tiny_model_dir, tmp_path / "mp", steps, mesh=MESH),
                            "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)]
                           for i in range(2)], str(tmp_path), f"mp{steps}", devices=4)
 
@@ -120,7 +109,7 @@ def test_two_processes_train_checkpoint_resume_equal_one_process(tiny_dir, tmp_p
     assert len(_metrics(tmp_path / "mp")) == 2
     second = two_processes(4, "--resume")
     assert "resumed from" in second[0]
-    run_group([[*train, *_overrides(tiny_dir, tmp_path / "one", 4, mesh=MESH)]], str(tmp_path), "one", devices=8)
+    run_group([[*train, *_overrides(tiny_model_dir, tmp_path / "one", 4, mesh=MESH)]], str(tmp_path), "one", devices=8)
 
     got, want = _metrics(tmp_path / "mp"), _metrics(tmp_path / "one")
     assert [r["step"] for r in got] == [1, 2, 3, 4]  # one writer: no duplicated rows

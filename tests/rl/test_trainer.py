@@ -16,28 +16,10 @@ from spgg_jax.cli.main import main
 from spgg_jax.rl.config import TrainConfig, load_config
 from spgg_jax.rl.trainer import RunDirError, Trainer
 
-from tiny_models import make_tiny_model_dir
+from tiny_models import run_metrics as _metrics
+from tiny_models import tiny_train_overrides as _overrides
 
 ROOT = Path(__file__).resolve().parents[2]
-TIMING = ("rollout_s", "score_s", "update_s", "step_s", "tokens_per_s")
-
-
-@pytest.fixture(scope="module")
-def tiny_dir(tmp_path_factory):
-    return str(make_tiny_model_dir(tmp_path_factory.mktemp("tiny") / "model"))
-
-
-def _overrides(tiny_dir, run_dir, steps, **extra):
-    # token-based cost: rewards vary with generated lengths, so the policy really updates
-    kw = dict(model=tiny_dir, run_dir=str(run_dir), steps=steps, batch=4, max_new_tokens=10, train_size=16,
-              eval_size=0, checkpoint_every=1, progress="false", cost="tokens", minibatch=2)
-    kw.update(extra)
-    return [f"{k}={v}" for k, v in kw.items()]
-
-
-def _metrics(run_dir):
-    rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING} for r in rows]
 
 
 def _final_state(run_dir, template):
@@ -48,14 +30,14 @@ def _final_state(run_dir, template):
 
 
 @pytest.mark.slow
-def test_resume_in_a_new_process_equals_uninterrupted(tiny_dir, tmp_path):
-    full = Trainer(load_config(None, _overrides(tiny_dir, tmp_path / "full", 4)))
+def test_resume_in_a_new_process_equals_uninterrupted(tiny_model_dir, tmp_path):
+    full = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "full", 4)))
     full.run(evaluate=False)
-    part = Trainer(load_config(None, _overrides(tiny_dir, tmp_path / "part", 2)), bundles=full.bundles)
+    part = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "part", 2)), bundles=full.bundles)
     part.run(evaluate=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
-        [sys.executable, "-m", "spgg_jax.cli.main", "train", "--resume", *_overrides(tiny_dir, tmp_path / "part", 4)],
+        [sys.executable, "-m", "spgg_jax.cli.main", "train", "--resume", *_overrides(tiny_model_dir, tmp_path / "part", 4)],
         capture_output=True, text=True, timeout=600, env=env, cwd=str(ROOT),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -76,20 +58,20 @@ def test_resume_in_a_new_process_equals_uninterrupted(tiny_dir, tmp_path):
     assert (tmp_path / "part" / "learning_curves.png").stat().st_size > 1000
 
 
-def test_run_dir_is_never_overwritten_silently(tiny_dir, tmp_path):
+def test_run_dir_is_never_overwritten_silently(tiny_model_dir, tmp_path):
     run = tmp_path / "r"
     run.mkdir()
     (run / "something.txt").write_text("precious")
     with pytest.raises(RunDirError, match="--resume to continue it or --overwrite"):
-        Trainer(load_config(None, _overrides(tiny_dir, run, 1)))
+        Trainer(load_config(None, _overrides(tiny_model_dir, run, 1)))
     (run / "config.json").write_text(json.dumps({**TrainConfig().to_dict(), "lr": 0.123}))
     with pytest.raises(RunDirError, match="lr"):
-        Trainer(load_config(None, _overrides(tiny_dir, run, 1)), resume=True)
+        Trainer(load_config(None, _overrides(tiny_model_dir, run, 1)), resume=True)
     assert (run / "something.txt").exists()
 
 
-def test_token_method_step_and_logprob_check(tiny_dir, tmp_path):
-    t = Trainer(load_config(None, _overrides(tiny_dir, tmp_path / "tok", 1, method="token", batch=2, group_size=2,
+def test_token_method_step_and_logprob_check(tiny_model_dir, tmp_path):
+    t = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "tok", 1, method="token", batch=2, group_size=2,
                                              ppo_epochs=1)))
     out = t.run(evaluate=False)
     assert out["steps"] == 1
