@@ -139,7 +139,6 @@ class EpisodeBatch:
 
 # ------------------------------------------------------------------------------------ features
 @functools.partial(jax.jit, static_argnames=("cfg",))
-@functools.partial(jax.jit, static_argnames=("cfg",))
 def prompt_features(params: Any, cfg: Any, ids: jax.Array, mask: jax.Array) -> jax.Array:
     """f32[B, D]: final hidden states of the prompt, mean-pooled over real tokens."""
     from spgg_jax.models import forward, positions_from_mask

@@ -235,6 +235,23 @@ def test_sharded_batch_gives_same_greedy_tokens(tiny_model):
     np.testing.assert_array_equal(out.tokens, ref.tokens)
 
 
+def test_batch_that_does_not_divide_the_mesh_is_padded_and_trimmed(tiny_model):
+    from spgg_jax.parallel import MeshConfig, make_mesh
+
+    cfg, params = tiny_model
+    prompts = [PROMPTS[i % 3] + [i + 2] for i in range(5)]
+    sp = SamplingParams.create(5, temperature=[0.0, 0.0, 0.0, 0.0, 0.0], max_new_tokens=[3, 10, 6, 10, 1])
+    ref = Sampler(params, cfg).generate(prompts, sp, stop_tokens=[[]] * 5)
+    sampler = Sampler(params, cfg, mesh=make_mesh(MeshConfig(data=8)))
+    assert sampler.batch_multiple() == 8
+    out = sampler.generate(prompts, sp, stop_tokens=[[]] * 5)
+    assert out.tokens.shape == ref.tokens.shape  # the 3 padding rows are dropped
+    np.testing.assert_array_equal(out.tokens, ref.tokens)
+    np.testing.assert_array_equal(out.lengths, [3, 10, 6, 10, 1])
+    [(rows, _)] = sampler._caches  # white-box: one cache of 8 rows, split over the 8 devices
+    assert rows == 8
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(temperature=-1.0), "temperature must be >= 0"),
     (dict(top_p=0.0), r"top_p must be in \(0, 1\]"),
