@@ -30,7 +30,10 @@ def _assert_metrics_close(a, b):
     for ra, rb in zip(a, b):
         assert ra.keys() == rb.keys()
         for k in ra:
-            np.testing.assert_allclose(rb[k], ra[k], rtol=1e-4, atol=1e-5, err_msg=k)
+            if isinstance(ra[k], str) or ra[k] is None:
+                assert rb[k] == ra[k], k
+            else:
+                np.testing.assert_allclose(rb[k], ra[k], rtol=1e-4, atol=1e-5, err_msg=k)
 
 
 def _leaves_close(a, b, atol=1e-5):
@@ -47,11 +50,11 @@ def _leaves_close(a, b, atol=1e-5):
     ("token", {"batch": 2, "group_size": 2, "ppo_epochs": 1, "full_finetune": "true", "n_agents": 2}),
 ])
 def test_trainer_on_mesh_equals_single_device(tiny_model_dir, tmp_path, method, extra):
-    runs = {}
+    runs, evals = {}, {}
     for mesh in ("", MESH):
         t = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / (mesh or "single"), 2, method=method,
-                                                 mesh=mesh, **extra)))
-        t.run(evaluate=False)
+                                                 mesh=mesh, eval_size=4, **extra)))
+        evals[mesh] = [{k: v for k, v in row.items() if k != "seconds"} for row in t.run()["eval"]]
         runs[mesh] = t
     ref, got = runs[""], runs[MESH]
     assert got.mesh is not None and dict(got.mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}
@@ -69,6 +72,9 @@ def test_trainer_on_mesh_equals_single_device(tiny_model_dir, tmp_path, method, 
             adam = got.state["opt"][agent][1][0]
             assert [x.sharding.spec for x in jax.tree_util.tree_leaves(adam.mu)] == base
     _assert_metrics_close(_metrics(tmp_path / "single"), _metrics(tmp_path / MESH))
+    # the held-out comparison (single agent, untrained team, trained team) too
+    assert [r["method"] for r in evals[MESH]] == ["single agent (config params)", "team, untrained", "team, trained"]
+    _assert_metrics_close(evals[""], evals[MESH])
     _leaves_close(ref.state, got.state)
     moved = max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in
                 zip(jax.tree_util.tree_leaves(ref._init_state()["policy"]), jax.tree_util.tree_leaves(ref.state["policy"])))
