@@ -49,14 +49,16 @@ class RunDirError(ValueError):
 
 
 @functools.partial(jax.jit, static_argnames=("hidden", "n_agents", "agent"))
-def _policy_act(params, pooled, key, hidden, n_agents, agent):
+def _policy_act(policy, pooled, key, hidden, n_agents, agent):
+    params = jax.tree_util.tree_map(lambda x: x[agent], policy)  # every agent's policy is stacked
     feats = gp.policy_features(pooled, agent, n_agents)
     u, logp, v = gp.act(params, feats, key, hidden)
     return feats, u, logp, v
 
 
 @functools.partial(jax.jit, static_argnames=("hidden", "n_agents", "agent"))
-def _policy_mode(params, pooled, hidden, n_agents, agent):
+def _policy_mode(policy, pooled, hidden, n_agents, agent):
+    params = jax.tree_util.tree_map(lambda x: x[agent], policy)
     return gp.mode(params, gp.policy_features(pooled, agent, n_agents), hidden)
 
 
@@ -351,16 +353,18 @@ class Trainer:
         hidden = self.cfg.policy_hidden
         ranges = self.ranges
 
+        def to_params(u):  # host math on host values: no eager op touches a multi-host array
+            return jax.tree_util.tree_map(np.asarray, gp.to_sampling_params(u, ranges))
+
         def fn(agent, pooled, key):
-            # the chosen parameters go to the sampler as host values (whole batch, identical on every process)
-            p_i = jax.tree_util.tree_map(lambda x: x[agent], policy)
+            # one jitted call, then one all-gather: every process gets the whole batch's choices
             with self._context():
                 if deterministic:
-                    u = _policy_mode(p_i, jnp.asarray(pooled), hidden, self.n, agent)
-                    return to_host(gp.to_sampling_params(u, ranges)), {}
-                feats, u, logp, v = _policy_act(p_i, jnp.asarray(pooled), key, hidden, self.n, agent)
+                    return to_params(to_host(_policy_mode(policy, pooled, hidden, self.n, agent))), {}
+                out = _policy_act(policy, pooled, key, hidden, self.n, agent)
+            feats, u, logp, v = to_host(out)
             record[agent] = {"feats": feats, "u": u, "logp_old": logp, "v_old": v}
-            return to_host(gp.to_sampling_params(u, ranges)), {"u": u}
+            return to_params(u), {"u": u}
 
         return fn
 
@@ -402,10 +406,10 @@ class Trainer:
     def _update_gen_params(self, record: dict, rewards: np.ndarray, key) -> dict:
         cfg = self.cfg
         agents = range(self.n)
-        stack = lambda k: jnp.stack([record[a][k] for a in agents])  # noqa: E731
-        ret = jnp.asarray(rewards.T)  # one-step episodes: the return is the reward (GAE reduces to R - V)
+        stack = lambda k: np.stack([record[a][k] for a in agents])  # noqa: E731  (host arrays)
+        ret = rewards.T  # one-step episodes: the return is the reward (GAE reduces to R - V)
         v_old = stack("v_old")
-        adv = jax.vmap(normalize)(ret - v_old)
+        adv = np.asarray(jax.vmap(normalize)(jnp.asarray(ret - v_old)))
         batch = {"feats": stack("feats"), "u": stack("u"), "logp_old": stack("logp_old"), "v_old": v_old,
                  "ret": ret, "adv": adv}
         batch = self._replicate(batch)  # the policy nets are small and replicated; so is their PPO batch
@@ -459,9 +463,9 @@ class Trainer:
             m[f"correct/agent{a + 1}"] = float(np.mean(np.asarray(scores.per_agent_correct)[:, a]))
             m[f"free_riding/agent{a + 1}"] = float(np.mean(np.isclose(q[:, a], c_min)))
             m[f"tokens/agent{a + 1}"] = float(np.mean(tokens[:, a]))
-            sp = to_host(batch.agent_turns[a].sampling)
+            sp = batch.agent_turns[a].sampling  # host values (config or policy choices)
             for name in gp.PARAM_NAMES:
-                m[f"gen/{name}/agent{a + 1}"] = float(np.mean(getattr(sp, name)))
+                m[f"gen/{name}/agent{a + 1}"] = float(np.mean(np.asarray(getattr(sp, name))))
         m.update(upd)
         return m
 
