@@ -17,6 +17,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 TIMEOUT_S = 300
 
 
+class GroupTimeout(AssertionError):
+    """The group was still running at the deadline (its logs hold every thread's stack)."""
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
@@ -28,7 +32,8 @@ def run_group(arg_lists: list[list[str]], log_dir: str, tag: str, devices: int |
     """Run ``python ARGS`` for each entry at once (cwd the repository root); return their outputs.
 
     ``devices``: fake CPU devices per process (``XLA_FLAGS``); default: leave the flags unset.
-    Asserts every process exited with 0, showing the failing one's log tail.
+    Asserts every process exited with 0, showing the failing one's log tail; raises
+    ``GroupTimeout`` (an ``AssertionError``) when the group ran past the shared deadline.
     """
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "JAX_NUM_CPU_DEVICES")}
     # PYTHONFAULTHANDLER: a process that hangs past the deadline gets SIGABRT first and prints every
@@ -42,10 +47,13 @@ def run_group(arg_lists: list[list[str]], log_dir: str, tag: str, devices: int |
         logs.append(log)
         procs.append(subprocess.Popen([sys.executable, *args], cwd=ROOT, env=env, stdout=log,
                                       stderr=subprocess.STDOUT, start_new_session=True))
+    deadline = time.monotonic() + timeout
+    hung = False
     try:
         for p in procs:
-            p.wait(timeout=timeout)
+            p.wait(timeout=max(deadline - time.monotonic(), 0.1))
     except subprocess.TimeoutExpired:
+        hung = True
         for p in procs:
             if p.poll() is None:
                 p.send_signal(signal.SIGABRT)
@@ -62,5 +70,7 @@ def run_group(arg_lists: list[list[str]], log_dir: str, tag: str, devices: int |
         log.close()
         outputs.append(text)
         tail = "\n".join(line for line in text.splitlines() if "[Gloo]" not in line)[-3000:]
-        assert p.returncode == 0, f"{tag}: process exited with {p.returncode}:\n{tail}"
+        if p.returncode != 0:
+            err = GroupTimeout if hung else AssertionError
+            raise err(f"{tag}: process exited with {p.returncode}{' at the deadline' if hung else ''}:\n{tail}")
     return outputs

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 
 import jax
@@ -16,7 +17,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 import pytest
 
-from proc_group import free_port, run_group
+from proc_group import GroupTimeout, free_port, run_group
 from spgg_jax.rl.config import load_config
 from spgg_jax.rl.trainer import Trainer
 from tiny_models import run_metrics as _metrics
@@ -104,13 +105,24 @@ def _restore_state(run_dir):
 def test_two_processes_train_checkpoint_resume_equal_one_process(tiny_model_dir, tmp_path):
     train = ["-m", "spgg_jax.cli.main", "train", "--no-eval"]
 
-    def two_processes(steps, *flags):
-        port = str(free_port())
-        return run_group([[*train, *flags, *_overrides(tiny_model_dir, tmp_path / "mp", steps, mesh=MESH),
-                           "--coordinator", f"localhost:{port}", "--num-processes", "2", "--process-id", str(i)]
-                          for i in range(2)], str(tmp_path), f"mp{steps}", devices=4)
+    def two_processes(steps, *flags, retry_flags=()):
+        # Gloo collectives on 2 shared CPU cores hung twice in ~15 runs of a phase (docs/scaling.md):
+        # such a hang (only a hang, never an error or a wrong result) gets one retry, with a warning;
+        # the hung attempt's stacks stay in its logs.
+        for attempt in (1, 2):
+            port = str(free_port())
+            try:
+                return run_group([[*train, *flags, *_overrides(tiny_model_dir, tmp_path / "mp", steps, mesh=MESH),
+                                   "--coordinator", f"localhost:{port}", "--num-processes", "2",
+                                   "--process-id", str(i)] for i in range(2)],
+                                 str(tmp_path), f"mp{steps}-try{attempt}", devices=4)
+            except GroupTimeout as err:
+                if attempt == 2:
+                    raise
+                warnings.warn(f"two-process phase hung; retrying once. {str(err)[:2000]}")
+                flags = flags + tuple(retry_flags)
 
-    first = two_processes(2)
+    first = two_processes(2, retry_flags=("--overwrite",))
     assert "training 3 agents" in first[0] and "training 3 agents" not in first[1]  # process 0 logs
     assert len(_metrics(tmp_path / "mp")) == 2
     second = two_processes(4, "--resume")
