@@ -263,11 +263,10 @@ class Trainer:
             trainable = [jax.tree_util.tree_map(jnp.array, base) for _ in range(self.n)]
         else:
             trainable = [init_lora(k, base, cfg.lora_rank, cfg.lora_targets) for k in keys]
-        if self.mesh is not None:
-            trainable = self._place_state(trainable)
+        trainable = self._place_state(trainable)  # placed first: the optimizer moments follow its layout
         opt = _make_optimizer(cfg.token_lr, cfg.grad_clip)
-        return self._place_state({"policy": trainable, "opt": [self._opt_init(opt, t) for t in trainable],
-                                  "step": jnp.int32(0)})
+        return {"policy": trainable, "opt": [self._opt_init(opt, t) for t in trainable],
+                "step": self._replicate(jnp.int32(0))}
 
     def _opt_init(self, opt, params):
         """``opt.init(params)``; on a mesh the moments take their parameters' shardings (the rest replicated)."""
@@ -279,9 +278,9 @@ class Trainer:
                                        transform_non_params=lambda _: rep)
         return jax.jit(opt.init, out_shardings=layout)(params)
 
-    def _place_state(self, state: dict) -> dict:
-        """On a mesh: leaves already sharded on it (full fine-tuning copies of the base weights and their
-        optimizer moments) keep their layout; the rest (policy nets, LoRA adapters: small) are replicated."""
+    def _place_state(self, state: Any) -> Any:
+        """On a mesh: leaves already sharded on it (full fine-tuning copies of the base weights) keep their
+        layout; the rest (policy nets, LoRA adapters and their optimizer states: small) are replicated."""
         if self.mesh is None:
             return state
         rep = replicated_sharding(self.mesh)
