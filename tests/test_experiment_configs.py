@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from spgg_jax.game.rewards import validate_for
-from spgg_jax.rl.config import load_config
-from spgg_jax.rollout.team import TeamConfig, load_team
+from spgg_jax.rollout.team import TeamConfig
+from spgg_jax.train import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = sorted(p for p in (ROOT / "experiments").rglob("*.json")
@@ -27,11 +27,11 @@ def test_there_are_configs():
 def test_train_config_validates(path, monkeypatch):
     monkeypatch.chdir(ROOT)
     cfg = load_config(str(path))
-    team = load_team(f"default:{cfg.n_agents}", model=cfg.model) if cfg.team == "default" else load_team(cfg.team)
-    params = team.replace(reward=cfg.reward, reward_params={**dict(team.reward_params), **dict(cfg.reward_params)}).game_params()
-    validate_for(cfg.reward, params)
+    validate_for(cfg.team.reward, cfg.team.game_params())
     if cfg.method == "token":
-        assert len(set(team.models())) == 1, "token-level training needs one shared base model"
+        assert len(set(cfg.team.models())) == 1, "token-level training needs one shared base model"
+    # the saved form of the config is the effective one and loads back to the same run
+    assert load_config(None, []).__class__.from_dict(cfg.to_dict()) == cfg
 
 
 @pytest.mark.parametrize("path", TEAMS, ids=lambda p: p.name)

@@ -271,7 +271,7 @@ def test_launch_and_stop_snippets_run_locally(tmp_path):
 
 
 # ------------------------------------------------------------------------------------------------
-# sweep.sh and its planner (spgg_jax/parallel/sweep_plan.py)
+# sweep.sh and its planner (spgg_jax/train/sweeps.py)
 
 REWARD_SWEEP = ROOT / "experiments" / "sweeps" / "reward_sweep.json"
 GAME_MAP = ROOT / "experiments" / "sweeps" / "game_map.json"
@@ -297,7 +297,7 @@ def _after_dashdash(argv: list[str]) -> list[str]:
 def _train_config(train_argv: list[str]):
     """The TrainConfig a 'spgg train ...' command line means (parsed by the real CLI parser)."""
     from spgg_jax.cli.main import build_parser
-    from spgg_jax.rl.config import load_config
+    from spgg_jax.train import load_config
 
     assert train_argv[:2] == [".venv/bin/spgg", "train"], train_argv
     args = build_parser().parse_args(train_argv[1:])
@@ -307,8 +307,7 @@ def _train_config(train_argv: list[str]):
 
 def test_sample_sweep_file_points_are_valid_train_configs():
     from spgg_jax.game.rewards import validate_for
-    from spgg_jax.parallel.sweep_plan import load_sweep, plan_jobs
-    from spgg_jax.rollout.team import load_team
+    from spgg_jax.train.sweeps import load_sweep, plan_jobs
 
     sweep = load_sweep(REWARD_SWEEP)
     jobs = plan_jobs(sweep, "gs://bucket/sw")
@@ -318,37 +317,41 @@ def test_sample_sweep_file_points_are_valid_train_configs():
         cfg, args = _train_config(list(job.argv))
         assert cfg.run_dir == job.run_dir == f"gs://bucket/sw/{job.name}" and not args.resume
         p = job.point
-        assert cfg.reward_params == {"B": 0.7, "gamma": p["reward_params.gamma"], "rho": p["reward_params.rho"]}
+        gamma, rho = p["team.reward_params.gamma"], p["team.reward_params.rho"]
+        assert dict(cfg.team.reward_params) == {"B": 0.7, "gamma": gamma, "rho": rho}
         assert cfg.seed == p["seed"] and cfg.task_options["operators"] == ["+", "-"]
-        assert job.name.endswith(f"_gamma={p['reward_params.gamma']}_rho={p['reward_params.rho']}_seed={p['seed']}")
-        seen.add((p["reward_params.gamma"], p["reward_params.rho"], p["seed"]))
-        team = load_team(f"default:{cfg.n_agents}", model=cfg.model)
-        validate_for(cfg.reward, team.replace(reward=cfg.reward, reward_params=dict(cfg.reward_params)).game_params())
+        assert job.name.endswith(f"_gamma={gamma}_rho={rho}_seed={p['seed']}")
+        seen.add((gamma, rho, p["seed"]))
+        validate_for(cfg.team.reward, cfg.team.game_params())
     assert seen == {(g, r, s) for g in (0.5, 1.0) for r in (1.0, 2.0) for s in (0, 1)}
     assert [j.point["seed"] for j in jobs[:2]] == [0, 1]
 
 
 def test_sweep_plan_list_and_errors(tmp_path):
-    from spgg_jax.parallel.sweep_plan import SweepError, parse_sweep, plan_jobs, plan_vmap
+    from spgg_jax.train.sweeps import SweepError, parse_sweep, plan_jobs, plan_vmap
 
-    sweep = parse_sweep({"base": {"steps": 3, "reward_params": {"B": 0.5}},
-                         "list": [{"model": "m/a", "seed": 0}, {"model": "m b", "seed": 1, "steps": 5}]}, "lst")
+    sweep = parse_sweep({"base": {"steps": 3, "team": {"reward_params": {"B": 0.5}}},
+                         "list": [{"team.model": "m/a", "seed": 0}, {"team.model": "m b", "seed": 1, "steps": 5}]},
+                        "lst")
     base_json = tmp_path / "base.json"
-    base_json.write_text('{"lr": 0.001, "steps": 9}')
+    base_json.write_text('{"gen_params": {"lr": 0.001}, "steps": 9}')
     jobs = plan_jobs(sweep, "runs/x", spgg=".venv/bin/spgg", config=str(base_json), resume=True)
     assert [j.name for j in jobs] == ["p000_model=m-a_seed=0", "p001_model=m-b_seed=1_steps=5"]
     cfg, args = _train_config(list(jobs[1].argv))
     assert args.config == str(base_json) and args.resume
     # the config file is read, and the sweep's keys win over it
-    assert cfg.lr == 0.001 and cfg.steps == 5 and cfg.model == "m b" and cfg.run_dir == "runs/x/" + jobs[1].name
+    assert cfg.method_cfg.lr == 0.001 and cfg.steps == 5 and cfg.team.models() == ["m b"]
+    assert cfg.run_dir == "runs/x/" + jobs[1].name
     argv = list(jobs[1].argv)
-    assert "model=m b" in argv and "steps=5" in argv and "reward_params.B=0.5" in argv
+    assert 'team.model="m b"' in argv and "steps=5" in argv and "team.reward_params.B=0.5" in argv
     for bad, msg in [
         ([], "must be a JSON object"),
         ({"grid": {"seed": [0]}, "list": [{}]}, "exactly one of 'grid'"),
         ({"grid": {"seed": []}}, "non-empty list"),
         ({"grid": {"seed": [0, 0]}}, "repeats a value"),
-        ({"grid": {"sede": [0, 1]}}, "unknown training config key 'sede'"),
+        ({"grid": {"sede": [0, 1]}}, r"unknown training config key\(s\) \['sede'\]"),
+        ({"grid": {"team.rewrd": ["pgg"]}}, "unknown team field"),
+        ({"grid": {"team.reward_params.B": ["abc"]}}, "team.reward_params.B must be a number"),
         ({"base": {"steps": -1}, "grid": {"seed": [0]}}, "steps must be a positive integer"),
         ({"grid": {"seed": [0]}, "bogus": 1}, "unknown top-level key"),
         ({"list": [{"run_dir": "x"}]}, "sets run_dir"),
@@ -357,7 +360,7 @@ def test_sweep_plan_list_and_errors(tmp_path):
         with pytest.raises(SweepError, match=msg):
             parse_sweep(bad)
     with pytest.raises(SweepError, match=r"cannot sweep \['seed'\]: use --mode jobs"):
-        plan_vmap(parse_sweep({"grid": {"reward_params.gamma": [0.5], "seed": [0, 1]}}), "r")
+        plan_vmap(parse_sweep({"grid": {"team.reward_params.gamma": [0.5], "seed": [0, 1]}}), "r")
     with pytest.raises(SweepError, match="needs a 'grid'"):
         plan_vmap(sweep, "r")
 
@@ -381,7 +384,7 @@ def test_sweep_dry_run_jobs_sequential_and_its_script_runs(tmp_path):
     lines = calls.read_text().splitlines()
     assert len(lines) == 8 and all(line.startswith("train ") and line.endswith(" --resume") for line in lines)
     assert "--run-dir gs://b/sw/p000_gamma=0.5_rho=1.0_seed=0" in lines[0]
-    assert "reward_params.gamma=1.0 reward_params.rho=2.0 seed=1" in lines[7]
+    assert "team.reward_params.gamma=1.0 team.reward_params.rho=2.0 seed=1" in lines[7]
 
 
 def opt_pair(argv: list[str], name: str) -> str:
@@ -444,18 +447,18 @@ def test_sweep_dry_run_vmap_and_errors():
 def test_sweep_local_runs_jobs_and_a_real_game_sweep(tmp_path):
     exe, calls = _fake_spgg(tmp_path)
     spec = tmp_path / "models.json"
-    spec.write_text('{"base": {"steps": 2}, "list": [{"model": "a", "seed": 0}, {"model": "b", "seed": 1}]}')
+    spec.write_text('{"base": {"steps": 2}, "list": [{"team.model": "a", "seed": 0}, {"team.model": "b", "seed": 1}]}')
     out = sh("sweep", "--local", "--sweep", str(spec), "--spgg", shlex.quote(str(exe)), "--run-root", str(tmp_path / "r"),
              env={"CALLS_FILE": str(calls)}, check=False)
     assert out.returncode == 1, out.stderr  # the seed=1 point failed; both ran
     assert calls.read_text().splitlines() == [
-        f"train steps=2 model=a seed=0 --run-dir {tmp_path}/r/p000_model=a_seed=0",
-        f"train steps=2 model=b seed=1 --run-dir {tmp_path}/r/p001_model=b_seed=1",
+        f'train steps=2 team.model="a" seed=0 --run-dir {tmp_path}/r/p000_model=a_seed=0',
+        f'train steps=2 team.model="b" seed=1 --run-dir {tmp_path}/r/p001_model=b_seed=1',
     ]
     # --mode vmap --local really solves the grid with spgg game sweep (tiny grid).
     game = tmp_path / "g.json"
-    game.write_text('{"base": {"reward_params": {"B": 0.7}}, "grid": {"reward_params.gamma": [0.5, 1.0], '
-                    '"reward_params.rho": [1.0]}, "game": {"grid": 11}}')
+    game.write_text('{"base": {"team": {"reward_params": {"B": 0.7}}}, "grid": {"team.reward_params.gamma": [0.5, 1.0], '
+                    '"team.reward_params.rho": [1.0]}, "game": {"grid": 11}}')
     spgg = str(Path(sys.executable).parent / "spgg")
     out = sh("sweep", "--local", "--mode", "vmap", "--sweep", str(game), "--spgg", spgg,
              "--run-root", str(tmp_path / "g"))

@@ -67,13 +67,17 @@ def make_tiny_model_dir(path: str | Path, seed: int = 0, d_model: int = 32, n_la
 TIMING_METRICS = ("rollout_s", "score_s", "update_s", "step_s", "tokens_per_s")
 
 
-def tiny_train_overrides(model_dir, run_dir, steps: int, **extra) -> list[str]:
-    """``key=value`` overrides for a few fast trainer steps on the tiny model.
+def tiny_train_overrides(model_dir, run_dir, steps: int, method: str = "gen_params", **extra) -> list[str]:
+    """``key=value`` overrides for a few fast trainer steps on the tiny model (``extra`` may use dotted
+    keys: ``**{"token.group_size": 2}``).
 
     The token-based cost makes rewards vary with generated lengths, so the policy really updates.
     """
-    kw = dict(model=model_dir, run_dir=str(run_dir), steps=steps, batch=4, max_new_tokens=10, train_size=16,
-              eval_size=0, checkpoint_every=1, progress="false", cost="tokens", minibatch=2)
+    kw = {"team.model": str(model_dir), "run_dir": str(run_dir), "steps": steps, "batch": 4,
+          "team.agents.max_new_tokens": 10, "train_size": 16, "eval_size": 0, "checkpoint_every": 1,
+          "progress": "false", "team.cost": "tokens", "method": method}
+    if method == "gen_params":
+        kw["gen_params.minibatch"] = 2
     kw.update(extra)
     return [f"{k}={v}" for k, v in kw.items()]
 

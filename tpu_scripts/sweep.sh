@@ -13,7 +13,7 @@ Usage: $(basename "$0") --sweep FILE [--mode jobs|vmap] [--placement sequential|
 
 Expand a sweep file (JSON: {"base": {...}, "grid": {"KEY": [values], ...}} or {"base": {...},
 "list": [{...}, ...]}, keys are 'spgg train' config keys such as reward_params.gamma, seed, model;
-see spgg_jax/parallel/sweep_plan.py) and launch it through launch.sh.
+see spgg_jax.train.sweeps.py) and launch it through launch.sh.
 
 Modes:
   --mode jobs   (default) one 'spgg train KEY=VALUE... --run-dir RUN_ROOT/<point>' per point:
@@ -109,7 +109,7 @@ if [[ -z "$PYTHON" ]]; then
 fi
 
 # The plan: NUL-separated fields: the sweep's name, then per job NAME, RUN_DIR, ARGC, ARGV...
-# (spgg_jax/parallel/sweep_plan.py).
+# (spgg_jax.train.sweeps.py).
 plan_args=(--mode "$MODE" --spgg "$SPGG" --format nul)
 [[ -z "$RUN_ROOT" ]] || plan_args+=(--run-root "$RUN_ROOT")
 [[ -z "$CONFIG" ]] || plan_args+=(--config "$CONFIG")
@@ -117,7 +117,7 @@ plan_args=(--mode "$MODE" --spgg "$SPGG" --format nul)
 PLAN_FILE="$(mktemp)"
 trap 'rm -f "$PLAN_FILE"' EXIT
 PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}" \
-  "$PYTHON" -m spgg_jax.parallel.sweep_plan "${plan_args[@]}" "$SWEEP" > "$PLAN_FILE" ||
+  "$PYTHON" -m spgg_jax.train.sweeps "${plan_args[@]}" "$SWEEP" > "$PLAN_FILE" ||
   exit 2
 mapfile -d '' -t PLAN < "$PLAN_FILE"
 ((${#PLAN[@]} > 0)) || die "the sweep planner printed nothing"

@@ -14,6 +14,7 @@ PyTorch (eager) on the same weights, in the same run, and the ratio line last.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import tempfile
 import time
@@ -38,14 +39,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _iteration_split(args, lines, result):
-    from spgg_jax.rl.config import TrainConfig
-    from spgg_jax.rl.trainer import Trainer
+    from spgg_jax.train import Trainer, load_config
 
     with tempfile.TemporaryDirectory() as d:
-        cfg = TrainConfig(run_dir=f"{d}/run", model=args.model, task=args.task, method=args.method, steps=2,
-                          batch=args.batch, max_new_tokens=args.new_tokens, eval_size=0, progress=False,
-                          group_size=2 if args.method == "token" else 4, ppo_epochs=1 if args.method == "token" else 4,
-                          train_size=max(4 * args.batch, 16), dtype=args.dtype)
+        overrides = [f"run_dir={d}/run", f"team.model={args.model}", f"task={args.task}", f"method={args.method}",
+                     "steps=2", f"batch={args.batch}", f"team.agents.max_new_tokens={args.new_tokens}", "eval_size=0",
+                     "progress=false", f"train_size={max(4 * args.batch, 16)}", f"dtype={args.dtype}"]
+        if args.method == "token":
+            overrides += ["token.group_size=2", "token.epochs=1"]
+        cfg = load_config(None, overrides)
         tr = Trainer(cfg, log=lambda *a: None)
         tr.train_step(0)
         m = tr.train_step(1)
@@ -54,7 +56,7 @@ def _iteration_split(args, lines, result):
     result["iteration"] = split
     tot = split["step_s"]
     lines.append(
-        f"iteration ({args.method}, {args.batch} problems x {cfg.n_agents} agents, <= {args.new_tokens} new tokens): "
+        f"iteration ({args.method}, {args.batch} problems x {cfg.team.n} agents, <= {args.new_tokens} new tokens): "
         f"{tot:.2f} s = rollout {split['rollout_s']:.2f} s ({split['rollout_s'] / tot:.0%}) + scoring "
         f"{split['score_s']:.2f} s ({split['score_s'] / tot:.0%}) + update {split['update_s']:.2f} s "
         f"({split['update_s'] / tot:.0%}); rollout {split['tokens_per_s']:.1f} new tokens/s"
@@ -68,8 +70,9 @@ def run(args) -> int:
 
     from spgg_jax.bench.common import device_info, emit
     from spgg_jax.models.decoder import count_params, init_params
-    from spgg_jax.rl.trainer import token_update
-    from spgg_jax.rl.trainer import _make_optimizer
+    from spgg_jax.rl.algorithms import get_algorithm
+    from spgg_jax.rl.learners.token import token_loss, token_step
+    from spgg_jax.rl.ppo import make_optimizer
 
     for name in ("batch", "new_tokens", "seq_len", "repeats"):
         if getattr(args, name) < 1:
@@ -100,10 +103,14 @@ def run(args) -> int:
         "logp_old": jnp.full((b, t - p_len), -5.0), "adv": jnp.asarray(rng.normal(size=b), jnp.float32),
         "ref_lp": jnp.full((b, t - p_len), -5.0),
     }
-    opt_state = _make_optimizer(1e-5, 1.0).init(params)
+    tx = make_optimizer(1e-5, 1.0)
+    opt_state = tx.init(params)
+    loss = functools.partial(token_loss, model_cfg=cfg, lora_spec=None, loss_fn=get_algorithm("grpo").loss_fn,
+                             clip=0.2, kl_coef=0.04, temperature=1.0)
+    update = jax.jit(functools.partial(token_step, loss, tx))
 
     def step(params, opt_state):
-        return token_update(params, opt_state, params, d, cfg, None, "grpo", 0.2, 0.04, 1.0, 1e-5, 1.0)
+        return update(params, opt_state, params, d)
 
     t0 = time.perf_counter()
     out = step(params, opt_state)

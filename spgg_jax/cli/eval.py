@@ -5,6 +5,13 @@
 Prints a table (method, accuracy, mean score, tokens generated, LLM calls, tokens exchanged between
 agents, wall time) and writes ``results.json``, ``results.csv`` and ``problems_<method>.jsonl``
 (every text) into ``--out``.
+
+    spgg eval --run-dir runs/my_run
+
+evaluates a trained run instead: its saved configuration is rebuilt (``spgg_jax.train.build_setup``),
+its latest checkpoint restored, and the single agent, the untrained and the trained team are compared on
+the run's held-out problems (``spgg_jax.eval.trained``); the table is printed and written to
+``RUN_DIR/eval.json`` (or ``--out``).
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ import sys
 import time
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # = spgg_jax.rollout.team.DEFAULT_MODEL (not imported: keep --help fast)
-REASONING_GYM_TASKS = ("gsm_symbolic", "basic_arithmetic", "chain_sum")
 METHOD_NAMES = "single, fewshot, cot, self_consistency, debate, mac_spgg_fo, mac_spgg_po (or all)"
 
 
@@ -26,12 +32,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run evaluation methods on the same problems and compare accuracy, tokens, LLM calls, "
         f"tokens exchanged between agents and wall time. Methods: {METHOD_NAMES}.",
     )
-    p.add_argument("--task", required=True, help="task name (see docs/tasks.md), e.g. basic_arithmetic")
+    p.add_argument("--task", help="task name (see docs/tasks.md), e.g. basic_arithmetic (required unless --run-dir)")
+    p.add_argument("--run-dir", metavar="DIR",
+                   help="evaluate this training run (its config and latest checkpoint): single agent vs untrained "
+                   "vs trained team on its held-out problems; --limit caps their number")
     p.add_argument("--team", default="default", metavar="CONFIG.json|default",
                    help="team config JSON, or 'default' (solver/checker/finaliser; 'default:N' for N agents)")
     p.add_argument("--method", default="single,mac_spgg_fo", metavar="NAME[,NAME...]",
                    help=f"methods to run, comma separated: {METHOD_NAMES} (default single,mac_spgg_fo)")
-    p.add_argument("--limit", type=int, default=16, help="number of problems (default 16)")
+    p.add_argument("--limit", type=int, default=None, help="number of problems (default 16; with --run-dir: the run's eval_size)")
     p.add_argument("--split", default="test", help="data split (default test)")
     p.add_argument("--seed", type=int, default=0, help="problem selection and sampling seed (default 0)")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/eval/TASK-TIME)")
@@ -54,15 +63,20 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    if args.run_dir:
+        return cmd_eval_run(args)
     import jax
 
     from spgg_jax.eval.runner import evaluate, format_table, parse_methods, write_results
     from spgg_jax.rollout.episode import load_bundles
     from spgg_jax.rollout.team import load_team
-    from spgg_jax.tasks import get_task, load_task
+    from spgg_jax.tasks import get_task, load_problems
 
-    if args.limit < 1:
-        raise ValueError(f"--limit must be >= 1, got {args.limit}")
+    if not args.task:
+        raise ValueError("give --task NAME (or --run-dir DIR to evaluate a training run)")
+    limit = 16 if args.limit is None else args.limit
+    if limit < 1:
+        raise ValueError(f"--limit must be >= 1, got {limit}")
     methods = parse_methods(args.method)
     get_task(args.task)  # unknown task: error before any model is loaded
     team = load_team(args.team, model=args.model, max_new_tokens=96)
@@ -75,18 +89,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         overrides["temperature"] = args.temperature
     if overrides:
         team = team.with_agent_overrides(**overrides)
-    load_opts = {"split": args.split, "seed": args.seed, "limit": args.limit}
-    if args.task in REASONING_GYM_TASKS:  # generated on the fly: make enough of them
-        load_opts["size"] = max(args.limit, 100)
-    for opt in args.task_option:
-        k, sep, v = opt.partition("=")
-        if not sep or not k.strip():
-            raise ValueError(f"--task-option must be KEY=VALUE, got {opt!r}")
-        try:
-            load_opts[k.strip()] = json.loads(v)
-        except json.JSONDecodeError:
-            load_opts[k.strip()] = v
-    problems = load_task(args.task, **load_opts)
+    task_opts = _task_options(args.task_option)
+    problems = load_problems(args.task, args.split, limit, seed=args.seed, **task_opts)
     t0 = time.perf_counter()
     bundles = load_bundles(team, dtype=args.dtype)
     load_s = time.perf_counter() - t0
@@ -114,8 +118,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.set_postfix_str(f"{res.method}: acc {res.summary()['accuracy']:.2f}")
 
-    meta = {"task": args.task, "split": args.split, "limit": args.limit, "seed": args.seed, "methods": methods,
-            "task_options": {k: v for k, v in load_opts.items() if k not in ("split", "seed", "limit")},
+    meta = {"task": args.task, "split": args.split, "limit": limit, "seed": args.seed, "methods": methods,
+            "task_options": task_opts,
             "team": team.to_dict(), "options": {k: v for k, v in options.items() if k != "judge"},
             "judge": args.judge, "model_load_s": load_s, "device": str(jax.devices()[0])}
     results = evaluate(args.task, team, methods, problems, bundles, jax.random.key(args.seed), options,
@@ -128,4 +132,58 @@ def cmd_eval(args: argparse.Namespace) -> int:
           f"{', '.join(a.name + '=' + a.model for a in team.agents)}")
     print(format_table(results))
     print(f"results written to {out}/ (model load {load_s:.1f} s)")
+    return 0
+
+
+def _task_options(items: list[str]) -> dict:
+    opts = {}
+    for opt in items:
+        k, sep, v = opt.partition("=")
+        if not sep or not k.strip():
+            raise ValueError(f"--task-option must be KEY=VALUE, got {opt!r}")
+        try:
+            opts[k.strip()] = json.loads(v)
+        except json.JSONDecodeError:
+            opts[k.strip()] = v
+    return opts
+
+
+def cmd_eval_run(args: argparse.Namespace) -> int:
+    """``spgg eval --run-dir``: rebuild the run, restore its latest checkpoint, compare on held-out problems."""
+    from pathlib import Path
+
+    import jax
+
+    from spgg_jax.checkpoint import Checkpointer
+    from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, evaluate_trained, format_eval_table
+    from spgg_jax.train import TrainConfig, build_setup
+
+    run = Path(args.run_dir)
+    cfg_path = run / "config.json"
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{run} has no config.json: not a training run directory (see `spgg train`)")
+    cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+    if args.limit is not None:
+        if args.limit < 1:
+            raise ValueError(f"--limit must be >= 1, got {args.limit}")
+        cfg = cfg.replace(eval_size=args.limit)
+    if cfg.eval_size < 1:
+        raise ValueError(f"the run has eval_size={cfg.eval_size}; pass --limit N to evaluate N held-out problems")
+    setup = build_setup(cfg, train=False)
+    key = jax.random.key(cfg.seed)
+    init = setup.learner.init(key)
+    ck = Checkpointer(run / "checkpoints")
+    step = ck.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"{run}/checkpoints holds no checkpoint to evaluate")
+    state, _, step = ck.restore({**init, "step": jax.numpy.int32(0)}, step)
+    ck.close()
+    trained = {k: v for k, v in state.items() if k != "step"}
+    rows = evaluate_trained(setup, [(UNTRAINED, init), (TRAINED, trained)], jax.random.fold_in(key, EVAL_KEY_SALT))
+    out = Path(args.out) if args.out else run / "eval.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(rows, indent=2))
+    print(f"run {run} at step {step}: {len(setup.eval_problems)} held-out {cfg.task} problems")
+    print(format_eval_table(rows))
+    print(f"written to {out}")
     return 0

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import argparse
-import dataclasses
 
 
-def _config_help() -> str:
-    from spgg_jax.rl.config import TrainConfig
-
-    fields = [f"{f.name}={getattr(TrainConfig(), f.name)!r}" for f in dataclasses.fields(TrainConfig)]
-    return "training config overrides KEY=VALUE (nested: reward_params.B=0.7, task_options.size=100). Keys and defaults: " + ", ".join(fields)
+CONFIG_HELP = (
+    "training config overrides KEY=VALUE; dotted keys reach into sections. Top level: run_dir, seed, steps "
+    "(30), batch (8 problems per step), task (basic_arithmetic), task_options.KEY, train_size (512: generated "
+    "training pool), eval_size (64 held-out problems), judge, dtype (float32|bfloat16), method "
+    "(gen_params|token), mesh, rules, checkpoint_every (5), keep (3), progress (true). team: team.from "
+    "(default:N or a team JSON), team.model, team.observation (fo|po), team.final, team.reward, "
+    "team.reward_params.KEY (e.g. team.reward_params.B=0.7), team.agents.KEY (every agent, e.g. "
+    "team.agents.max_new_tokens=32). gen_params: algorithm (ppo|reinforce), lr (5e-4), epochs (4), minibatch "
+    "(16), clip_eps (0.2), target_kl (0.015), value_coef (0.5), entropy_coef (0.02), grad_clip (0.5), hidden "
+    "(128,128). token: algorithm (grpo|reinforce_group), lr (1e-4), epochs (4), clip_eps (0.2), grad_clip (0.5), "
+    "group_size (4), kl_coef (0.04), temperature (1.0), lora_rank (8), lora_alpha (16), lora_targets, "
+    "full_finetune (false). Every key is described in docs/training.md."
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -21,7 +28,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "method=token trains the LLMs themselves (GRPO/PPO over tokens, per-agent LoRA). "
         "Writes RUN_DIR/config.json, metrics.jsonl, tensorboard/, checkpoints/, learning_curves.png, eval.json.",
     )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=_config_help())
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=CONFIG_HELP)
     p.add_argument("--config", help="JSON file with config keys (overrides on the command line win)")
     p.add_argument("--run-dir", help="run directory (same as run_dir=...)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its latest checkpoint")
@@ -50,15 +57,15 @@ def cmd_train(args) -> int:
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # first JAX call
     say = print if is_main_process() else (lambda *a, **k: None)
 
-    from spgg_jax.rl.config import load_config
-    from spgg_jax.rl.trainer import Trainer, format_eval_table
+    from spgg_jax.eval.trained import format_eval_table
+    from spgg_jax.train import Trainer, load_config
 
     overrides = list(args.overrides)
     if args.run_dir:
         overrides.append(f"run_dir={args.run_dir}")
     cfg = load_config(args.config, overrides)
     trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, resume_from=args.resume_from)
-    say(f"training {cfg.n_agents} agents ({cfg.model}) on {cfg.task} with method={cfg.method}, "
+    say(f"training {cfg.team.n} agents ({', '.join(cfg.team.models())}) on {cfg.task} with method={cfg.method}, "
           f"{cfg.steps} steps x {cfg.batch} problems; run dir {cfg.run_dir}")
     result = trainer.run(evaluate=not args.no_eval)
     say(f"done: {result['steps']} steps; metrics {cfg.run_dir}/metrics.jsonl; plot {result.get('plot', '-')}")

@@ -23,7 +23,10 @@ import numpy as np
 from spgg_jax.registry import Registry
 from spgg_jax.rollout.episode import ModelBundle, generate_batch, run_episodes
 from spgg_jax.rollout.prompts import DEBATE_HEADER, Contribution, render_messages, turn_prompt
+from spgg_jax.rollout.scoring import is_verifiable
 from spgg_jax.rollout.team import ROLE_SINGLE, AgentConfig, TeamConfig
+from spgg_jax.sampling import SamplingParams
+from spgg_jax.tasks import get_task, load_task, score_batch
 
 COT_INSTRUCTION = "Let's think step by step: reason through the problem first, then give the final answer."
 DEBATE_ROLE = ("You are one of several agents debating a problem. Solve it yourself; when other agents' "
@@ -48,8 +51,6 @@ class EvalContext:
 
     @property
     def answer_format(self) -> str:
-        from spgg_jax.tasks import get_task
-
         return self.options.get("answer_format") or get_task(self.task).answer_format
 
     def option(self, name: str, default: Any) -> Any:
@@ -117,8 +118,6 @@ class Row:
 def generate_rows(ctx: EvalContext, rows: Sequence[Row], key: jax.Array) -> tuple[list[str], np.ndarray]:
     """Generate every row, ONE sampler call per distinct model (rows of one model batched together,
     each with its agent's generation parameters). Returns texts and i32 lengths in row order."""
-    from spgg_jax.sampling import SamplingParams
-
     texts: list[str] = [""] * len(rows)
     lengths = np.zeros(len(rows), np.int32)
     by_model: dict[str, list[int]] = collections.defaultdict(list)
@@ -141,9 +140,6 @@ def generate_rows(ctx: EvalContext, rows: Sequence[Row], key: jax.Array) -> tupl
 
 def score(ctx: EvalContext, problems: Sequence[Any], texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray, list]:
     """``(score f32, correct bool, extracted)`` with the task scorer (or the judge, if given)."""
-    from spgg_jax.rollout.scoring import is_verifiable
-    from spgg_jax.tasks import score_batch
-
     judge = ctx.options.get("judge")
     if judge is not None and not is_verifiable(ctx.task):
         s = np.asarray(judge(problems, texts), np.float32)
@@ -217,8 +213,6 @@ def method_cot(ctx: EvalContext, problems: Sequence[Any], key: jax.Array) -> Met
 
 def worked_answer(problem: Any) -> str:
     """A gold worked answer for a few-shot example, in the task's answer format."""
-    from spgg_jax.tasks import get_task
-
     scorer = get_task(problem.task).scorer
     md = problem.metadata
     if scorer in ("humaneval", "mbpp"):
@@ -240,8 +234,6 @@ def worked_answer(problem: Any) -> str:
 def fewshot_examples(ctx: EvalContext, problems: Sequence[Any], k: int) -> list[Any]:
     """``k`` examples from the task's training split; tasks without one (HumanEval) use other problems
     of the evaluated split, never one being evaluated."""
-    from spgg_jax.tasks import load_task
-
     if k <= 0:
         return []
     seed = int(ctx.option("seed", 0))

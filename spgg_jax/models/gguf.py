@@ -83,7 +83,7 @@ class GGUFConversionError(ValueError):
 # --------------------------------------------------------------------------------------------
 
 
-def _open_reader(path: str | os.PathLike):
+def open_reader(path: str | os.PathLike):
     import gguf
 
     path = Path(path)
@@ -102,7 +102,7 @@ def read_metadata(reader_or_path: Any, *, skip_arrays: Iterable[str] = ()) -> di
         reader_or_path: a ``gguf.GGUFReader`` or the path of a ``.gguf`` file.
         skip_arrays: keys to leave out (e.g. the large ``tokenizer.ggml.tokens`` array).
     """
-    reader = _open_reader(reader_or_path) if isinstance(reader_or_path, (str, os.PathLike)) else reader_or_path
+    reader = open_reader(reader_or_path) if isinstance(reader_or_path, (str, os.PathLike)) else reader_or_path
     skip = set(skip_arrays)
     out: dict[str, Any] = {}
     for key, field in reader.fields.items():
@@ -290,7 +290,7 @@ def load_gguf(path: str | os.PathLike) -> tuple[dict[str, Any], dict[str, np.nda
         layouts (``[out, in]`` for projections; ``lm_head.weight`` absent when tied), and the raw
         GGUF metadata (without the big tokenizer arrays).
     """
-    reader = _open_reader(path)
+    reader = open_reader(path)
     meta = read_metadata(reader, skip_arrays=("tokenizer.ggml.tokens", "tokenizer.ggml.scores",
                                                "tokenizer.ggml.token_type", "tokenizer.ggml.merges"))
     arch = _arch_of(meta)

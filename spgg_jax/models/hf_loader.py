@@ -49,7 +49,7 @@ def _ident(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _mapping(cfg: ModelConfig) -> tuple[list[_Entry], tuple[str, ...], str]:
+def tensor_mapping(cfg: ModelConfig) -> tuple[list[_Entry], tuple[str, ...], str]:
     """(entries, candidate prefixes, probe name used to detect the prefix) for one family."""
     d, h, kh, hd, f, v = cfg.d_model, cfg.n_heads, cfg.n_kv_heads, cfg.head_dim, cfg.d_ff, cfg.vocab_size
     E: list[_Entry] = []
@@ -113,13 +113,13 @@ def _mapping(cfg: ModelConfig) -> tuple[list[_Entry], tuple[str, ...], str]:
     return E, ("model.", ""), "embed_tokens.weight"
 
 
-def _set(tree: dict, path: tuple[str, ...], value: Any) -> None:
+def set_param(tree: dict, path: tuple[str, ...], value: Any) -> None:
     for k in path[:-1]:
         tree = tree.setdefault(k, {})
     tree[path[-1]] = value
 
 
-def _fmt(names: list[str], limit: int = 20) -> str:
+def format_names(names: list[str], limit: int = 20) -> str:
     more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
     return ", ".join(names[:limit]) + more
 
@@ -138,15 +138,15 @@ def check_tensor_names(cfg: ModelConfig, names: set, used: set, missing: list, m
     )
     problems = []
     if missing:
-        problems.append(f"missing tensors: {_fmt(missing)}")
+        problems.append(f"missing tensors: {format_names(missing)}")
     if misshaped:
-        problems.append(f"mis-shaped tensors: {_fmt(misshaped)}")
+        problems.append(f"mis-shaped tensors: {format_names(misshaped)}")
     if extra and strict:
-        problems.append(f"unexpected tensors: {_fmt(extra)}")
+        problems.append(f"unexpected tensors: {format_names(extra)}")
     if problems:
         raise ValueError(f"cannot load {cfg.family} weights{source}: " + "; ".join(problems))
     if extra:
-        warnings.warn(f"ignoring unexpected tensors: {_fmt(extra)}", stacklevel=3)
+        warnings.warn(f"ignoring unexpected tensors: {format_names(extra)}", stacklevel=3)
 
 
 def params_from_hf_state_dict(
@@ -163,7 +163,7 @@ def params_from_hf_state_dict(
     Raises ``ValueError`` naming every missing tensor, every mis-shaped tensor (expected vs found
     shape) and every unexpected tensor.
     """
-    entries, prefixes, probe = _mapping(cfg)
+    entries, prefixes, probe = tensor_mapping(cfg)
     names = set(tensors.keys())
     prefix = next((pre for pre in prefixes if pre + probe in names), prefixes[0])
     dtype = np.dtype(cfg.jnp_param_dtype)
@@ -181,13 +181,13 @@ def params_from_hf_state_dict(
                 missing.append(name)
                 continue
             used.add(name)
-            arr = _to_numpy(tensors[name])
+            arr = tensor_to_numpy(tensors[name])
             if tuple(arr.shape) != e.hf_shape:
                 misshaped.append(f"{name}: expected shape {e.hf_shape}, found {tuple(arr.shape)}")
                 continue
             parts.append(e.convert(arr).astype(dtype))
         if len(parts) == len(layer_ids):
-            _set(out, e.target, np.stack(parts) if e.per_layer else parts[0])
+            set_param(out, e.target, np.stack(parts) if e.per_layer else parts[0])
 
     check_tensor_names(cfg, names, used, missing, misshaped, strict)
     if device_put:
@@ -197,7 +197,7 @@ def params_from_hf_state_dict(
     return out
 
 
-def _to_numpy(x: Any) -> np.ndarray:
+def tensor_to_numpy(x: Any) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     if hasattr(x, "detach"):  # torch tensor
@@ -279,7 +279,7 @@ def load_hf_dir(
 
 def hf_state_dict_from_params(cfg: ModelConfig, params: Params) -> dict[str, np.ndarray]:
     """Inverse of ``params_from_hf_state_dict``: HF tensor names -> float32 numpy arrays."""
-    entries, prefixes, _ = _mapping(cfg)
+    entries, prefixes, _ = tensor_mapping(cfg)
     prefix = prefixes[0]
     d, h, hd = cfg.d_model, cfg.n_heads, cfg.head_dim
     out: dict[str, np.ndarray] = {}

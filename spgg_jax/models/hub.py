@@ -374,21 +374,12 @@ def source_gguf(name_or_path: str | os.PathLike) -> Path | None:
     return found[0] if found else None
 
 
-def load_model(name_or_path: str | os.PathLike, dtype: str = "float32", param_dtype: str | None = None,
-               mesh=None, rules=None):
-    """``(cfg, params, tokenizer)`` for a registered name, HF directory or ``.gguf`` file.
-
-    With ``mesh`` (and optional logical-axis ``rules``), every parameter is placed straight onto its
-    sharding (``spgg_jax.parallel.load_sharded``); otherwise on the default device.
-    """
+def load_model(name_or_path: str | os.PathLike, dtype: str = "float32", param_dtype: str | None = None):
+    """``(cfg, params, tokenizer)`` for a registered name, HF directory or ``.gguf`` file, on the
+    default device (``spgg_jax.parallel.loading.load_model`` places them on a mesh)."""
     from spgg_jax.models.hf_loader import load_hf_dir
     from spgg_jax.models.tokenizer import load_tokenizer
 
     path = resolve_model(name_or_path)
-    if mesh is None:
-        cfg, params = load_hf_dir(path, dtype=dtype, param_dtype=param_dtype)
-    else:
-        from spgg_jax.parallel.loading import load_sharded
-
-        cfg, params = load_sharded(path, mesh, rules, dtype=dtype, param_dtype=param_dtype)
+    cfg, params = load_hf_dir(path, dtype=dtype, param_dtype=param_dtype)
     return cfg, params, load_tokenizer(path)

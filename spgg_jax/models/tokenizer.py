@@ -47,9 +47,9 @@ _SPECIAL_TOKENS = {
 
 def _gguf_tokenizer_parts(gguf_path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(architecture, tokenizer_dict, tokenizer_config)`` read from a GGUF file with ``gguf``."""
-    from spgg_jax.models.gguf import _open_reader
+    from spgg_jax.models.gguf import open_reader
 
-    reader = _open_reader(gguf_path)
+    reader = open_reader(gguf_path)
     fields = reader.fields
     if "general.architecture" not in fields:
         raise ValueError(f"{str(gguf_path)!r} has no 'general.architecture' metadata")

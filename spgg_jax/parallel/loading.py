@@ -21,6 +21,19 @@ from typing import Any, Sequence
 import jax
 import numpy as np
 
+from spgg_jax.models import ModelConfig, param_logical_axes, param_shapes
+from spgg_jax.models.hf_loader import (
+    SafetensorsDir,
+    format_names,
+    tensor_mapping,
+    check_tensor_names,
+    set_param,
+    tensor_to_numpy,
+    read_hf_config,
+)
+from spgg_jax.models.hub import load_model as load_model_local
+from spgg_jax.models.hub import resolve_model
+from spgg_jax.models.tokenizer import load_tokenizer
 from spgg_jax.parallel.rules import tree_shardings, validate_rules
 
 Params = Any
@@ -61,17 +74,6 @@ def load_sharded(
     Raises ``ValueError`` naming every missing, mis-shaped or (with ``strict``) unexpected tensor,
     before any parameter is placed when names are the problem.
     """
-    from spgg_jax.models import ModelConfig, param_logical_axes, param_shapes
-    from spgg_jax.models.hf_loader import (
-        SafetensorsDir,
-        _fmt,
-        _mapping,
-        check_tensor_names,
-        _set,
-        _to_numpy,
-        read_hf_config,
-    )
-    from spgg_jax.models.hub import resolve_model
 
     if not isinstance(mesh, jax.sharding.Mesh):
         raise TypeError(f"load_sharded: mesh must be a jax.sharding.Mesh, got {type(mesh).__name__}")
@@ -83,7 +85,7 @@ def load_sharded(
     shardings = tree_shardings(param_logical_axes(cfg), mesh, rules, shapes=shapes)
     tensors = SafetensorsDir(path)
 
-    entries, prefixes, probe = _mapping(cfg)
+    entries, prefixes, probe = tensor_mapping(cfg)
     names = set(tensors.keys())
     prefix = next((pre for pre in prefixes if pre + probe in names), prefixes[0])
 
@@ -103,7 +105,7 @@ def load_sharded(
     for e in entries:
         parts = []
         for name in sources(e):
-            arr = _to_numpy(tensors[name])
+            arr = tensor_to_numpy(tensors[name])
             if tuple(arr.shape) != e.hf_shape:
                 misshaped.append(f"{name}: expected shape {e.hf_shape}, found {tuple(arr.shape)}")
                 continue
@@ -116,10 +118,21 @@ def load_sharded(
             raise AssertionError(f"{'/'.join(e.target)}: converted shape {host.shape} != {tuple(want.shape)}")
         sharding = _leaf_at(shardings, e.target)
         # Each device's callback slices its own shard out of the host array.
-        _set(out, e.target, jax.make_array_from_callback(host.shape, sharding, lambda idx, h=host: h[idx]))
+        set_param(out, e.target, jax.make_array_from_callback(host.shape, sharding, lambda idx, h=host: h[idx]))
         del host, parts
     if misshaped:
-        raise ValueError(f"cannot load {cfg.family} weights from {path}: mis-shaped tensors: {_fmt(misshaped)}")
+        raise ValueError(f"cannot load {cfg.family} weights from {path}: mis-shaped tensors: {format_names(misshaped)}")
     if jax.tree_util.tree_structure(out) != jax.tree_util.tree_structure(shapes):
         raise AssertionError("load_sharded: loaded tree does not match the model's parameter tree")
     return cfg, out
+
+
+def load_model(name_or_path: str | os.PathLike, dtype: str = "float32", param_dtype: str | None = None,
+               mesh: Any = None, rules: Sequence[tuple[str, Any]] | None = None):
+    """``(cfg, params, tokenizer)``: on the default device without a ``mesh``
+    (``spgg_jax.models.hub.load_model``), else every parameter straight onto its sharding by the
+    logical-axis ``rules`` (:func:`load_sharded`)."""
+    if mesh is None:
+        return load_model_local(name_or_path, dtype=dtype, param_dtype=param_dtype)
+    cfg, params = load_sharded(name_or_path, mesh, rules, dtype=dtype, param_dtype=param_dtype)
+    return cfg, params, load_tokenizer(resolve_model(name_or_path))

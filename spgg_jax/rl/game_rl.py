@@ -21,23 +21,29 @@ a dict of arrays with a leading ``steps`` axis (see :data:`METRIC_NAMES`).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import json
 import math
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import optax
+import numpy as np
 
 from spgg_jax.game.params import GameParams
-from spgg_jax.game.rewards import THRESHOLD_TOL, get_reward
+from spgg_jax.game.rewards import THRESHOLD_TOL, get_reward, validate_for
 from spgg_jax.game.scores import final_score
-from spgg_jax.rl.advantages import normalize
+from spgg_jax.game.sweep import stack_params
+from spgg_jax.rl.algorithms import get_algorithm
 from spgg_jax.rl.gen_policy import EPS as BETA_EPS
 from spgg_jax.rl.gen_policy import beta_entropy, beta_log_prob
-from spgg_jax.rl.losses import LOSSES, value_loss
+from spgg_jax.rl.losses import value_loss
+from spgg_jax.rl.ppo import make_optimizer, ppo_update
 
+#: the algorithms game-level learners run (both use a learned value baseline: ``spgg_jax.rl.algorithms``)
 ALGORITHMS = ("reinforce", "ppo")
 ACTIONS = ("beta", "grid")
 OBSERVES = ("game", "full")
@@ -277,21 +283,20 @@ def make_train(cfg: GameRLConfig) -> Callable[[jax.Array, GameParams], tuple[Any
     reward_fn = spec.fn
     simultaneous = spec.timing == "simultaneous"
     net = AgentNet(tuple(cfg.hidden), cfg.head_size)
-    tx = optax.chain(optax.clip_by_global_norm(cfg.max_grad_norm), optax.adam(cfg.lr))
-    pg_loss = LOSSES.get(cfg.algorithm)
-    epochs = cfg.ppo_epochs if cfg.algorithm == "ppo" else 1
+    tx = make_optimizer(cfg.lr, cfg.max_grad_norm)
+    algo = get_algorithm(cfg.algorithm)
+    pg_loss = algo.loss_fn
+    epochs = algo.epochs(cfg.ppo_epochs)
 
-    def agent_loss(p_i, obs, action, logp_old, adv, ret):
-        head, value = net.apply(p_i, obs)
-        logp = _log_prob(cfg, head, action)
+    def agent_loss(p_i, d):
+        head, value = net.apply(p_i, d["obs"])
+        logp = _log_prob(cfg, head, d["action"])
         mask = jnp.ones_like(logp, bool)
-        loss, m = pg_loss(logp, logp_old, adv, mask, clip_eps=cfg.clip_eps)
+        loss, m = pg_loss(logp, d["logp_old"], d["adv"], mask, clip_eps=cfg.clip_eps)
         ent = jnp.mean(_entropy(cfg, head))
-        vl = value_loss(value, ret)
+        vl = value_loss(value, d["ret"])
         total = loss - cfg.entropy_coef * ent + cfg.vf_coef * vl
         return total, {"entropy": ent, "value_loss": vl, "approx_kl": m["approx_kl"]}
-
-    grad_fn = jax.vmap(jax.grad(agent_loss, has_aux=True))
 
     def train(rng, game_params: GameParams):
         if game_params.n != cfg.n:
@@ -309,18 +314,14 @@ def make_train(cfg: GameRLConfig) -> Callable[[jax.Array, GameParams], tuple[Any
             q, action, logp_old, value, obs = _rollout(cfg, net, simultaneous, params, game_params, k_roll, cfg.batch)
             r = reward_fn(q, game_params)  # [B, n]
             ret = r.T  # [n, B]: one decision per agent per episode, so the return is the reward
-            adv = ret - value
             if cfg.normalize_advantages:
-                adv = jax.vmap(normalize)(adv)
+                adv = jax.vmap(lambda rr, v: algo.advantages(rr, values=v))(ret, value)
+            else:
+                adv = ret - value
             adv = jax.lax.stop_gradient(adv)
-
-            def epoch(c, _):
-                params, opt_state = c
-                grads, aux = grad_fn(params, obs, action, logp_old, adv, ret)
-                updates, opt_state = jax.vmap(tx.update)(grads, opt_state, params)
-                return (optax.apply_updates(params, updates), opt_state), aux
-
-            (params, opt_state), aux = jax.lax.scan(epoch, (params, opt_state), None, length=epochs)
+            batch = {"obs": obs, "action": action, "logp_old": logp_old, "adv": adv, "ret": ret}
+            params, opt_state, out = ppo_update(agent_loss, tx, params, opt_state, batch, key, epochs=epochs)
+            aux = jax.tree_util.tree_map(lambda x: x[:, 0], out["grad"])  # [epochs, n]: one step per epoch
             s = final_score(q, game_params)
             free = q <= game_params.c_min + cfg.free_ride_frac * span + 1e-6
             metrics = {
@@ -361,11 +362,6 @@ def learn_points(cfg: GameRLConfig, base: GameParams, points: Sequence[dict], se
     Returns ``(runs, metrics)``: ``runs`` a list of dicts (point values and ``seed``) in run order,
     ``metrics`` a dict of numpy arrays with leading axes [runs, steps].
     """
-    import numpy as np
-
-    from spgg_jax.game.rewards import validate_for
-    from spgg_jax.game.sweep import stack_params
-
     points = [dict(p) for p in points] or [{}]
     runs = [dict(p, seed=int(s)) for p in points for s in seeds]
     stacked = stack_params(base, [{k: v for k, v in r.items() if k != "seed"} for r in runs])
@@ -379,12 +375,6 @@ def write_learning_report(out_dir, cfg: GameRLConfig, runs, metrics, spne_rows, 
                           log_every: int = 10, extra: dict | None = None) -> dict[str, str]:
     """Write ``learning.csv`` (every ``log_every`` steps), ``final.csv`` (last 10% of steps vs the
     SPNE), ``summary.json`` and ``learning_curves.png``; returns {name: path}."""
-    import csv
-    import json
-    from pathlib import Path
-
-    import numpy as np
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n, steps = cfg.n, cfg.steps
@@ -427,8 +417,7 @@ def write_learning_report(out_dir, cfg: GameRLConfig, runs, metrics, spne_rows, 
 
 def _plot_learning(path, cfg, runs, metrics, spne_rows, axes, max_panels: int = 6):
     """Contribution by position over training (mean over seeds, min-max band) vs the SPNE (dashed)."""
-    import matplotlib
-    import numpy as np
+    import matplotlib  # noqa: PLC0415  (plotting only: keeps imports light)
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -20,8 +20,7 @@ import jax.numpy as jnp
 from jax.scipy.special import betaln, digamma
 
 from spgg_jax.sampling import SamplingParams
-
-PARAM_NAMES = ("temperature", "top_p", "top_k", "max_new_tokens", "repetition_penalty", "presence_penalty")
+from spgg_jax.sampling.params import PARAM_NAMES
 EPS = 1e-4
 
 

@@ -1,5 +1,8 @@
 """Policy-gradient losses as pure functions, in a registry (``LOSSES``).
 
+An algorithm (``spgg_jax.rl.algorithms``) pairs one of these losses with an advantage estimator;
+GRPO, for example, is the ``ppo`` loss on group-normalised advantages.
+
 Every loss takes log-probabilities under the current policy (recomputed inside the training
 forward pass), the behaviour log-probabilities recorded at sampling time, advantages and a mask,
 and returns ``(loss, metrics)``; metrics include the clip fraction and an approximate KL.
@@ -58,12 +61,6 @@ def ppo_loss(logp, logp_old, adv, mask, clip_eps: float = 0.2, ref_logp=None, kl
         loss = loss + kl_coef * kl
         metrics["kl_ref"] = kl
     return loss, metrics
-
-
-@LOSSES.register("grpo")
-def grpo_loss(logp, logp_old, adv, mask, clip_eps: float = 0.2, ref_logp=None, kl_coef: float = 0.04):
-    """GRPO: the PPO clipped surrogate on group-normalised advantages, KL to a reference (default 0.04)."""
-    return ppo_loss(logp, logp_old, adv, mask, clip_eps, ref_logp, kl_coef)
 
 
 @LOSSES.register("reinforce")

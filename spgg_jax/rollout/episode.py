@@ -22,9 +22,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spgg_jax.models import forward, positions_from_mask
+from spgg_jax.models.tokenizer import decode_batch, encode_batch, pad_id_of
+from spgg_jax.parallel.loading import load_model
 from spgg_jax.parallel.multihost import to_host
 from spgg_jax.rollout.prompts import agent_turn_prompts
 from spgg_jax.rollout.team import AgentConfig, TeamConfig
+from spgg_jax.sampling import Sampler, SamplingParams
+from spgg_jax.tasks import get_task
 
 SamplingFn = Callable[[int, Any, jax.Array], tuple[Any, Mapping[str, Any]]]
 
@@ -41,9 +46,6 @@ class ModelBundle:
 
     @classmethod
     def create(cls, name: str, cfg: Any, params: Any, tokenizer: Any, **sampler_kwargs: Any) -> "ModelBundle":
-        from spgg_jax.models.tokenizer import pad_id_of
-        from spgg_jax.sampling import Sampler
-
         eos = tuple(cfg.eos_token_ids) or ((tokenizer.eos_token_id,) if tokenizer.eos_token_id is not None else ())
         sampler = Sampler(params, cfg, pad_id=pad_id_of(tokenizer), eos_ids=eos, **sampler_kwargs)
         return cls(name=name, cfg=cfg, params=params, tokenizer=tokenizer, sampler=sampler)
@@ -51,18 +53,19 @@ class ModelBundle:
 
 def load_bundles(team: TeamConfig, dtype: str = "float32",
                  loader: Callable[[str, str], tuple[Any, Any, Any]] | None = None,
-                 mesh: Any = None, rules: Any = None) -> dict[str, ModelBundle]:
+                 mesh: Any = None, rules: Any = None, min_gen_bucket: int = 0) -> dict[str, ModelBundle]:
     """Load each distinct model of ``team`` once: ``{model_name: ModelBundle}``.
 
-    ``loader(name, dtype) -> (cfg, params, tokenizer)`` defaults to ``spgg_jax.models.hub.load_model``.
-    With a ``mesh`` the default loader places the weights by the logical-axis ``rules`` and every
-    sampler splits its batch over the mesh (a custom loader must place the weights itself).
+    ``loader(name, dtype) -> (cfg, params, tokenizer)`` defaults to
+    ``spgg_jax.parallel.loading.load_model``. With a ``mesh`` the default loader places the weights by
+    the logical-axis ``rules`` and every sampler splits its batch over the mesh (a custom loader must
+    place the weights itself). ``min_gen_bucket`` pins the samplers' generation buffers to at least
+    that many tokens (a policy that chooses max_new_tokens per row then compiles one program).
     """
     if loader is None:
-        from spgg_jax.models.hub import load_model
-
         loader = lambda name, dt: load_model(name, dtype=dt, mesh=mesh, rules=rules)  # noqa: E731
-    kw = {} if mesh is None else {"mesh": mesh, "rules": rules}
+    kw = {"min_gen_bucket": min_gen_bucket} if mesh is None else {"mesh": mesh, "rules": rules,
+                                                                  "min_gen_bucket": min_gen_bucket}
     return {m: ModelBundle.create(m, *loader(m, dtype), **kw) for m in team.models()}
 
 
@@ -141,8 +144,6 @@ class EpisodeBatch:
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def prompt_features(params: Any, cfg: Any, ids: jax.Array, mask: jax.Array) -> jax.Array:
     """f32[B, D]: final hidden states of the prompt, mean-pooled over real tokens."""
-    from spgg_jax.models import forward, positions_from_mask
-
     hidden, _ = forward(params, cfg, ids, positions_from_mask(mask), mask)
     w = mask.astype(jnp.float32)[..., None]
     return jnp.sum(hidden.astype(jnp.float32) * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
@@ -150,16 +151,12 @@ def prompt_features(params: Any, cfg: Any, ids: jax.Array, mask: jax.Array) -> j
 
 def config_sampling(agent: AgentConfig, batch: int):
     """``SamplingParams`` for ``batch`` rows from an agent's fixed generation parameters."""
-    from spgg_jax.sampling import SamplingParams
-
     return SamplingParams.create(batch, **agent.sampling_kwargs())
 
 
 def encode_prompts(tokenizer: Any, texts: Sequence[str], add_special_tokens: Sequence[bool],
                    pad_to_multiple_of: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Left-padded ``(ids, mask)`` for prompts that may differ in ``add_special_tokens``."""
-    from spgg_jax.models.tokenizer import encode_batch, pad_id_of
-
     flags = set(bool(a) for a in add_special_tokens)
     if len(flags) == 1:
         return encode_batch(tokenizer, list(texts), add_special_tokens=flags.pop(), pad_to_multiple_of=pad_to_multiple_of)
@@ -181,8 +178,6 @@ def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens
 
     One sampler call for the whole batch. Returns a dict of numpy arrays and texts.
     """
-    from spgg_jax.models.tokenizer import decode_batch
-
     ids, mask = encode_prompts(bundle.tokenizer, texts, add_special_tokens)
     weights = bundle.params if params is None else params
     feats = None
@@ -229,8 +224,6 @@ def run_episodes(team: TeamConfig, bundles: Mapping[str, ModelBundle], problems:
       answer_format: overrides the task's answer-format instruction.
       on_turn: called with each finished turn (progress reporting).
     """
-    from spgg_jax.tasks import get_task
-
     problems = list(problems)
     if not problems:
         raise ValueError("run_episodes needs at least one problem")

@@ -23,6 +23,8 @@ RANGES = {
     "repetition_penalty": (0.0, 10.0),  # > 0
     "presence_penalty": (-10.0, 10.0),
 }
+#: the six generation parameters, in the order every module uses (policies, configs, metrics)
+PARAM_NAMES = tuple(RANGES)
 
 
 @struct.dataclass

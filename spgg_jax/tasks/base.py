@@ -91,6 +91,8 @@ class TaskSpec:
       scorer: name of the default scorer in :data:`SCORERS`.
       answer_format: instruction appended to prompts so answers are extractable.
       description: one line for listings.
+      generated: the loader generates problems (``size`` and ``seed`` say how many and which)
+        instead of reading a fixed split.
     """
 
     name: str
@@ -98,6 +100,7 @@ class TaskSpec:
     scorer: str
     answer_format: str
     description: str = ""
+    generated: bool = False
 
     def load(self, **options: Any) -> list[Problem]:
         return self.loader(**options)
@@ -129,3 +132,21 @@ def task_names() -> list[str]:
 def load_task(name: str, **options: Any) -> list[Problem]:
     """Load the problems of task ``name``; ``options`` go to its loader (split, seed, limit, path...)."""
     return get_task(name).load(**options)
+
+
+def load_problems(name: str, split: str, n: Optional[int] = None, *, seed: int = 0,
+                  generate: Optional[int] = None, **options: Any) -> list[Problem]:
+    """``n`` problems of ``split`` (``None``: all), the one way the trainer and ``spgg eval`` load tasks.
+
+    File-based tasks return a ``seed``-shuffled selection of the split. Generated tasks
+    (``TaskSpec.generated``: reasoning-gym) first generate ``generate`` problems (default: ``n``, at
+    least 100) from ``seed`` and return the first ``n``. ``options`` go to the task's loader.
+    """
+    spec = get_task(name)
+    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
+        raise ValueError(f"number of {name} problems must be an integer >= 0, got {n!r}")
+    if spec.generated:
+        size = generate if generate else max(n or 0, 100)
+        limit = n if n is not None and n < size else None
+        return spec.load(split=split, size=size, seed=seed, limit=limit, **options)
+    return spec.load(split=split, seed=seed, limit=n, **options)

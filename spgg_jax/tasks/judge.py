@@ -22,6 +22,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spgg_jax.models import forward, logits_from_hidden, positions_from_mask
+from spgg_jax.models.tokenizer import apply_chat_template, encode_batch, has_chat_template
+from spgg_jax.parallel.loading import load_model
 from spgg_jax.parallel.multihost import to_host
 
 #: SummEval's dimension definitions (Fabbri et al., 2021), shortened.
@@ -56,7 +59,6 @@ def judge_messages(dimension: str, source: str, summary: str) -> list[dict[str, 
 def judge_prompt(tokenizer: Any, dimension: str, source: str, summary: str) -> tuple[str, bool]:
     """``(text, add_special_tokens)`` ending in ``RATING_PREFIX`` so the next token is the rating."""
     msgs = judge_messages(dimension, source, summary)
-    from spgg_jax.models.tokenizer import apply_chat_template, has_chat_template
 
     if has_chat_template(tokenizer):
         return apply_chat_template(tokenizer, msgs, add_generation_prompt=True) + RATING_PREFIX, False
@@ -84,8 +86,6 @@ def rating_probs(params: Any, cfg: Any, ids: jax.Array, mask: jax.Array, rating_
 
     ``ids``/``mask`` are left-padded so the last column is every row's last real token.
     """
-    from spgg_jax.models import forward, logits_from_hidden, positions_from_mask
-
     hidden, _ = forward(params, cfg, ids, positions_from_mask(mask), mask)
     logits = logits_from_hidden(params, cfg, hidden[:, -1:])[:, 0].astype(jnp.float32)
     probs = jax.nn.softmax(logits, axis=-1)
@@ -127,8 +127,6 @@ class LLMJudge:
     def load(cls, name_or_path: str = "smollm2-135m-instruct", dtype: str = "float32", mesh: Any = None,
              rules: Any = None, **kw: Any) -> "LLMJudge":
         """Load the judge model (placed by ``rules`` on ``mesh`` when one is given)."""
-        from spgg_jax.models.hub import load_model
-
         cfg, params, tok = load_model(name_or_path, dtype=dtype, mesh=mesh, rules=rules)
         return cls(cfg, params, tok, **kw)
 
@@ -140,7 +138,6 @@ class LLMJudge:
 
     def dimension_ratings(self, sources: Sequence[str], summaries: Sequence[str]) -> np.ndarray:
         """f32[B, len(dimensions)]: expected 0-5 rating per summary and dimension."""
-        from spgg_jax.models.tokenizer import encode_batch
 
         if len(sources) != len(summaries):
             raise ValueError(f"{len(sources)} sources but {len(summaries)} summaries")

@@ -1,7 +1,7 @@
 """Real decoders (``spgg_jax.models``) under data-, fsdp-, tensor-parallel and mixed layouts on the
 8 fake CPU devices: parameters placed by the logical-axis rules are really split where the rules
 say, and logits, greedy samples (``Sampler(mesh=...)``, KV cache placed by rules) and one
-token-level policy-gradient update (``token_update``) equal the single-device run.
+token-level policy-gradient step (``spgg_jax.rl.learners.token.token_step``) equal the single-device run.
 
 Two tiny models: a Llama with grouped-query attention (8 heads, 2 KV heads, untied head) and a
 Qwen3 (4 heads, 2 KV heads, explicit head_dim 32, q/k norms, tied embeddings). With 2 KV heads
@@ -43,7 +43,9 @@ from spgg_jax.parallel import (
 )
 from spgg_jax.parallel.testing import LAYOUTS_8
 from spgg_jax.rl.lora import init_lora
-from spgg_jax.rl.trainer import _make_optimizer, _token_loss, token_update
+from spgg_jax.rl.algorithms import get_algorithm
+from spgg_jax.rl.learners.token import token_loss, token_step
+from spgg_jax.rl.ppo import make_optimizer
 from spgg_jax.sampling import Sampler, SamplingParams, continuation_logprobs
 
 ATOL = RTOL = 1e-5
@@ -219,7 +221,12 @@ def test_greedy_samples_match_single_device(name, layout):
 
 LR, GCLIP = 1e-3, 1.0
 LORA = (16.0, 4)  # (alpha, rank)
-STATIC = dict(loss_name="grpo", clip=0.2, kl_coef=0.04, temperature=1.0, lr=LR, gclip=GCLIP)
+
+
+def loss_for(cfg, lora_spec):
+    """The token learner's loss for ``cfg`` (GRPO, clip 0.2, KL 0.04, temperature 1)."""
+    return functools.partial(token_loss, model_cfg=cfg, lora_spec=lora_spec, loss_fn=get_algorithm("grpo").loss_fn,
+                             clip=0.2, kl_coef=0.04, temperature=1.0)
 
 
 @functools.lru_cache(maxsize=None)
@@ -247,14 +254,14 @@ def update_inputs(name: str):
 @functools.lru_cache(maxsize=None)
 def reference_update(name: str):
     """(new trainable, loss, gradient) on one device: the loss and gradient of the same
-    ``_token_loss``, then the trainer's optimizer (clip + Adam) applied on the host. Building the
-    reference from the gradient (rather than a second ``token_update`` compile) halves the cost."""
+    ``token_loss``, then the learner's optimizer (clip + Adam) applied on the host. Building the
+    reference from the gradient (rather than a second ``token_step`` compile) halves the cost."""
     cfg, _ = model(name)
     trainable, base, lora_spec, d = update_inputs(name)
     with jax.default_device(jax.devices()[0]):
-        loss_fn = lambda tr: _token_loss(tr, base, lora_spec, cfg, "grpo", 0.2, 0.04, 1.0, d)[0]  # noqa: E731
+        loss_fn = lambda tr: loss_for(cfg, lora_spec)(tr, base, d)[0]  # noqa: E731
         loss, grad = jax.jit(jax.value_and_grad(loss_fn))(trainable)
-        opt = _make_optimizer(LR, GCLIP)
+        opt = make_optimizer(LR, GCLIP)
         updates, _ = opt.update(grad, opt.init(trainable), trainable)
         new = optax.apply_updates(trainable, updates)
     return jax.device_get(new), float(loss), jax.device_get(grad)
@@ -277,8 +284,9 @@ def test_token_update_matches_single_device(name, layout):
         base, trainable = placed, shard_pytree(trainable, replicated_sharding(mesh))
     d = shard_pytree(d, batch_sharding(mesh))
     with sharding_context(mesh, DEFAULT_RULES):
-        opt_state = jax.jit(_make_optimizer(LR, GCLIP).init)(trainable)
-        new, _, metrics = token_update(trainable, opt_state, base, d, cfg, lora_spec, **STATIC)
+        tx = make_optimizer(LR, GCLIP)
+        opt_state = jax.jit(tx.init)(trainable)
+        new, _, metrics = jax.jit(functools.partial(token_step, loss_for(cfg, lora_spec), tx))(trainable, opt_state, base, d)
     new, metrics = jax.device_get(new), jax.device_get(metrics)
     ref_new, ref_loss, ref_grad = reference_update(name)
     np.testing.assert_allclose(metrics["loss"], ref_loss, atol=ATOL, rtol=RTOL)

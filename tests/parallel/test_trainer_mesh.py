@@ -18,8 +18,7 @@ import orbax.checkpoint as ocp
 import pytest
 
 from proc_group import GroupTimeout, free_port, run_group
-from spgg_jax.rl.config import load_config
-from spgg_jax.rl.trainer import Trainer
+from spgg_jax.train import Trainer, load_config
 from tiny_models import run_metrics as _metrics
 from tiny_models import tiny_train_overrides as _overrides
 
@@ -47,8 +46,9 @@ def _leaves_close(a, b, atol=1e-5):
 @pytest.mark.slow
 @pytest.mark.parametrize("method, extra", [
     ("gen_params", {}),
-    ("token", {"batch": 2, "group_size": 2, "ppo_epochs": 1}),
-    ("token", {"batch": 2, "group_size": 2, "ppo_epochs": 1, "full_finetune": "true", "n_agents": 2}),
+    ("token", {"batch": 2, "token.group_size": 2, "token.epochs": 1}),
+    ("token", {"batch": 2, "token.group_size": 2, "token.epochs": 1, "token.full_finetune": "true",
+               "team.from": "default:2"}),
 ])
 def test_trainer_on_mesh_equals_single_device(tiny_model_dir, tmp_path, method, extra):
     runs, evals = {}, {}
@@ -60,14 +60,15 @@ def test_trainer_on_mesh_equals_single_device(tiny_model_dir, tmp_path, method, 
     ref, got = runs[""], runs[MESH]
     assert got.mesh is not None and dict(got.mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}
     # the weights really are split (fsdp and tensor), and the trained state lives on the mesh
-    specs = {str(x.sharding.spec) for x in jax.tree_util.tree_leaves(got._base().params)}
+    base = got.learner.bundle.params if method == "token" else next(iter(got.setup.bundles.values())).params
+    specs = {str(x.sharding.spec) for x in jax.tree_util.tree_leaves(base)}
     assert any("fsdp" in s for s in specs) and any("tensor" in s for s in specs), specs
     # the trained state keeps the layout it started with (no drift, so no recompiles between steps)
-    for x, x0 in zip(jax.tree_util.tree_leaves(got.state), jax.tree_util.tree_leaves(got._init_state())):
+    for x, x0 in zip(jax.tree_util.tree_leaves(got.state), jax.tree_util.tree_leaves(got.init_state())):
         assert x.sharding.mesh == got.mesh
         assert x.sharding.is_equivalent_to(x0.sharding, x.ndim), (x.sharding, x0.sharding)
     if extra.get("full_finetune"):  # full copies of the weights and their Adam moments stay split like the base
-        base = [x.sharding.spec for x in jax.tree_util.tree_leaves(got._base().params)]
+        base = [x.sharding.spec for x in jax.tree_util.tree_leaves(got.learner.bundle.params)]
         for agent in range(got.n):
             assert [x.sharding.spec for x in jax.tree_util.tree_leaves(got.state["policy"][agent])] == base
             adam = got.state["opt"][agent][1][0]
@@ -78,7 +79,7 @@ def test_trainer_on_mesh_equals_single_device(tiny_model_dir, tmp_path, method, 
     _assert_metrics_close(evals[""], evals[MESH])
     _leaves_close(ref.state, got.state)
     moved = max(float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in
-                zip(jax.tree_util.tree_leaves(ref._init_state()["policy"]), jax.tree_util.tree_leaves(ref.state["policy"])))
+                zip(jax.tree_util.tree_leaves(ref.init_state()["policy"]), jax.tree_util.tree_leaves(ref.state["policy"])))
     assert moved > 1e-6  # it trained, so the equality is not vacuous
 
 

@@ -1,4 +1,5 @@
-"""The trainer end to end on a tiny self-contained model: exact resume, run-dir safety, configs."""
+"""The trainer end to end on a tiny self-contained model: behaviour preserved across the redesign,
+exact resume, run-dir safety, configs."""
 
 import json
 import os
@@ -13,13 +14,13 @@ import pytest
 
 from spgg_jax.checkpoint import Checkpointer, StopSignal
 from spgg_jax.cli.main import main
-from spgg_jax.rl.config import TrainConfig, load_config
-from spgg_jax.rl.trainer import RunDirError, Trainer
+from spgg_jax.train import RunDirError, Trainer, TrainConfig, load_config
 
 from tiny_models import run_metrics as _metrics
 from tiny_models import tiny_train_overrides as _overrides
 
 ROOT = Path(__file__).resolve().parents[2]
+REFERENCE = Path(__file__).parent / "reference"
 
 
 def _final_state(run_dir, template):
@@ -48,7 +49,7 @@ def test_resume_in_a_new_process_equals_uninterrupted(tiny_model_dir, tmp_path):
     for x, y in zip(jax.tree_util.tree_leaves(a), jax.tree_util.tree_leaves(b)):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
     # the policy really changed, so the equality above is not vacuous
-    init = full._init_state()["policy"]
+    init = full.init_state()["policy"]
     moved = [float(np.abs(np.asarray(x) - np.asarray(y)).max()) for x, y in
              zip(jax.tree_util.tree_leaves(init), jax.tree_util.tree_leaves(a["policy"]))]
     assert max(moved) > 1e-4
@@ -64,15 +65,58 @@ def test_run_dir_is_never_overwritten_silently(tiny_model_dir, tmp_path):
     (run / "something.txt").write_text("precious")
     with pytest.raises(RunDirError, match="--resume to continue it or --overwrite"):
         Trainer(load_config(None, _overrides(tiny_model_dir, run, 1)))
-    (run / "config.json").write_text(json.dumps({**TrainConfig().to_dict(), "lr": 0.123}))
-    with pytest.raises(RunDirError, match="lr"):
+    # --overwrite deletes only a run of this project
+    with pytest.raises(RunDirError, match="not a spgg training run directory"):
+        Trainer(load_config(None, _overrides(tiny_model_dir, run, 1)), overwrite=True)
+    (run / "config.json").write_text(json.dumps({**load_config(None, []).to_dict(), "seed": 123}))
+    with pytest.raises(RunDirError, match="seed"):
         Trainer(load_config(None, _overrides(tiny_model_dir, run, 1)), resume=True)
-    assert (run / "something.txt").exists()
+    assert (run / "something.txt").read_text() == "precious"
+
+
+def test_bad_config_never_touches_an_existing_run(tiny_model_dir, tmp_path):
+    """Models and data are resolved before the run directory: a mistyped model path with --overwrite
+    leaves the existing run alone, and a start that fails leaves nothing behind."""
+    run = tmp_path / "r"
+    Trainer(load_config(None, _overrides(tiny_model_dir, run, 1))).run(evaluate=False)
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    with pytest.raises((ValueError, KeyError, FileNotFoundError, OSError)):
+        Trainer(load_config(None, _overrides(tmp_path / "no_such_model", run, 1)), overwrite=True)
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    fresh = tmp_path / "fresh"
+    with pytest.raises((ValueError, KeyError, FileNotFoundError, OSError)):
+        Trainer(load_config(None, _overrides(tmp_path / "no_such_model", fresh, 1)))
+    assert not fresh.exists()
+    # a run stopped before its first step (only config.json) starts again without --overwrite
+    fresh.mkdir()
+    (fresh / "config.json").write_text("{}")
+    Trainer(load_config(None, _overrides(tiny_model_dir, fresh, 1)))
+
+
+@pytest.mark.parametrize("method, extra", [
+    ("gen_params", {}),
+    ("token", {"batch": 2, "token.group_size": 2, "token.epochs": 1}),
+])
+def test_behaviour_preserved_against_the_first_trainer(tiny_model_dir, tmp_path, method, extra):
+    """The metrics and the held-out table of 3 steps equal those of the trainer before the redesign
+    (``tests/rl/reference/*.json``, written by the first trainer's ``spgg train`` with the same seed,
+    model and settings: ``cost=tokens batch=4 max_new_tokens=10 minibatch=2 eval_size=4``)."""
+    ref = json.loads((REFERENCE / f"{method}.json").read_text())
+    run = tmp_path / method
+    out = Trainer(load_config(None, _overrides(tiny_model_dir, run, 3, method=method, eval_size=4, **extra))).run()
+    got = _metrics(run)
+    assert len(got) == len(ref["metrics"]) == 3
+    for want_row, got_row in zip(ref["metrics"], got):
+        assert set(got_row) == set(want_row)
+        for k, want in want_row.items():
+            np.testing.assert_allclose(got_row[k], want, rtol=1e-6, atol=1e-7, err_msg=f"step {want_row['step']}: {k}")
+    evals = [{k: v for k, v in r.items() if k != "seconds"} for r in out["eval"]]
+    assert evals == ref["eval"]
 
 
 def test_token_method_step_and_logprob_check(tiny_model_dir, tmp_path):
-    t = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "tok", 1, method="token", batch=2, group_size=2,
-                                             ppo_epochs=1)))
+    t = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "tok", 1, method="token", batch=2,
+                                             **{"token.group_size": 2, "token.epochs": 1})))
     out = t.run(evaluate=False)
     assert out["steps"] == 1
     m = _metrics(tmp_path / "tok")[0]
@@ -83,30 +127,64 @@ def test_token_method_step_and_logprob_check(tiny_model_dir, tmp_path):
 @pytest.mark.parametrize("item, match", [
     (["steps=0"], "steps must be a positive integer"),
     (["method=magic"], "method must be one of"),
-    (["lr=abc"], "lr must be a number"),
-    (["nope=1"], "unknown training config key 'nope'"),
-    (["gamma=1.5"], r"gamma must be in \[0, 1\]"),
-    (["max_new_tokens=1"], "max_new_tokens must be >= 2 for method=gen_params"),
+    (["gen_params.lr=abc"], "gen_params.lr must be a number"),
+    (["gen_params.lr=-1"], "gen_params.lr must be a finite number > 0"),
+    (["gen_params.algorithm=grpo"], "needs no critic"),
+    (["method=token", "token.algorithm=ppo"], "needs a value head"),
+    (["nope=1"], r"unknown training config key\(s\) \['nope'\]"),
+    (["gen_params.nope=1"], r"unknown gen_params key\(s\) \['nope'\]"),
+    (["lr=0.1"], "lr moved to gen_params.lr"),
+    (["observation=po"], "observation moved to team.observation"),
+    (["gamma=0.5"], "gamma moved to nothing"),
+    (["team.agents.max_new_tokens=1"], "max_new_tokens must be >= 2 for method=gen_params"),
+    (["team.observation=xo"], "team.observation must be one of"),
+    (["team.from=default:x"], "team.from='default:x'"),
+    (["team.reward_params.B=abc"], "team.reward_params.B must be a number"),
+    (["team.reward_params.kappa=-1"], "kappa must be >= 0"),
+    (["eval_size=\"4\""], "eval_size must be an integer"),
+    (["progress=3"], "progress must be true or false"),
+    (["method=token", "gen_params.lr=0.1"], "has a 'gen_params' section but method='token'"),
     (["reward_params"], "key=value"),
-    (["foo.bar=1"], "only reward_params"),
     (["mesh=foo=2"], "bad mesh spec entry 'foo=2'"),
     (["mesh=data=-1,fsdp=-1"], "at most one axis may be -1"),
     (["rules=kv_heads=none"], "needs a mesh"),
     (["mesh=data=-1", "rules=heads=nowhere"], "unknown mesh axis 'nowhere'"),
 ])
 def test_config_errors(item, match):
-    with pytest.raises(ValueError, match=match):
+    with pytest.raises((ValueError, KeyError), match=match):
         load_config(None, item)
 
 
 def test_config_overrides_and_file(tmp_path):
     f = tmp_path / "c.json"
-    f.write_text(json.dumps({"steps": 7, "reward_params": {"B": 0.5}}))
-    cfg = load_config(str(f), ["reward_params.gamma=0.9", "policy_hidden=64,64", "progress=false"])
-    assert cfg.steps == 7 and cfg.reward_params == {"B": 0.5, "gamma": 0.9}
-    assert cfg.policy_hidden == (64, 64) and cfg.progress is False
+    f.write_text(json.dumps({"steps": 7, "team": {"from": "default:3", "reward_params": {"B": 0.5}}}))
+    cfg = load_config(str(f), ["team.reward_params.gamma=0.9", "gen_params.hidden=64,64", "progress=false"])
+    assert cfg.steps == 7 and dict(cfg.team.reward_params) == {"B": 0.5, "gamma": 0.9}
+    assert cfg.method_cfg.hidden == (64, 64) and cfg.progress is False
     with pytest.raises(FileNotFoundError, match="config file not found"):
         load_config(str(tmp_path / "missing.json"))
+    # the saved form is the effective configuration: it holds only the active method's section and
+    # the whole team inline, and loads back to the same config
+    d = cfg.to_dict()
+    assert "gen_params" in d and "token" not in d and isinstance(d["team"]["agents"], list)
+    assert TrainConfig.from_dict(json.loads(json.dumps(d))) == cfg
+    tok = load_config(None, ["method=token", "token.temperature=0.8"])
+    assert {a.temperature for a in tok.team.agents} == {0.8} and {a.top_p for a in tok.team.agents} == {1.0}
+
+
+def test_team_file_fields_reach_the_saved_config(tiny_model_dir, tmp_path):
+    """A partial-observation team file runs partial observation, and config.json says so; explicit
+    team overrides win over the file."""
+    team_file = ROOT / "experiments" / "teams" / "smollm2_po3.json"
+    cfg = load_config(None, _overrides(tiny_model_dir, tmp_path / "po", 1, **{"team.from": str(team_file)}))
+    assert cfg.team.observation == "po"
+    Trainer(cfg)
+    saved = json.loads((tmp_path / "po" / "config.json").read_text())
+    assert saved["team"]["observation"] == "po" and saved["team"]["cost"] == "tokens"
+    assert all(a["model"] == tiny_model_dir for a in saved["team"]["agents"])
+    assert TrainConfig.from_dict(saved).team == cfg.team
+    fo = load_config(None, [f"team.from={team_file}", "team.observation=fo"])
+    assert fo.team.observation == "fo"
 
 
 def test_stop_signal_sets_flag():

@@ -2,11 +2,12 @@
 
 A sweep file is JSON, one of::
 
-    {"base": {...train config keys...}, "grid": {"reward_params.gamma": [0.5, 1.0], "seed": [0, 1]}}
-    {"base": {...}, "list": [{"seed": 0, "model": "a"}, {"seed": 1, "model": "b"}]}
+    {"base": {...train config keys...}, "grid": {"team.reward_params.gamma": [0.5, 1.0], "seed": [0, 1]}}
+    {"base": {...}, "list": [{"seed": 0, "team.model": "a"}, {"seed": 1, "team.model": "b"}]}
 
-Keys are ``spgg train`` config keys (``spgg train --help``); nested keys are written
-``reward_params.NAME`` / ``task_options.NAME`` (``base`` may also give them as objects). ``grid`` is
+Keys are ``spgg train`` config keys (``spgg train --help``, docs/training.md); keys inside sections
+are dotted (``team.reward_params.B``, ``gen_params.lr``, ``task_options.max_terms``), and ``base`` may
+also give them as nested objects. ``grid`` is
 the Cartesian product in the order written; ``list`` gives the points one by one. Every point is
 validated as a ``TrainConfig`` before anything is launched. Optional ``"name"`` names the sweep
 (default: the file's stem) and ``"game"`` holds ``spgg game sweep`` options for ``--mode vmap``
@@ -16,10 +17,10 @@ Two plans:
 
 - ``jobs``: one ``spgg train KEY=VALUE... --run-dir RUN_ROOT/<point>`` command per point; the point
   directory name lists the swept values, e.g. ``p003_gamma=1_rho=0.5_seed=1``.
-- ``vmap``: a game-level sweep (only ``reward``, ``n_agents`` and ``reward_params.*`` may vary, on a
-  grid) becomes one ``spgg game sweep`` call that solves the whole grid in one vmapped program.
+- ``vmap``: a game-level sweep (only ``team.from`` = ``default:N`` and ``team.reward_params.*`` may vary,
+  on a grid) becomes one ``spgg game sweep`` call that solves the whole grid in one vmapped program.
 
-``python -m spgg_jax.parallel.sweep_plan --mode jobs FILE`` prints the plan (``--format text``: one
+``python -m spgg_jax.train.sweeps --mode jobs FILE`` prints the plan (``--format text``: one
 shell-quoted command per line; ``json``; ``nul``: the NUL-separated records ``sweep.sh`` reads).
 """
 
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import io
 import itertools
 import json
 import re
@@ -35,7 +37,9 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-NESTED = ("reward_params", "task_options")
+from spgg_jax.game.sweep import SWEEPABLE
+from spgg_jax.train.config import load_config
+
 GAME_OPTIONS = ("grid", "method", "chunk")
 DEFAULT_SPGG = ".venv/bin/spgg"
 
@@ -60,8 +64,8 @@ def _flatten(d: Mapping[str, Any], where: str) -> dict[str, Any]:
     for k, v in d.items():
         if not isinstance(k, str) or not k:
             raise SweepError(f"{where}: bad key {k!r}")
-        if k in NESTED and isinstance(v, Mapping):
-            for kk, vv in v.items():
+        if isinstance(v, Mapping) and v:
+            for kk, vv in _flatten(v, where).items():
                 out[f"{k}.{kk}"] = vv
         else:
             out[k] = v
@@ -133,8 +137,6 @@ def parse_sweep(spec: Any, default_name: str = "sweep", where: str = "sweep") ->
 
 def _validate(base: Mapping[str, Any], point: Mapping[str, Any], where: str) -> None:
     """Build the ``TrainConfig`` of base + point (the same parsing as ``spgg train KEY=VALUE``)."""
-    from spgg_jax.rl.config import load_config
-
     merged = {k: v for k, v in {**base, **point}.items() if k != "run_dir"}
     try:
         load_config(None, [f"{k}={format_value(k, v)}" for k, v in merged.items()])
@@ -195,25 +197,29 @@ def plan_vmap(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG)
     keys cannot be swept here)."""
     if sweep["axes"] is None:
         raise SweepError("--mode vmap needs a 'grid' (spgg game sweep solves a Cartesian product), not a 'list'")
-    from spgg_jax.game.sweep import SWEEPABLE
-
     def game_key(k: str) -> str | None:
-        if k == "n_agents":
+        if k == "team.from":
             return "n"
-        if k.startswith("reward_params."):
-            return k.split(".", 1)[1]
+        if k.startswith("team.reward_params."):
+            return k.split(".", 2)[2]
         return None
+
+    def n_agents(spec: Any) -> int:
+        m = re.fullmatch(r"default:(\d+)", str(spec))
+        if not m:
+            raise SweepError(f"--mode vmap: team.from must be 'default:N' (the team size), got {spec!r}")
+        return int(m.group(1))
 
     bad = [k for k in sweep["axes"] if game_key(k) is None or (game_key(k) != "n" and game_key(k) not in SWEEPABLE)]
     if bad:
         raise SweepError(
-            f"--mode vmap sweeps game parameters only (n_agents, reward_params.{{{', '.join(SWEEPABLE)}}}); "
+            f"--mode vmap sweeps game parameters only (team.from=default:N, team.reward_params.{{{', '.join(SWEEPABLE)}}}); "
             f"cannot sweep {bad}: use --mode jobs (seeds, models and training keys need training runs)")
     base = sweep["base"]
-    argv = [*shlex.split(spgg), "game", "sweep", "--reward", str(base.get("reward", "mac_spgg")),
-            "--agents", str(base.get("n_agents", 3))]
-    if "observation" in base:
-        argv += ["--param", f"observation={base['observation']}"]
+    argv = [*shlex.split(spgg), "game", "sweep", "--reward", str(base.get("team.reward", "mac_spgg")),
+            "--agents", str(n_agents(base.get("team.from", "default:3")))]
+    if "team.observation" in base:
+        argv += ["--param", f"observation={base['team.observation']}"]
     for k, v in base.items():
         gk = game_key(k)
         if gk is not None and gk != "n":
@@ -223,6 +229,8 @@ def plan_vmap(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG)
         if opt in sweep["game"]:
             argv += [f"--{opt}", str(sweep["game"][opt])]
     for k, vals in sweep["axes"].items():
+        if game_key(k) == "n":
+            vals = [n_agents(v) for v in vals]
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in vals):
             raise SweepError(f"--mode vmap: axis {k!r} must hold numbers, got {vals!r}")
         argv += ["--sweep", f"{game_key(k)}={','.join(repr(v) if isinstance(v, float) else str(v) for v in vals)}"]
@@ -249,7 +257,7 @@ def _emit(jobs: Sequence[Job], fmt: str, stream, name: str = "sweep") -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m spgg_jax.parallel.sweep_plan", description=__doc__.split("\n\n")[0])
+    ap = argparse.ArgumentParser(prog="python -m spgg_jax.train.sweeps", description=__doc__.split("\n\n")[0])
     ap.add_argument("sweep_file")
     ap.add_argument("--mode", choices=["jobs", "vmap"], default="jobs")
     ap.add_argument("--run-root", help="parent of the per-point run directories (default runs/sweeps/NAME)")
@@ -266,13 +274,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             jobs = [plan_vmap(sweep, root, args.spgg)]
     except SweepError as err:
-        print(f"sweep_plan: error: {err}", file=sys.stderr)
+        print(f"spgg_jax.train.sweeps: error: {err}", file=sys.stderr)
         return 2
     out = sys.stdout
     if args.format == "nul":
         out.flush()
-        import io
-
         buf = io.StringIO()
         _emit(jobs, "nul", buf, sweep["name"])
         sys.stdout.buffer.write(buf.getvalue().encode())

@@ -1,0 +1,58 @@
+"""The learner protocol: what the training loop needs from a training method.
+
+A learner is built once from its config (``make_learner``, PureJaxRL's ``make_train`` style): its
+jitted functions close over the hyperparameters and take arrays. The loop only ever calls
+
+    state = learner.init(key)                                 # {"policy": ..., "opt": ...}, placed
+    policy = learner.rollout_policy(state, deterministic)     # how the rollout consults the policy
+    batch = run_episodes(team, bundles, problems, key, **policy.episode_kwargs())
+    state, metrics = learner.update(state, batch, rewards, key)
+
+and never looks inside ``state`` (its structure is the learner's: stacked over agents for small
+per-agent networks, a tuple of per-agent trees for LLM weights that are updated one agent at a
+time). Everything ``update`` needs comes back from the rollout inside the ``EpisodeBatch``
+(``AgentTurn.aux`` holds the policy's choices, log-probs and values): no side channels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
+
+import numpy as np
+
+from spgg_jax.registry import Registry
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutPolicy:
+    """What a rollout needs from the current policy (the keyword arguments of ``run_episodes``).
+
+    ``sampling_fn(agent, features, key) -> (SamplingParams, aux)`` chooses generation parameters
+    (``aux`` lands in ``AgentTurn.aux``); ``agent_params`` are per-agent weights; ``need_features``
+    asks the rollout for the prompts' pooled hidden states.
+    """
+
+    sampling_fn: Optional[Callable[..., Any]] = None
+    agent_params: Optional[Sequence[Any]] = None
+    need_features: bool = False
+
+    def episode_kwargs(self) -> dict[str, Any]:
+        return {"sampling_fn": self.sampling_fn, "agent_params": self.agent_params, "need_features": self.need_features}
+
+
+class Learner(Protocol):
+    """A training method for a team (see the module docstring)."""
+
+    #: rollouts per problem in a training batch (GRPO groups); 1 when no groups are needed
+    samples_per_problem: int
+
+    def init(self, key) -> Mapping[str, Any]: ...
+
+    def rollout_policy(self, state: Mapping[str, Any], deterministic: bool = False) -> RolloutPolicy: ...
+
+    def update(self, state: Mapping[str, Any], batch: Any, rewards: np.ndarray, key) -> tuple[dict, dict[str, float]]: ...
+
+
+#: method name -> ``factory(method_cfg, setup) -> Learner``
+LEARNERS: Registry[Callable[..., Learner]] = Registry("training method")

@@ -1,0 +1,182 @@
+"""The generation-parameter learner (the paper's method): per-agent Beta policies over the six
+generation parameters, trained with an actor-critic algorithm on the agents' game rewards.
+
+Each agent has a small actor-critic (``spgg_jax.rl.gen_policy``) whose input is its model's pooled
+hidden states of the prompt (plus its one-hot id and position). At every agent turn the policy
+samples unit draws u, mapped into the ranges of the generation parameters; the draws, their
+log-probs, the values and the policy's input come back in ``AgentTurn.aux``. The update is the
+shared PPO core (``spgg_jax.rl.ppo``) over all agents at once, on advantages from the
+algorithm's estimator (``critic``: normalised R - V).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from spgg_jax.parallel import to_host
+from spgg_jax.parallel.placement import StatePlacement
+from spgg_jax.rl import gen_policy as gp
+from spgg_jax.rl.algorithms import get_algorithm
+from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
+from spgg_jax.rl.losses import value_loss
+from spgg_jax.rl.ppo import make_optimizer, ppo_update
+
+#: salt folded into the run key for the initial policies (unchanged since the first trainer: same seed, same start)
+INIT_KEY_SALT = -1 & 0x7FFFFFFF
+
+
+@dataclasses.dataclass(frozen=True)
+class GenParamsConfig:
+    """Hyperparameters of ``method=gen_params`` (defaults: the paper's released config)."""
+
+    algorithm: str = "ppo"  # an actor-critic algorithm of spgg_jax.rl.algorithms (ppo, reinforce)
+    lr: float = 5e-4
+    epochs: int = 4
+    minibatch: int = 16
+    clip_eps: float = 0.2
+    target_kl: float = 0.015
+    value_coef: float = 0.5
+    entropy_coef: float = 0.02
+    grad_clip: float = 0.5
+    hidden: tuple[int, ...] = (128, 128)
+
+    def errors(self) -> list[str]:
+        out = []
+        try:
+            algo = get_algorithm(self.algorithm)
+            if not algo.needs_critic:
+                out.append(f"gen_params.algorithm {self.algorithm!r} needs no critic; the generation-parameter "
+                           "learner runs actor-critic algorithms: ppo, reinforce")
+        except KeyError as err:
+            out.append(f"gen_params.algorithm: {err.args[0]}")
+        for name in ("epochs", "minibatch"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                out.append(f"gen_params.{name} must be a positive integer, got {v!r}")
+        for name in ("lr", "clip_eps", "grad_clip", "target_kl"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+                out.append(f"gen_params.{name} must be a finite number > 0, got {v!r}")
+        for name in ("value_coef", "entropy_coef"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
+                out.append(f"gen_params.{name} must be a finite number >= 0, got {v!r}")
+        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
+            out.append(f"gen_params.hidden must be a list of positive layer widths, got {list(self.hidden)!r}")
+        return out
+
+
+def gen_param_ranges(team: Any) -> gp.GenParamRanges:
+    """The policy's ranges for a team: max_new_tokens in [min(8, M/2), M], M the agents' largest limit."""
+    top = float(max(a.max_new_tokens for a in team.agents))
+    return gp.GenParamRanges(max_new_tokens=(min(8.0, top / 2), top))
+
+
+class GenParamsLearner:
+    """Built once per run: its jitted functions close over the config, team size and ranges."""
+
+    samples_per_problem = 1
+
+    def __init__(self, cfg: GenParamsConfig, team: Any, feature_dim: int, placement: StatePlacement | None = None):
+        self.cfg = cfg
+        self.team = team
+        self.n = team.n
+        self.placement = placement or StatePlacement()
+        self.ranges = gen_param_ranges(team)
+        self.algo = get_algorithm(cfg.algorithm)
+        self.feature_dim = feature_dim + self.n + 1  # pooled hidden states + agent one-hot + position
+        self.tx = make_optimizer(cfg.lr, cfg.grad_clip)
+        hidden, n = tuple(cfg.hidden), self.n
+
+        def act(policy, pooled, key, agent):
+            params = jax.tree_util.tree_map(lambda x: x[agent], policy)  # every agent's policy is stacked
+            feats = gp.policy_features(pooled, agent, n)
+            u, logp, v = gp.act(params, feats, key, hidden)
+            return feats, u, logp, v
+
+        def mode(policy, pooled, agent):
+            params = jax.tree_util.tree_map(lambda x: x[agent], policy)
+            return gp.mode(params, gp.policy_features(pooled, agent, n), hidden)
+
+        self._act = jax.jit(act, static_argnames=("agent",))
+        self._mode = jax.jit(mode, static_argnames=("agent",))
+        self._update = None  # jitted on the first update, pinned to the layout of the state it gets
+
+    # ------------------------------------------------------------------------------ protocol
+    def init(self, key) -> dict:
+        """Every agent's policy starts with its Beta modes at the agent's configured parameters."""
+        k_init = jax.random.fold_in(key, INIT_KEY_SALT)
+        keys = jax.random.split(k_init, self.n)
+        init_u = jnp.stack([gp.to_unit({**a.sampling_kwargs(), "top_k": a.top_k or self.ranges.top_k[1]}, self.ranges)
+                            for a in self.team.agents])
+        hidden = tuple(self.cfg.hidden)
+        params = jax.vmap(lambda k, u: gp.init_policy(k, self.feature_dim, hidden, u))(keys, init_u)
+        opt_state = jax.vmap(self.tx.init)(params)
+        return self.placement.place({"policy": params, "opt": opt_state})
+
+    def rollout_policy(self, state: Mapping[str, Any], deterministic: bool = False) -> RolloutPolicy:
+        policy, ranges = state["policy"], self.ranges
+
+        def to_params(u):  # host math on host values: no eager op touches a multi-host array
+            return jax.tree_util.tree_map(np.asarray, gp.to_sampling_params(u, ranges))
+
+        def sampling_fn(agent, pooled, key):
+            # one jitted call, then one all-gather: every process gets the whole batch's choices
+            with self.placement.context():
+                if deterministic:
+                    return to_params(to_host(self._mode(policy, pooled, agent=agent))), {}
+                out = self._act(policy, pooled, key, agent=agent)
+            feats, u, logp, v = to_host(out)
+            return to_params(u), {"policy_features": feats, "u": u, "logp": logp, "value": v}
+
+        return RolloutPolicy(sampling_fn=sampling_fn, need_features=True)
+
+    def update(self, state: Mapping[str, Any], batch: Any, rewards: np.ndarray, key) -> tuple[dict, dict[str, float]]:
+        turns = batch.agent_turns
+        missing = [t.agent for t in turns if "u" not in t.aux]
+        if missing:
+            raise ValueError(f"agent turns {missing} carry no policy choices: roll out with this learner's "
+                             "rollout_policy(state) (not deterministic) before updating")
+        stack = lambda k: np.stack([t.aux[k] for t in turns])  # noqa: E731  (host arrays)
+        ret = np.asarray(rewards).T  # one-step episodes: the return is the reward
+        v_old = stack("value")
+        adv = np.asarray(jax.vmap(lambda r, v: self.algo.advantages(r, values=v))(jnp.asarray(ret), jnp.asarray(v_old)))
+        ppo_batch = {"feats": stack("policy_features"), "u": stack("u"), "logp_old": stack("logp"), "v_old": v_old,
+                     "ret": ret, "adv": adv}
+        ppo_batch = self.placement.replicate(ppo_batch)  # the policy nets are small and replicated; so is their batch
+        if self._update is None:
+            self._update = self.placement.jit_keeping_layout(self._update_fn, state["policy"], state["opt"], None)
+        with self.placement.context():
+            params, opt, m = self._update(state["policy"], state["opt"], ppo_batch, key)
+        return {"policy": params, "opt": opt}, {k: float(v) for k, v in m.items()}
+
+    # ------------------------------------------------------------------------------ the jitted update
+    def _agent_loss(self, p, d):
+        cfg = self.cfg
+        logp, ent, v = gp.evaluate(p, d["feats"], d["u"], tuple(cfg.hidden))
+        pl, m = self.algo.loss_fn(logp, d["logp_old"], d["adv"], jnp.ones_like(logp, bool), cfg.clip_eps)
+        vl = value_loss(v, d["ret"], d["v_old"], cfg.clip_eps)
+        ent = jnp.mean(ent)
+        return pl + cfg.value_coef * vl - cfg.entropy_coef * ent, {**m, "policy_loss": pl, "value_loss": vl, "entropy": ent}
+
+    def _update_fn(self, params, opt_state, batch, key):
+        cfg = self.cfg
+        params, opt_state, out = ppo_update(self._agent_loss, self.tx, params, opt_state, batch, key,
+                                            epochs=self.algo.epochs(cfg.epochs), minibatch=cfg.minibatch,
+                                            shuffle=True, target_kl=cfg.target_kl)
+        last = jax.tree_util.tree_map(lambda x: x[-1].mean(), out["epoch"])
+        return params, opt_state, {**last, "ppo_epochs_run": out["epochs_run"]}
+
+
+@LEARNERS.register("gen_params")
+def make_gen_params_learner(cfg: GenParamsConfig, team: Any, bundles: Mapping[str, Any],
+                            placement: StatePlacement | None = None) -> GenParamsLearner:
+    """The learner of ``method=gen_params`` for ``team`` (features: the first agent's model width)."""
+    d_model = bundles[team.agents[0].model].cfg.d_model
+    return GenParamsLearner(cfg, team, d_model, placement)

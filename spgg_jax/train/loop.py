@@ -1,0 +1,241 @@
+"""The training loop: run directory, checkpoints, metrics, signals. Everything else is delegated.
+
+One iteration (``Trainer.train_step``):
+    problems (deterministic in (seed, step))  ->  learner.rollout_policy(state)  ->  run_episodes
+    -> score_episodes (q_i, S)  ->  episode_rewards (the registered game reward, R[B, n])
+    -> learner.update(state, episodes, rewards)  ->  metrics (JSONL + TensorBoard), checkpoints.
+
+Everything a step consumes is a function of the restored state and the step index (RNG keys are
+``fold_in(key(seed), step)``, batches are drawn from ``(seed, step)``), so ``N + resume + N`` steps
+equal ``2N`` uninterrupted steps exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from tqdm.auto import tqdm
+
+from spgg_jax.checkpoint import Checkpointer, StopSignal, resolve_resume
+from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, evaluate_trained
+from spgg_jax.game.rewards import THRESHOLD_TOL
+from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
+from spgg_jax.rl.metrics import MetricsWriter, plot_run
+from spgg_jax.rollout.episode import run_episodes
+from spgg_jax.rollout.scoring import episode_rewards, score_episodes
+from spgg_jax.sampling.params import PARAM_NAMES
+from spgg_jax.train.config import TrainConfig, config_differences
+from spgg_jax.train.setup import Setup, build_setup
+
+#: files and folders a run directory of this project holds (``--overwrite`` deletes nothing else)
+RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "learning_curves.png", "checkpoints", "tensorboard")
+
+
+class RunDirError(ValueError):
+    pass
+
+
+def _looks_like_run(run_dir: Path) -> bool:
+    names = {p.name for p in run_dir.iterdir()}
+    return "config.json" in names and names <= set(RUN_FILES) | {"tensorboard"}
+
+
+def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
+    """Check (every process), then clear / create / write config.json (process 0 only).
+
+    Called only once the whole configuration has been resolved (models and data loaded), so a bad
+    configuration never touches an existing run. ``overwrite`` deletes only a directory that holds a
+    run of this project; a run that never got to its first step (only ``config.json``) may be
+    started again without ``--overwrite``.
+    """
+    cfg_path = run_dir / "config.json"
+    clear = False
+    if run_dir.exists() and any(run_dir.iterdir()):
+        started = any((run_dir / f).exists() for f in ("metrics.jsonl", "checkpoints"))
+        if overwrite and not resume:
+            if not _looks_like_run(run_dir):
+                raise RunDirError(f"--overwrite refused: {run_dir} is not a spgg training run directory (it holds "
+                                  f"files other than {', '.join(RUN_FILES)}); choose another run_dir")
+            clear = True
+        elif resume and cfg_path.exists():
+            try:
+                saved = json.loads(cfg_path.read_text())
+            except json.JSONDecodeError as err:
+                raise RunDirError(f"cannot resume {run_dir}: {cfg_path} is not valid JSON ({err})") from None
+            diffs = config_differences(saved, cfg)
+            if diffs:
+                shown = "; ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(diffs.items()))
+                raise RunDirError(f"cannot resume {run_dir}: the config differs from the saved run ({shown})")
+        elif not resume and (started or not _looks_like_run(run_dir)):
+            raise RunDirError(f"run directory {run_dir} already exists; pass --resume to continue it or --overwrite "
+                              "to start over")
+    sync_global_devices("run-dir-checked")  # nobody sees process 0's writes as "already exists"
+    if is_main_process():
+        if clear:
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        cfg_path.write_text(json.dumps(cfg.to_dict(), indent=2))
+    sync_global_devices("run-dir-ready")
+
+
+class Trainer:
+    """``Trainer(cfg)`` resolves the run (:func:`build_setup`), prepares its directory and state;
+    ``run()`` trains, checkpoints and evaluates."""
+
+    def __init__(self, cfg: TrainConfig, resume: bool = False, overwrite: bool = False,
+                 resume_from: str | None = None, bundles: Mapping[str, Any] | None = None, log=print):
+        self.cfg = cfg
+        self.log = log if is_main_process() else (lambda *a, **k: None)
+        self.setup: Setup = build_setup(cfg, bundles)  # everything validated before the run dir is touched
+        self.learner = self.setup.learner
+        self.run_dir = Path(cfg.run_dir)
+        prepare_run_dir(self.run_dir, cfg, resume, overwrite)
+        self.key = jax.random.key(cfg.seed)
+        self.state = self.init_state()
+        # one process: saves overlap the next steps; several: saves are synchronous, so no background
+        # thread runs orbax's barriers while the main thread is inside the step's collectives
+        self.ckpt = Checkpointer(self.run_dir / "checkpoints", keep=cfg.keep, async_save=jax.process_count() == 1)
+        self.start_step = 0
+        if resume:
+            self._restore(resume_from)
+        self.metrics = MetricsWriter(self.run_dir, resume_step=self.start_step if resume else None)
+
+    @property
+    def team(self):
+        return self.setup.team
+
+    @property
+    def n(self) -> int:
+        return self.setup.team.n
+
+    def init_state(self) -> dict:
+        """The learner's initial state plus the step counter (what checkpoints hold)."""
+        return {**self.learner.init(self.key), "step": self.setup.placement.replicate(jnp.int32(0))}
+
+    def _restore(self, resume_from: str | None) -> None:
+        found = resolve_resume(self.run_dir / "checkpoints", resume_from)
+        if found is None:
+            self.log(f"no checkpoint in {self.run_dir}; starting from step 0")
+            return
+        directory, step = found
+        ck = self.ckpt if directory == self.run_dir / "checkpoints" else Checkpointer(directory)
+        state, meta, step = ck.restore(self.state, step)
+        saved_cfg = meta.get("config", {})
+        diffs = config_differences(saved_cfg, self.cfg) if saved_cfg else {}
+        if diffs:
+            raise RunDirError(f"checkpoint at {directory} comes from another config: {sorted(diffs)} differ")
+        self.state = state
+        self.start_step = int(meta["data_position"])
+        self.log(f"resumed from {directory} at step {self.start_step}")
+
+    # ---------------------------------------------------------------------------- one step
+    def batch_problems(self, step: int) -> list:
+        """The step's problems, drawn from ``(seed, step)``; each repeated ``samples_per_problem`` times."""
+        pool = self.setup.train_problems
+        rng = np.random.default_rng([self.cfg.seed, step])
+        idx = rng.choice(len(pool), size=self.cfg.batch, replace=len(pool) < self.cfg.batch)
+        k = self.learner.samples_per_problem
+        return [pool[i] for i in idx for _ in range(k)]
+
+    def train_step(self, step: int) -> dict:
+        s = self.setup
+        key = jax.random.fold_in(self.key, step)
+        t0 = time.perf_counter()
+        problems = self.batch_problems(step)
+        policy = self.learner.rollout_policy(self.state)
+        batch = run_episodes(s.team, s.bundles, problems, jax.random.fold_in(key, 0), **policy.episode_kwargs())
+        t1 = time.perf_counter()
+        scores = score_episodes(batch, s.team, judge=s.judge)
+        # process 0's rewards everywhere: a sandbox timeout must not make the hosts' updates diverge
+        rewards = broadcast_from_main(np.asarray(episode_rewards(scores, s.team, s.game_params)))
+        t2 = time.perf_counter()
+        learner_state = {k: v for k, v in self.state.items() if k != "step"}
+        new_state, upd = self.learner.update(learner_state, batch, rewards, jax.random.fold_in(key, 1))
+        t3 = time.perf_counter()
+        self.state = {**new_state, "step": s.placement.replicate(jnp.int32(step + 1))}
+        return self._step_metrics(batch, scores, rewards, upd, (t0, t1, t2, t3))
+
+    def _step_metrics(self, batch, scores, rewards, upd, times) -> dict:
+        t0, t1, t2, t3 = times
+        c_min = self.team.c_min
+        q = np.asarray(scores.q)
+        s = np.asarray(scores.S)
+        tokens = np.asarray(batch.tokens_generated)[:, : self.n]
+        m: dict[str, Any] = {
+            "accuracy": float(np.mean(np.asarray(scores.correct_final))),
+            "final_score": float(np.mean(s)),
+            "threshold_met": float(np.mean(s >= float(self.setup.game_params.B) - THRESHOLD_TOL)),
+            "free_riding": float(np.mean(np.isclose(q, c_min))),
+            "reward/mean": float(np.mean(rewards)),
+            "rollout_s": t1 - t0, "score_s": t2 - t1, "update_s": t3 - t2, "step_s": t3 - t0,
+            "tokens_per_s": float(tokens.sum() / max(t1 - t0, 1e-9)),
+        }
+        for a in range(self.n):
+            m[f"reward/agent{a + 1}"] = float(np.mean(rewards[:, a]))
+            m[f"q/agent{a + 1}"] = float(np.mean(q[:, a]))
+            m[f"correct/agent{a + 1}"] = float(np.mean(np.asarray(scores.per_agent_correct)[:, a]))
+            m[f"free_riding/agent{a + 1}"] = float(np.mean(np.isclose(q[:, a], c_min)))
+            m[f"tokens/agent{a + 1}"] = float(np.mean(tokens[:, a]))
+            sp = batch.agent_turns[a].sampling  # host values (config or policy choices)
+            for name in PARAM_NAMES:
+                m[f"gen/{name}/agent{a + 1}"] = float(np.mean(np.asarray(getattr(sp, name))))
+        m.update(upd)
+        return m
+
+    # ---------------------------------------------------------------------------- the loop
+    def save(self, step: int, force: bool = False) -> None:
+        meta = {"data_position": step, "config": json.loads(json.dumps(self.cfg.to_dict()))}
+        self.ckpt.save(step, self.state, meta, force=force)
+
+    def run(self, evaluate: bool = True) -> dict:
+        cfg = self.cfg
+        stop = StopSignal()
+        steps = range(self.start_step, cfg.steps)
+        bar = tqdm(steps, total=cfg.steps, initial=self.start_step, desc="train",
+                   disable=not (cfg.progress and is_main_process()), dynamic_ncols=True)
+        last = self.start_step
+        try:
+            for step in bar:
+                m = self.train_step(step)
+                last = step + 1
+                self.metrics.write(last, m)
+                bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.2f}",
+                                tok_s=f"{m['tokens_per_s']:.0f}", step_s=f"{m['step_s']:.1f}")
+                if not cfg.progress:
+                    self.log(f"step {last}/{cfg.steps}  reward {m['reward/mean']:+.3f}  acc {m['accuracy']:.2f}  "
+                             f"tok/s {m['tokens_per_s']:.0f}  step {m['step_s']:.1f}s")
+                if last % cfg.checkpoint_every == 0:
+                    self.save(last)
+                # every process stops after the same step (a preemption signal may reach one host only)
+                if any_process(stop.requested is not None):
+                    stop.requested = stop.requested or "a stop signal on another process"
+                    self.log(f"received {stop.requested}: saving step {last} and stopping")
+                    break
+        finally:
+            bar.close()
+            stop.restore()
+            if last > 0 and self.ckpt.latest_step() != last:
+                self.save(last, force=True)
+            self.ckpt.wait()
+            self.metrics.close()
+        result: dict[str, Any] = {"steps": last, "run_dir": str(self.run_dir)}
+        if last > 0 and is_main_process():
+            result["plot"] = str(plot_run(self.run_dir))
+        if evaluate and not stop.requested and last >= cfg.steps and self.setup.eval_problems:
+            result["eval"] = self.evaluate()
+            if is_main_process():
+                (self.run_dir / "eval.json").write_text(json.dumps(result["eval"], indent=2))
+        return result
+
+    def evaluate(self, problems=None) -> list[dict]:
+        """Held-out comparison: single agent, the team before training, the team after training."""
+        learner_state = lambda st: {k: v for k, v in st.items() if k != "step"}  # noqa: E731
+        states = [(UNTRAINED, learner_state(self.init_state())), (TRAINED, learner_state(self.state))]
+        return evaluate_trained(self.setup, states, jax.random.fold_in(self.key, EVAL_KEY_SALT), problems)
