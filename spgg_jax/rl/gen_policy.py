@@ -2,10 +2,11 @@
 
 Per agent, a small Flax actor-critic maps a feature vector of the task and the predecessors'
 outputs (the agent model's own pooled hidden states of its prompt, its one-hot id and position; no
-random noise) to a proper distribution over the six generation parameters. Each parameter has a
-Beta(alpha, beta) distribution on (0, 1) (alpha, beta = 1 + softplus(.), so unimodal), mapped ONCE
-affinely into its range (the paper's code squashed twice through sigmoids). Log-probs and entropy
-are exact (sums over the six Betas, in the unit space). Integer parameters (top_k,
+random noise) to a proper distribution over the generation parameters it controls (any subset of
+the six, in ``PARAM_NAMES`` order; the others keep the agent's configured values). Each controlled
+parameter has a Beta(alpha, beta) distribution on (0, 1) (alpha, beta = 1 + softplus(.), so
+unimodal), mapped ONCE affinely into its range (the paper's code squashed twice through sigmoids).
+Log-probs and entropy are exact (sums over the Betas, in the unit space). Integer parameters (top_k,
 max_new_tokens) are rounded after mapping; the log-prob is that of the continuous draw.
 """
 
@@ -51,10 +52,23 @@ class GenParamRanges:
         return lo, hi
 
 
-def to_sampling_params(u: jax.Array, ranges: GenParamRanges) -> SamplingParams:
-    """Map unit draws u f32[B, 6] into a ``SamplingParams`` batch (integers rounded)."""
+def to_sampling_params(u: jax.Array, ranges: GenParamRanges, controls: Sequence[str] = PARAM_NAMES,
+                       fixed: jax.Array | None = None) -> SamplingParams:
+    """Map unit draws u f32[B, len(controls)] into a ``SamplingParams`` batch (integers rounded).
+
+    Parameters not in ``controls`` take their values from ``fixed`` f32[6] (or f32[B, 6]), in
+    ``PARAM_NAMES`` order (the agent's configured values).
+    """
     lo, hi = ranges.bounds()
-    x = lo + (hi - lo) * u
+    idx = jnp.array([PARAM_NAMES.index(c) for c in controls], jnp.int32)
+    mapped = lo[idx] + (hi[idx] - lo[idx]) * u
+    if len(controls) == len(PARAM_NAMES) and tuple(controls) == PARAM_NAMES:
+        x = mapped
+    else:
+        if fixed is None:
+            raise ValueError(f"to_sampling_params: the parameters outside {list(controls)} need fixed values")
+        x = jnp.broadcast_to(jnp.asarray(fixed, jnp.float32), mapped.shape[:-1] + (len(PARAM_NAMES),))
+        x = x.at[..., idx].set(mapped)
     return SamplingParams(
         temperature=x[:, 0],
         top_p=jnp.clip(x[:, 1], 1e-3, 1.0),
@@ -75,16 +89,17 @@ def beta_entropy(a, b):
 
 
 class ActorCritic(nn.Module):
-    """MLP torso -> Beta concentrations for the 6 parameters, and a value head."""
+    """MLP torso -> Beta concentrations for ``n_params`` parameters, and a value head."""
 
     hidden: Sequence[int] = (128, 128)
+    n_params: int = len(PARAM_NAMES)
 
     @nn.compact
     def __call__(self, x):
         h = nn.LayerNorm()(x)
         for width in self.hidden:
             h = nn.tanh(nn.Dense(width)(h))
-        conc = nn.Dense(2 * len(PARAM_NAMES), kernel_init=nn.initializers.orthogonal(0.01))(h)
+        conc = nn.Dense(2 * self.n_params, kernel_init=nn.initializers.orthogonal(0.01))(h)
         a, b = jnp.split(1.0 + nn.softplus(conc) , 2, axis=-1)
         v = nn.Dense(1, kernel_init=nn.initializers.orthogonal(1.0))(h)[..., 0]
         return a, b, v
@@ -98,18 +113,20 @@ def policy_features(hidden_pooled, agent_index, n_agents: int):
     return jnp.concatenate([hidden_pooled.astype(jnp.float32), onehot, pos], axis=-1)
 
 
-def to_unit(sp_values: dict, ranges: GenParamRanges) -> jnp.ndarray:
-    """Inverse of the range mapping: generation-parameter values -> unit draws u f32[6] (clipped)."""
+def to_unit(sp_values: dict, ranges: GenParamRanges, controls: Sequence[str] = PARAM_NAMES) -> jnp.ndarray:
+    """Inverse of the range mapping: values of the ``controls`` -> unit draws u f32[len(controls)] (clipped)."""
     lo, hi = ranges.bounds()
-    x = jnp.array([float(sp_values[n]) for n in PARAM_NAMES], jnp.float32)
-    return jnp.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    idx = jnp.array([PARAM_NAMES.index(c) for c in controls], jnp.int32)
+    x = jnp.array([float(sp_values[n]) for n in controls], jnp.float32)
+    return jnp.clip((x - lo[idx]) / (hi[idx] - lo[idx]), 0.0, 1.0)
 
 
-def init_policy(key, feature_dim: int, hidden: Sequence[int] = (128, 128), init_u=None, concentration: float = 6.0):
-    """Random actor-critic weights. With ``init_u`` f32[6], each Beta starts with its mode at
+def init_policy(key, feature_dim: int, hidden: Sequence[int] = (128, 128), init_u=None, concentration: float = 6.0,
+                n_params: int = len(PARAM_NAMES)):
+    """Random actor-critic weights. With ``init_u`` f32[n_params], each Beta starts with its mode at
     ``init_u`` (a = 1 + k u, b = 1 + k (1 - u), k = ``concentration``), so training starts from given
     generation parameters (e.g. the agent's configured ones) and explores around them."""
-    params = ActorCritic(tuple(hidden)).init(key, jnp.zeros((1, feature_dim)))["params"]
+    params = ActorCritic(tuple(hidden), n_params).init(key, jnp.zeros((1, feature_dim)))["params"]
     if init_u is None:
         return params
     u = jnp.asarray(init_u, jnp.float32)
@@ -119,20 +136,25 @@ def init_policy(key, feature_dim: int, hidden: Sequence[int] = (128, 128), init_
     return {**params, head: {**params[head], "bias": bias}}
 
 
+def _heads(params, features, hidden):
+    n_params = params[f"Dense_{len(hidden)}"]["bias"].shape[-1] // 2
+    return ActorCritic(tuple(hidden), n_params).apply({"params": params}, features)
+
+
 def act(params, features, key, hidden: Sequence[int] = (128, 128)):
-    """Sample unit draws u f32[B,6]; return (u, log_prob f32[B], value f32[B])."""
-    a, b, v = ActorCritic(tuple(hidden)).apply({"params": params}, features)
+    """Sample unit draws u f32[B, P]; return (u, log_prob f32[B], value f32[B])."""
+    a, b, v = _heads(params, features, hidden)
     u = jnp.clip(jax.random.beta(key, a, b), EPS, 1.0 - EPS)
     return u, jnp.sum(beta_log_prob(u, a, b), axis=-1), v
 
 
 def evaluate(params, features, u, hidden: Sequence[int] = (128, 128)):
     """(log_prob f32[B], entropy f32[B], value f32[B]) of given draws under the current policy."""
-    a, b, v = ActorCritic(tuple(hidden)).apply({"params": params}, features)
+    a, b, v = _heads(params, features, hidden)
     return jnp.sum(beta_log_prob(u, a, b), axis=-1), jnp.sum(beta_entropy(a, b), axis=-1), v
 
 
 def mode(params, features, hidden: Sequence[int] = (128, 128)):
     """The most likely draw (Beta mode (a-1)/(a+b-2)) for deterministic evaluation."""
-    a, b, _ = ActorCritic(tuple(hidden)).apply({"params": params}, features)
+    a, b, _ = _heads(params, features, hidden)
     return jnp.clip((a - 1) / jnp.maximum(a + b - 2, 1e-6), EPS, 1.0 - EPS)

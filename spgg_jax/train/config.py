@@ -350,7 +350,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
             raise ValueError(f"override {item!r}: {parts[0]} moved to {MOVED_KEYS[parts[0]]} (see docs/training.md)")
         value = raw if parts[0] in ("run_dir", "mesh", "rules", "judge", "task", "method", "dtype") and len(parts) == 1 \
             else _parse_scalar(raw)
-        if parts[-1] in ("hidden", "lora_targets") and isinstance(value, (str, int)):
+        if parts[-1] in ("hidden", "lora_targets", "controls") and isinstance(value, (str, int)):
             items = [x for x in str(value).split(",") if x]
             value = [int(x) for x in items] if parts[-1] == "hidden" else items
         if parts == ["team"] and isinstance(value, str):

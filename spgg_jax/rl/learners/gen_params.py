@@ -26,6 +26,7 @@ from spgg_jax.rl.algorithms import get_algorithm
 from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
 from spgg_jax.rl.losses import value_loss
 from spgg_jax.rl.ppo import make_optimizer, ppo_update
+from spgg_jax.sampling.params import PARAM_NAMES
 
 #: salt folded into the run key for the initial policies (unchanged since the first trainer: same seed, same start)
 INIT_KEY_SALT = -1 & 0x7FFFFFFF
@@ -45,9 +46,18 @@ class GenParamsConfig:
     entropy_coef: float = 0.02
     grad_clip: float = 0.5
     hidden: tuple[int, ...] = (128, 128)
+    # the generation parameters the policy chooses (the others keep each agent's configured values)
+    controls: tuple[str, ...] = ("temperature", "top_p", "max_new_tokens")
+    init_concentration: float = 6.0  # Beta a + b - 2 at the start: how widely the policy explores
 
     def errors(self) -> list[str]:
         out = []
+        bad = [c for c in self.controls if c not in PARAM_NAMES]
+        if bad or not self.controls or len(set(self.controls)) != len(self.controls):
+            out.append(f"gen_params.controls must be distinct names among {list(PARAM_NAMES)}, got {list(self.controls)!r}")
+        v = self.init_concentration
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
+            out.append(f"gen_params.init_concentration must be a finite number > 0, got {v!r}")
         try:
             algo = get_algorithm(self.algorithm)
             if not algo.needs_critic:
@@ -92,6 +102,9 @@ class GenParamsLearner:
         self.algo = get_algorithm(cfg.algorithm)
         self.feature_dim = feature_dim + self.n + 1  # pooled hidden states + agent one-hot + position
         self.tx = make_optimizer(cfg.lr, cfg.grad_clip)
+        # the controlled parameters in PARAM_NAMES order; every agent's configured values for the rest
+        self.controls = tuple(c for c in PARAM_NAMES if c in cfg.controls)
+        self.fixed = np.asarray([[float(a.sampling_kwargs()[p]) for p in PARAM_NAMES] for a in team.agents], np.float32)
         hidden, n = tuple(cfg.hidden), self.n
 
         def act(policy, pooled, key, agent):
@@ -113,27 +126,28 @@ class GenParamsLearner:
         """Every agent's policy starts with its Beta modes at the agent's configured parameters."""
         k_init = jax.random.fold_in(key, INIT_KEY_SALT)
         keys = jax.random.split(k_init, self.n)
-        init_u = jnp.stack([gp.to_unit({**a.sampling_kwargs(), "top_k": a.top_k or self.ranges.top_k[1]}, self.ranges)
-                            for a in self.team.agents])
-        hidden = tuple(self.cfg.hidden)
-        params = jax.vmap(lambda k, u: gp.init_policy(k, self.feature_dim, hidden, u))(keys, init_u)
+        init_u = jnp.stack([gp.to_unit({**a.sampling_kwargs(), "top_k": a.top_k or self.ranges.top_k[1]}, self.ranges,
+                                       self.controls) for a in self.team.agents])
+        hidden, k0, n_params = tuple(self.cfg.hidden), self.cfg.init_concentration, len(self.controls)
+        params = jax.vmap(lambda k, u: gp.init_policy(k, self.feature_dim, hidden, u, k0, n_params))(keys, init_u)
         opt_state = jax.vmap(self.tx.init)(params)
         return self.placement.place({"policy": params, "opt": opt_state})
 
     def rollout_policy(self, state: Mapping[str, Any], deterministic: bool = False) -> RolloutPolicy:
         policy, ranges = state["policy"], self.ranges
 
-        def to_params(u):  # host math on host values: no eager op touches a multi-host array
-            return jax.tree_util.tree_map(np.asarray, gp.to_sampling_params(u, ranges))
+        def to_params(u, agent):  # host math on host values: no eager op touches a multi-host array
+            sp = gp.to_sampling_params(u, ranges, self.controls, self.fixed[agent])
+            return jax.tree_util.tree_map(np.asarray, sp)
 
         def sampling_fn(agent, pooled, key):
             # one jitted call, then one all-gather: every process gets the whole batch's choices
             with self.placement.context():
                 if deterministic:
-                    return to_params(to_host(self._mode(policy, pooled, agent=agent))), {}
+                    return to_params(to_host(self._mode(policy, pooled, agent=agent)), agent), {}
                 out = self._act(policy, pooled, key, agent=agent)
             feats, u, logp, v = to_host(out)
-            return to_params(u), {"policy_features": feats, "u": u, "logp": logp, "value": v}
+            return to_params(u, agent), {"policy_features": feats, "u": u, "logp": logp, "value": v}
 
         return RolloutPolicy(sampling_fn=sampling_fn, need_features=True)
 
@@ -154,7 +168,15 @@ class GenParamsLearner:
             self._update = self.placement.jit_keeping_layout(self._update_fn, state["policy"], state["opt"], None)
         with self.placement.context():
             params, opt, m = self._update(state["policy"], state["opt"], ppo_batch, key)
-        return {"policy": params, "opt": opt}, {k: float(v) for k, v in m.items()}
+        m = dict(m)
+        modes = np.asarray(to_host(m.pop("mode_u")))  # [n, P]: the updated policy's mean mode on this batch
+        lo, hi = (np.asarray(x) for x in self.ranges.bounds())
+        out = {k: float(v) for k, v in m.items()}
+        for j, name in enumerate(self.controls):
+            i = PARAM_NAMES.index(name)
+            for a in range(self.n):
+                out[f"mode/{name}/agent{a + 1}"] = float(lo[i] + (hi[i] - lo[i]) * modes[a, j])
+        return {"policy": params, "opt": opt}, out
 
     # ------------------------------------------------------------------------------ the jitted update
     def _agent_loss(self, p, d):
@@ -171,7 +193,9 @@ class GenParamsLearner:
                                             epochs=self.algo.epochs(cfg.epochs), minibatch=cfg.minibatch,
                                             shuffle=True, target_kl=cfg.target_kl)
         last = jax.tree_util.tree_map(lambda x: x[-1].mean(), out["epoch"])
-        return params, opt_state, {**last, "ppo_epochs_run": out["epochs_run"]}
+        hidden = tuple(cfg.hidden)
+        mode_u = jax.vmap(lambda p, f: jnp.mean(gp.mode(p, f, hidden), axis=0))(params, batch["feats"])
+        return params, opt_state, {**last, "ppo_epochs_run": out["epochs_run"], "mode_u": mode_u}
 
 
 @LEARNERS.register("gen_params")
