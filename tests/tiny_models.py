@@ -75,7 +75,7 @@ def tiny_train_overrides(model_dir, run_dir, steps: int, method: str = "gen_para
     """
     kw = {"team.model": str(model_dir), "run_dir": str(run_dir), "steps": steps, "batch": 4,
           "team.agents.max_new_tokens": 10, "train_size": 16, "eval_size": 0, "checkpoint_every": 1,
-          "progress": "false", "team.cost": "tokens", "method": method}
+          "progress": "false", "team.effort": "tokens", "method": method}
     if method == "gen_params":
         kw["gen_params.minibatch"] = 2
     kw.update(extra)

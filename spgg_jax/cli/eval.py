@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--limit", type=int, default=None, help="number of problems (default 16; with --run-dir: the run's eval_size)")
     p.add_argument("--split", default="test", help="data split (default test)")
     p.add_argument("--seed", type=int, default=0, help="problem selection and sampling seed (default 0)")
-    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default runs/eval/TASK-TIME)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="output directory (default runs/eval/TASK-TIME; with --run-dir: RUN_DIR)")
     p.add_argument("--task-option", action="append", default=[], metavar="KEY=VALUE",
                    help="extra task loader option (repeatable), e.g. max_terms=2 for reasoning-gym tasks; "
                    "values are parsed as JSON when possible")
@@ -157,6 +158,7 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     from spgg_jax.checkpoint import Checkpointer
     from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, evaluate_trained, format_eval_table
     from spgg_jax.train import TrainConfig, build_setup
+    from spgg_jax.train.loop import write_eval
 
     run = Path(args.run_dir)
     cfg_path = run / "config.json"
@@ -179,11 +181,10 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     state, _, step = ck.restore({**init, "step": jax.numpy.int32(0)}, step)
     ck.close()
     trained = {k: v for k, v in state.items() if k != "step"}
-    rows = evaluate_trained(setup, [(UNTRAINED, init), (TRAINED, trained)], jax.random.fold_in(key, EVAL_KEY_SALT))
-    out = Path(args.out) if args.out else run / "eval.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(rows, indent=2))
+    result = evaluate_trained(setup, [(UNTRAINED, init), (TRAINED, trained)], jax.random.fold_in(key, EVAL_KEY_SALT))
+    out = Path(args.out) if args.out else run
+    path = write_eval(out, result)
     print(f"run {run} at step {step}: {len(setup.eval_problems)} held-out {cfg.task} problems")
-    print(format_eval_table(rows))
-    print(f"written to {out}")
+    print(format_eval_table(result))
+    print(f"written to {path} and {path.with_name('eval_episodes.jsonl')}")
     return 0

@@ -9,12 +9,13 @@ CONFIG_HELP = (
     "training config overrides KEY=VALUE; dotted keys reach into sections. Top level: run_dir, seed, steps "
     "(30), batch (8 problems per step), task (basic_arithmetic), task_options.KEY, train_size (512: generated "
     "training pool), eval_size (64 held-out problems), judge, dtype (float32|bfloat16), method "
-    "(gen_params|token), mesh, rules, checkpoint_every (5), keep (3), progress (true). team: team.from "
+    "(gen_params|token), mesh, rules, checkpoint_every (5), keep (3), progress (true), shuffle_rewards (false: "
+    "the ablation with rewards permuted across episodes). team: team.from "
     "(default:N or a team JSON), team.model, team.observation (fo|po), team.final, team.reward, "
     "team.reward_params.KEY (e.g. team.reward_params.B=0.7), team.agents.KEY (every agent, e.g. "
     "team.agents.max_new_tokens=32). gen_params: algorithm (ppo|reinforce), lr (5e-4), epochs (4), minibatch "
     "(16), clip_eps (0.2), target_kl (0.015), value_coef (0.5), entropy_coef (0.02), grad_clip (0.5), hidden "
-    "(128,128). token: algorithm (grpo|reinforce_group), lr (1e-4), epochs (4), clip_eps (0.2), grad_clip (0.5), "
+    "(128,128), controls (temperature,top_p,max_new_tokens), init_concentration (6). token: algorithm (grpo|reinforce_group), lr (1e-4), epochs (4), clip_eps (0.2), grad_clip (0.5), "
     "group_size (4), kl_coef (0.04), temperature (1.0), lora_rank (8), lora_alpha (16), lora_targets, "
     "full_finetune (false). Every key is described in docs/training.md."
 )
@@ -70,7 +71,7 @@ def cmd_train(args) -> int:
     result = trainer.run(evaluate=not args.no_eval)
     say(f"done: {result['steps']} steps; metrics {cfg.run_dir}/metrics.jsonl; plot {result.get('plot', '-')}")
     if "eval" in result:
-        say(f"\nheld-out evaluation on {result['eval'][0]['n']} {cfg.task} problems:")
+        say(f"\nheld-out evaluation on {result['eval']['rows'][0]['n']} {cfg.task} problems:")
         say(format_eval_table(result["eval"]))
     return 0
 

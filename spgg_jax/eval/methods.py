@@ -341,13 +341,18 @@ def _mac_spgg(name: str, observation: str, ctx: EvalContext, problems: Sequence[
     on_turn = (lambda t: ctx.on_call(t.model)) if ctx.on_call is not None else None
     batch = run_episodes(team, ctx.bundles, problems, key, answer_format=ctx.option("answer_format", None),
                          on_turn=on_turn)
-    per_agent = [score(ctx, problems, t.output_text) for t in batch.agent_turns]
-    agent_sc = np.stack([s for s, _, _ in per_agent], 1)
-    # final = last agent: reuse its scores (code runs are costly); an integrator's answer is scored anew
-    sc, ok, ext = per_agent[-1] if len(batch.turns) == team.n else score(ctx, problems, batch.final_text)
+    from spgg_jax.rollout.scoring import choose_final, select_final
+
+    per_turn = [score(ctx, problems, t.output_text) for t in batch.turns]  # every turn scored once
+    agent_sc = np.stack([s for s, _, _ in per_turn[: team.n]], 1)
+    # the team's final-answer rule picks each problem's answer (last, last_answer, integrator, majority, ...)
+    final_turn = choose_final(team.final, team.n, [e for _, _, e in per_turn])
+    sc, ok, ext = select_final(final_turn, per_turn)
+    final_text = [batch.turns[t].output_text[i] for i, t in enumerate(final_turn)]
     details = [{"turns": [t.output_text[i] for t in batch.turns], "agent_scores": agent_sc[i].tolist(),
+                "votes": [per_turn[t][2][i] for t in range(len(batch.turns))], "final_turn": int(final_turn[i]),
                 "truncated": [bool(t.truncated[i]) for t in batch.turns]} for i in range(len(problems))]
-    return _result(name, problems, batch.final_text, ext, ok, sc, batch.tokens_generated.sum(1),
+    return _result(name, problems, final_text, ext, ok, sc, batch.tokens_generated.sum(1),
                    np.full(len(problems), len(batch.turns)), batch.tokens_exchanged.sum(1), t0, details)
 
 

@@ -11,6 +11,7 @@ See docs/game.md. Typical use::
 from spgg_jax.game.costs import COSTS
 from spgg_jax.game.params import GameParams, parse_overrides
 from spgg_jax.game.rewards import (
+    OWN_COSTS,
     REWARDS,
     RewardSpec,
     get_reward,
@@ -18,6 +19,7 @@ from spgg_jax.game.rewards import (
     register_per_agent_reward,
     register_reward,
     rewards,
+    reward_terms_given_score,
     rewards_given_score,
 )
 from spgg_jax.game.scores import SCORES, final_score, predecessor_quality
@@ -26,5 +28,6 @@ from spgg_jax.game.solver import Equilibrium, contribution_grid, solve, solve_ba
 __all__ = [
     "COSTS", "SCORES", "REWARDS", "GameParams", "RewardSpec", "Equilibrium", "parse_overrides",
     "get_reward", "make_params", "register_reward", "register_per_agent_reward", "rewards", "rewards_given_score",
+    "reward_terms_given_score", "OWN_COSTS",
     "final_score", "predecessor_quality", "contribution_grid", "solve", "solve_batch",
 ]

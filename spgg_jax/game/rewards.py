@@ -5,10 +5,16 @@ Every variant works under ``jit``, ``vmap`` (over batches of contributions and o
 
 1. ``@register_reward("name")`` on a full reward ``fn(q, params) -> R``. The exact SPNE solver
    (backward induction over every history, n <= 4) handles it.
-2. ``@register_per_agent_reward("name")`` on a per-agent form
-   ``fn(i, q_i, m_i, total, S, params) -> R_i`` (i is the 1-based position, m_i the predecessor
-   quality agent i observes, total = sum_j q_j, S the final score). The full reward is derived from
-   it, and the scalable solver (state = running sum and last contribution) solves it for large n.
+2. ``@register_per_agent_reward("name", own_cost=...)`` on the BENEFITS of a per-agent form
+   ``benefit(i, q_i, m_i, total, S, params) -> f32`` (i is the 1-based position, m_i the predecessor
+   quality agent i observes, total = sum_j q_j, S the final score), with its own-cost term declared
+   beside it: R_i = benefit_i(q, S) - own_cost(x_i). In the game x_i = q_i. In LLM episodes
+   (:func:`rewards_given_score` with ``effort``) q_i enters only the benefits and the own cost is
+   charged on effort x_i = effort_i, so being right never costs more than being wrong. ``own_cost``
+   is ``"linear"`` (x_i), ``"cost"`` (the registered cost function ``params.cost``, C(x_i)),
+   ``"none"`` (the default: the function is the whole reward and has no separable own cost) or a
+   callable ``(x, params) -> f32``. The full reward is derived from it, and the scalable solver
+   (state = running sum and last contribution) solves it for large n.
 
 See docs/game.md for the formulas and the reasons behind each default.
 """
@@ -16,7 +22,7 @@ See docs/game.md for the formulas and the reasons behind each default.
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -39,6 +45,28 @@ def below_threshold(s, p):
     """1[S < B] with the tolerance THRESHOLD_TOL (as a float array)."""
     return (s < p.B - THRESHOLD_TOL).astype(jnp.float32)
 PerAgentFn = Callable[..., jax.Array]
+OwnCostFn = Callable[[jax.Array, GameParams], jax.Array]
+
+
+def own_cost_linear(x, p):
+    """The classic games' own cost: x_i (R_i = w0 - q_i + ...)."""
+    del p
+    return jnp.asarray(x, jnp.float32)
+
+
+def own_cost_registered(x, p):
+    """C(x_i), the registered cost function ``params.cost`` (quadratic, power, exponential, ...)."""
+    return COSTS.get(p.cost)(jnp.asarray(x, jnp.float32), p)
+
+
+def own_cost_none(x, p):
+    """No separable own cost (0)."""
+    del p
+    return jnp.zeros_like(jnp.asarray(x, jnp.float32))
+
+
+#: Named own-cost terms for ``register_per_agent_reward(..., own_cost=NAME)``.
+OWN_COSTS: dict[str, OwnCostFn] = {"linear": own_cost_linear, "cost": own_cost_registered, "none": own_cost_none}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -49,7 +77,8 @@ class RewardSpec:
     equilibria by enumeration). ``per_agent`` enables the scalable solver. ``validate`` adds checks
     specific to the variant (beyond :func:`spgg_jax.game.params.validate`). ``has_threshold``
     says whether the threshold B is part of the variant (reports of ``S >= B`` are only meaningful
-    then).
+    then). Per-agent variants also carry ``benefit`` (R_i without its own cost), ``own_cost``
+    ``(x, params) -> f32`` and its name ``own_cost_name``; ``per_agent`` = benefit - own_cost(q_i).
     """
 
     name: str
@@ -60,6 +89,9 @@ class RewardSpec:
     per_agent: Optional[PerAgentFn] = None
     validate: Optional[Callable[[GameParams], None]] = None
     doc: str = ""
+    benefit: Optional[PerAgentFn] = None
+    own_cost: Optional[OwnCostFn] = None
+    own_cost_name: str = "none"
 
     def __call__(self, q, params):
         return self.fn(q, params)
@@ -109,24 +141,56 @@ def full_reward_from_per_agent(per_agent: PerAgentFn) -> RewardFn:
     return fn
 
 
+def _resolve_own_cost(own_cost) -> tuple[OwnCostFn, str]:
+    if callable(own_cost):
+        return own_cost, getattr(own_cost, "__name__", "custom")
+    if isinstance(own_cost, str) and own_cost in OWN_COSTS:
+        return OWN_COSTS[own_cost], own_cost
+    raise ValueError(f"own_cost must be one of {sorted(OWN_COSTS)} or a callable (x, params) -> f32, got {own_cost!r}")
+
+
+def per_agent_from_benefit(benefit: PerAgentFn, own_cost: OwnCostFn) -> PerAgentFn:
+    """The game's per-agent reward R_i = benefit_i(...) - own_cost(q_i) (x_i = q_i in the game)."""
+
+    def per_agent(i, q_i, m_i, total, s, p):
+        return benefit(i, q_i, m_i, total, s, p) - own_cost(q_i, p)
+
+    per_agent.__doc__ = benefit.__doc__
+    per_agent.__name__ = getattr(benefit, "__name__", "reward")
+    return per_agent
+
+
 def register_per_agent_reward(
     name: str,
     *,
+    own_cost: Any = "none",
     timing: str = "sequential",
     smooth: bool = False,
     has_threshold: bool = False,
     validate: Optional[Callable[[GameParams], None]] = None,
     overwrite: bool = False,
 ):
-    """Decorator registering a per-agent reward (see module doc); returns the per-agent fn."""
+    """Decorator registering a per-agent reward by its benefits and own-cost term (see module doc).
 
-    def deco(per_agent: PerAgentFn) -> PerAgentFn:
+    The decorated ``benefit(i, q_i, m_i, total, S, params)`` is everything in R_i except the agent's
+    own cost; ``own_cost`` (``"linear"``, ``"cost"``, ``"none"`` or a callable ``(x, params)``)
+    is that cost. The game's reward is R_i = benefit_i - own_cost(q_i). Default ``"none"``: the
+    function is the whole reward (it must then not contain a cost of q_i, or LLM episodes would
+    charge correctness; effort modes that charge an own cost refuse such a variant). For the
+    incentive property of LLM episodes, benefit must be non-decreasing in q_i and in S. Returns the
+    benefit function.
+    """
+    cost_fn, cost_name = _resolve_own_cost(own_cost)
+
+    def deco(benefit: PerAgentFn) -> PerAgentFn:
+        per_agent = per_agent_from_benefit(benefit, cost_fn)
         fn = full_reward_from_per_agent(per_agent)
         spec = RewardSpec(
-            name, fn, timing, smooth, has_threshold, per_agent, validate, (per_agent.__doc__ or "").strip()
+            name, fn, timing, smooth, has_threshold, per_agent, validate, (benefit.__doc__ or "").strip(),
+            benefit=benefit, own_cost=cost_fn, own_cost_name=cost_name,
         )
         REWARDS.register(name, overwrite=overwrite)(spec)
-        return per_agent
+        return benefit
 
     return deco
 
@@ -165,21 +229,25 @@ def _validate_classic(p: GameParams) -> None:
         )
 
 
-def _classic(i, q_i, m_i, total, s, p):
+def _classic_benefit(i, q_i, m_i, total, s, p):
     del i, m_i, s
-    return p.w0 - q_i + (p.r / p.n) * total
+    return p.w0 + (p.r / p.n) * total * jnp.ones_like(q_i)
 
 
-@register_per_agent_reward("pgg", timing="simultaneous", smooth=True, validate=_validate_classic)
+@register_per_agent_reward("pgg", own_cost="linear", timing="simultaneous", smooth=True, validate=_validate_classic)
 def pgg(i, q_i, m_i, total, s, p):
-    """Simultaneous public-goods game: R_i = w0 - q_i + (r / n) * sum_j q_j, 1 < r < n."""
-    return _classic(i, q_i, m_i, total, s, p)
+    """Simultaneous public-goods game: R_i = w0 - q_i + (r / n) * sum_j q_j, 1 < r < n.
+
+    Benefits w0 + (r / n) sum_j q_j; own cost q_i (linear)."""
+    return _classic_benefit(i, q_i, m_i, total, s, p)
 
 
-@register_per_agent_reward("spgg", timing="sequential", smooth=True, validate=_validate_classic)
+@register_per_agent_reward("spgg", own_cost="linear", timing="sequential", smooth=True, validate=_validate_classic)
 def spgg(i, q_i, m_i, total, s, p):
-    """Sequential public-goods game: the PGG payoff, agents move in order 1..n (SPNE)."""
-    return _classic(i, q_i, m_i, total, s, p)
+    """Sequential public-goods game: the PGG payoff, agents move in order 1..n (SPNE).
+
+    Benefits w0 + (r / n) sum_j q_j; own cost q_i (linear)."""
+    return _classic_benefit(i, q_i, m_i, total, s, p)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -200,41 +268,58 @@ def mac_spgg_terms(i, q_i, m_i, total, s, p):
     return cost, synergy, share
 
 
-@register_per_agent_reward("mac_spgg", has_threshold=True)
+@register_per_agent_reward("mac_spgg", own_cost="cost", has_threshold=True)
 def mac_spgg(i, q_i, m_i, total, s, p):
-    """MAC-SPGG: R_i = -C(q_i) + gamma q_i m_i + (rho / n) S - P 1[S < B]."""
-    cost, synergy, share = mac_spgg_terms(i, q_i, m_i, total, s, p)
+    """MAC-SPGG: R_i = -C(q_i) + gamma q_i m_i + (rho / n) S - P 1[S < B].
+
+    Benefits gamma q_i m_i + (rho / n) S - P 1[S < B]; own cost C(q_i) (registered ``params.cost``)."""
+    _, synergy, share = mac_spgg_terms(i, q_i, m_i, total, s, p)
     penalty = p.P * below_threshold(s, p).astype(q_i.dtype)
-    return -cost + synergy + share - penalty
+    return synergy + share - penalty
 
 
-@register_per_agent_reward("mac_spgg_smooth", smooth=True, has_threshold=True)
+@register_per_agent_reward("mac_spgg_smooth", own_cost="cost", smooth=True, has_threshold=True)
 def mac_spgg_smooth(i, q_i, m_i, total, s, p):
-    """MAC-SPGG with a smooth penalty: P * sigmoid((B - S) / tau) replaces P * 1[S < B]."""
-    cost, synergy, share = mac_spgg_terms(i, q_i, m_i, total, s, p)
+    """MAC-SPGG with a smooth penalty: P * sigmoid((B - S) / tau) replaces P * 1[S < B].
+
+    Benefits gamma q_i m_i + (rho / n) S - P sigmoid((B - S) / tau); own cost C(q_i)."""
+    _, synergy, share = mac_spgg_terms(i, q_i, m_i, total, s, p)
     penalty = p.P * jax.nn.sigmoid((p.B - s) / p.tau)
-    return -cost + synergy + share - penalty
+    return synergy + share - penalty
 
 
-def rewards_given_score(name: str, q, score, params: GameParams, effort=None):
-    """Per-agent rewards when the final score S is measured, not derived from q (LLM episodes).
+def reward_terms_given_score(name: str, q, score, params: GameParams, effort=None):
+    """``(benefit, own_cost)`` f32[..., n] of a per-agent variant when the final score S is measured.
 
-    ``q`` f32[..., n] contribution qualities in [c_min, c_max], ``score`` f32[...] the final task
-    score S (e.g. correctness of the team's answer). Needs a per-agent reward. With ``effort``
-    f32[..., n] (e.g. generated tokens mapped into [c_min, c_max]) the effort cost C(effort) replaces
-    the quality cost C(q) (variants whose per-agent form contains -C(q_i)).
+    ``q`` f32[..., n] contribution qualities in [c_min, c_max] (they enter only the benefits),
+    ``score`` f32[...] the measured final score S. The own cost is evaluated on ``effort``
+    f32[..., n] (in [c_min, c_max], e.g. generated tokens over a fixed budget) when given, else on
+    ``q`` (the game's x_i = q_i).
     """
     spec = get_reward(name)
     if spec.per_agent is None:
         raise ValueError(f"reward {name!r} has no per-agent form, so it cannot take a measured final score")
     q = jnp.asarray(q, jnp.float32)
-    r = _apply_per_agent(spec.per_agent, q, jnp.asarray(score, jnp.float32), params)
-    if effort is not None:
-        if not spec.name.startswith("mac_spgg"):
-            raise ValueError(f"effort-based cost is defined for the mac_spgg variants, not {name!r}")
-        cost = COSTS.get(params.cost)
-        r = r + cost(q, params) - cost(jnp.asarray(effort, jnp.float32), params)
-    return r
+    s = jnp.asarray(score, jnp.float32)
+    if spec.benefit is None:  # a RewardSpec built by hand with only a per-agent form: no separable cost
+        return _apply_per_agent(spec.per_agent, q, s, params), jnp.zeros_like(q)
+    benefit = jnp.broadcast_to(_apply_per_agent(spec.benefit, q, s, params), q.shape)
+    x = q if effort is None else jnp.asarray(effort, jnp.float32)
+    if x.shape != q.shape:
+        raise ValueError(f"effort must have the shape of q {q.shape}, got {x.shape}")
+    return benefit, jnp.broadcast_to(spec.own_cost(x, params), q.shape)
+
+
+def rewards_given_score(name: str, q, score, params: GameParams, effort=None, charge_own_cost: bool = True):
+    """Per-agent rewards when the final score S is measured, not derived from q (LLM episodes).
+
+    R_i = benefit_i(q, S) - own_cost(x_i) with x_i = ``effort`` f32[..., n] when given (any per-agent
+    variant: pgg/spgg charge x_i, mac_spgg C(x_i)), else x_i = q_i (the game's reward with a
+    measured S). ``charge_own_cost=False`` drops the own-cost term (benefits only). ``q`` f32[..., n]
+    in [c_min, c_max], ``score`` f32[...]. Needs a per-agent reward.
+    """
+    benefit, cost = reward_terms_given_score(name, q, score, params, effort)
+    return benefit - cost if charge_own_cost else benefit
 
 
 def rewards(name: str, q, params: GameParams):

@@ -33,13 +33,18 @@ from spgg_jax.rollout.prompts import (
 )
 from spgg_jax.rollout.scoring import (
     EpisodeScores,
+    choose_final,
     effort_from_lengths,
+    episode_reward_terms,
+    free_riding,
     episode_rewards,
     is_verifiable,
     make_scores,
     score_episodes,
     score_texts,
+    score_texts_extracted,
     to_contribution,
+    vote_key,
 )
 from spgg_jax.rollout.team import AgentConfig, TeamConfig, default_roles, default_team, load_team
 
@@ -50,5 +55,6 @@ __all__ = [
     "AgentTurn", "EpisodeBatch", "ModelBundle", "config_sampling", "encode_prompts", "generate_batch",
     "load_bundles", "prompt_features", "run_episodes",
     "EpisodeScores", "effort_from_lengths", "episode_rewards", "is_verifiable", "make_scores",
-    "score_episodes", "score_texts", "to_contribution",
+    "score_episodes", "score_texts", "to_contribution", "choose_final", "episode_reward_terms", "free_riding",
+    "score_texts_extracted", "vote_key",
 ]

@@ -68,13 +68,16 @@ class TurnPrompt:
 def visible_turns(turn: int, n: int, observation: str, final: str = "last") -> tuple[int, ...]:
     """Indices of the earlier turns whose outputs turn ``turn`` sees.
 
-    Turns 0..n-1 are agents 1..n; turn n exists only with ``final="integrator"`` and sees all n.
+    Turns 0..n-1 are agents 1..n; turn n exists only with an integrator rule (``final`` in
+    ``INTEGRATOR_FINALS``: "integrator", "majority_integrator") and sees all n.
     """
+    from spgg_jax.rollout.team import FINALS, INTEGRATOR_FINALS
+
     if observation not in ("fo", "po"):
         raise ValueError(f"observation must be 'fo' or 'po', got {observation!r}")
-    if final not in ("last", "integrator"):
-        raise ValueError(f"final must be 'last' or 'integrator', got {final!r}")
-    last = n if final == "integrator" else n - 1
+    if final not in FINALS:
+        raise ValueError(f"final must be one of {FINALS}, got {final!r}")
+    last = n if final in INTEGRATOR_FINALS else n - 1
     if not 0 <= turn <= last:
         raise ValueError(f"turn must be in [0, {last}] for n={n}, final={final!r}, got {turn}")
     if turn == n:

@@ -15,8 +15,14 @@ import types
 from typing import Any, Mapping, Sequence
 
 OBSERVATIONS = ("fo", "po")
-FINALS = ("last", "integrator")
-COSTS = ("quality", "tokens")
+#: Final-answer rules (see docs/episodes.md): which turn's output is the team's answer.
+FINALS = ("last", "last_answer", "integrator", "majority", "majority_integrator")
+#: Rules under which agent 1 plays an extra integrator turn (n + 1 turns).
+INTEGRATOR_FINALS = ("integrator", "majority_integrator")
+#: What an agent's own-cost term is charged on in LLM episodes.
+EFFORTS = ("tokens", "none")
+#: Role prompt sets of ``default_team(roles=...)``.
+ROLE_SETS = ("default", "verify")
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
 #: Role prompts of the default team, by position (first, middle..., last). The last one must make the
@@ -33,6 +39,16 @@ ROLE_FINALISER = (
     "You are agent {i} of {n}, the last agent of a team that solves a problem in sequence. Use the "
     "previous agents' work where it is right, correct it where it is wrong, and give the team's "
     "final answer in exactly the requested format."
+)
+ROLE_VERIFY_FIRST = (
+    "You are agent {i} of {n} in a team that solves a problem in sequence. You go first: solve the "
+    "problem carefully, step by step, and end with your final answer in exactly the requested format."
+)
+ROLE_VERIFIER = (
+    "You are agent {i} of {n} in a team that solves a problem in sequence. Verify the previous "
+    "agent's answer: redo the problem yourself. If their answer is right, confirm it by repeating the "
+    "same final answer; if it is wrong, give the corrected final answer. Always end with the final "
+    "answer in exactly the requested format."
 )
 ROLE_SINGLE = "You are a careful problem solver. Give the final answer in exactly the requested format."
 
@@ -104,15 +120,25 @@ class TeamConfig:
     Attributes:
       agents: the agents in acting order (n >= 1; the game needs n >= 2).
       observation: ``"fo"`` (agent i sees all predecessors) or ``"po"`` (only agent i-1).
-      final: ``"last"`` (the last agent's answer is the team's) or ``"integrator"`` (after agents
-        1..n, agent 1 writes the final answer having seen every output: n+1 turns).
+      final: which output is the team's answer (chosen per problem by ``rollout.scoring.choose_final``):
+        ``"last"`` the last agent's; ``"last_answer"`` the latest agent output that contains an
+        extractable answer (an agent that only comments does not erase a predecessor's answer);
+        ``"integrator"`` after agents 1..n, agent 1 writes the final answer having seen every output
+        (n+1 turns); ``"majority"`` plurality vote over the n agents' extracted answers;
+        ``"majority_integrator"`` the integrator turn is played and the vote is over the n+1 answers.
+        Vote ties go to the answer given most recently (see ``choose_final``).
       context_budget: maximum prompt tokens per turn; predecessors' outputs are truncated to fit,
         the task never is.
       c_min, c_max: contribution range of the game; quality scores in [0, 1] map into it.
       reward: registered reward name (``spgg game list``), needs a per-agent form.
       reward_params: extra ``GameParams`` fields (gamma, rho, P, B, kappa, ...).
-      cost: ``"quality"`` (C(q_i)) or ``"tokens"`` (C(effort_i), effort = generated tokens /
-        max_new_tokens mapped into [c_min, c_max]).
+      effort: what the reward's own-cost term is charged on (q_i, the measured quality, enters only
+        the benefits): ``"tokens"`` (default) effort_i = agent i's generated tokens / the fixed
+        ``token_budget``, clipped to [0, 1] and mapped into [c_min, c_max]; ``"none"``: no own-cost
+        term. (The old field ``cost`` with ``"quality"`` is removed: it charged correctness.)
+      token_budget: the fixed token budget of the effort (an integer >= 0); 0 means the largest
+        ``max_new_tokens`` among the team's agents (``effort_budget``). A row's own chosen limit
+        never changes its effort.
     """
 
     agents: tuple[AgentConfig, ...]
@@ -123,7 +149,8 @@ class TeamConfig:
     c_max: float = 1.0
     reward: str = "mac_spgg"
     reward_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    cost: str = "quality"
+    effort: str = "tokens"
+    token_budget: int = 0
 
     def __post_init__(self) -> None:
         agents = tuple(self.agents) if isinstance(self.agents, (list, tuple)) else self.agents
@@ -137,8 +164,11 @@ class TeamConfig:
             raise ValueError(f"team.observation must be one of {OBSERVATIONS}, got {self.observation!r}")
         if self.final not in FINALS:
             raise ValueError(f"team.final must be one of {FINALS}, got {self.final!r}")
-        if self.cost not in COSTS:
-            raise ValueError(f"team.cost must be one of {COSTS}, got {self.cost!r}")
+        if self.effort not in EFFORTS:
+            raise ValueError(f"team.effort must be one of {EFFORTS}, got {self.effort!r}")
+        if isinstance(self.token_budget, bool) or not isinstance(self.token_budget, int) or self.token_budget < 0:
+            raise ValueError(f"team.token_budget must be an integer >= 0 (0: the largest max_new_tokens), "
+                             f"got {self.token_budget!r}")
         if isinstance(self.context_budget, bool) or not isinstance(self.context_budget, int) or self.context_budget < 16:
             raise ValueError(f"team.context_budget must be an integer >= 16 (tokens), got {self.context_budget!r}")
         for f in ("c_min", "c_max"):
@@ -165,7 +195,12 @@ class TeamConfig:
     @property
     def n_turns(self) -> int:
         """LLM turns per episode: n, or n + 1 with an integrator."""
-        return self.n + (1 if self.final == "integrator" else 0)
+        return self.n + (1 if self.final in INTEGRATOR_FINALS else 0)
+
+    @property
+    def effort_budget(self) -> int:
+        """Tokens that make effort 1: ``token_budget``, or the largest agent ``max_new_tokens`` if 0."""
+        return self.token_budget if self.token_budget > 0 else max(a.max_new_tokens for a in self.agents)
 
     def turn_agent(self, turn: int) -> int:
         """Index of the agent acting at ``turn`` (the integrator turn n is agent 0)."""
@@ -205,6 +240,13 @@ class TeamConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> "TeamConfig":
         if not isinstance(d, Mapping):
             raise ValueError(f"a team config must be a JSON object, got {d!r:.80}")
+        if "cost" in d:
+            raise ValueError(
+                f"team field 'cost' (here {d['cost']!r}) was renamed to 'effort': write \"effort\": \"tokens\" "
+                f"(own cost on generated tokens / token_budget) or \"effort\": \"none\" (no own-cost term); "
+                f"\"cost\": \"quality\" was removed because it charged the agent's measured correctness as its "
+                f"cost, so a right answer could pay less than a wrong one (docs/episodes.md). The cost FUNCTION "
+                f"stays in reward_params.cost")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -240,24 +282,39 @@ class TeamConfig:
             f.write("\n")
 
 
-def default_roles(n: int) -> list[str]:
-    """Role prompts for an n-agent team: solver, checker(s), finaliser (n = 1: a single solver)."""
+def default_roles(n: int, roles: str = "default") -> list[str]:
+    """Role prompts for an n-agent team (n = 1: a single solver).
+
+    ``roles="default"``: solver, checker(s), finaliser. ``roles="verify"``: a solver, then verifiers
+    that each check the previous answer and either confirm it (repeating it) or correct it; pair it
+    with ``final="last_answer"`` or ``"majority"`` so a verifier that does not answer erases nothing.
+    """
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
+    if roles not in ROLE_SETS:
+        raise ValueError(f"roles must be one of {ROLE_SETS}, got {roles!r}")
     if n == 1:
         return [ROLE_SINGLE]
+    if roles == "verify":
+        roles_ = [ROLE_VERIFY_FIRST] + [ROLE_VERIFIER] * (n - 1)
+        return [r.format(i=i + 1, n=n) for i, r in enumerate(roles_)]
     roles = [ROLE_SOLVER] + [ROLE_CHECKER] * (n - 2) + [ROLE_FINALISER]
     return [r.format(i=i + 1, n=n) for i, r in enumerate(roles)]
 
 
 def default_team(model: str = DEFAULT_MODEL, n: int = 3, observation: str = "fo", *,
-                 max_new_tokens: int = 128, temperature: float = 0.7, **team_kwargs: Any) -> TeamConfig:
-    """The solver / checker(s) / finaliser team, every agent on ``model``."""
-    names = (["solver"] + [f"checker{'' if n == 3 else i}" for i in range(1, n - 1)] + ["finaliser"]) if n > 1 else ["solver"]
+                 max_new_tokens: int = 128, temperature: float = 0.7, roles: str = "default",
+                 **team_kwargs: Any) -> TeamConfig:
+    """The solver / checker(s) / finaliser team (``roles="verify"``: solver / verifiers), every agent
+    on ``model``."""
+    if roles == "verify":
+        names = ["solver"] + [f"verifier{i}" for i in range(1, n)] if n > 1 else ["solver"]
+    else:
+        names = (["solver"] + [f"checker{'' if n == 3 else i}" for i in range(1, n - 1)] + ["finaliser"]) if n > 1 else ["solver"]
     agents = tuple(
         AgentConfig(name=name, model=model, role=role, temperature=temperature, top_p=0.95,
                     max_new_tokens=max_new_tokens)
-        for name, role in zip(names, default_roles(n))
+        for name, role in zip(names, default_roles(n, roles))
     )
     return TeamConfig(agents=agents, observation=observation, **team_kwargs)
 

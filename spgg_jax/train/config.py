@@ -40,7 +40,8 @@ DEFAULT_TEAM: Mapping[str, Any] = {"from": "default:3", "agents": {"max_new_toke
 #: keys of the first trainer's flat config -> where they live now (for errors that say what to write)
 MOVED_KEYS = {
     "model": "team.model", "n_agents": "team.from=default:N", "observation": "team.observation",
-    "reward": "team.reward", "reward_params": "team.reward_params", "cost": "team.cost",
+    "reward": "team.reward", "reward_params": "team.reward_params",
+    "cost": "team.effort (tokens or none; 'quality' was removed: it charged correctness as a cost)",
     "max_new_tokens": "team.agents.max_new_tokens", "lr": "gen_params.lr", "ppo_epochs": "gen_params.epochs or token.epochs",
     "minibatch": "gen_params.minibatch", "clip_eps": "gen_params.clip_eps or token.clip_eps",
     "target_kl": "gen_params.target_kl", "value_coef": "gen_params.value_coef", "entropy_coef": "gen_params.entropy_coef",
@@ -72,6 +73,9 @@ class TrainConfig:
     steps: int = 30
     batch: int = 8  # problems per step
     seed: int = 0
+    # ablation: the learner gets each step's rewards permuted across the batch's episodes (same reward
+    # distribution, no link to what it did), so a gain that remains does not come from the reward
+    shuffle_rewards: bool = False
     # parallelism: "" runs on one device; else a device mesh over every (global) device, e.g.
     # "data=-1" (data parallel), "fsdp=-1,tensor=2"; rules overrides logical-axis rules, e.g. "kv_heads=none"
     mesh: str = ""

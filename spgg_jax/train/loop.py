@@ -24,18 +24,19 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from spgg_jax.checkpoint import Checkpointer, StopSignal, resolve_resume
-from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, evaluate_trained
+from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, episode_records, eval_json, evaluate_trained
 from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
 from spgg_jax.rl.metrics import MetricsWriter, plot_run
 from spgg_jax.rollout.episode import run_episodes
-from spgg_jax.rollout.scoring import episode_rewards, score_episodes
+from spgg_jax.rollout.scoring import episode_reward_terms, episode_rewards, free_riding, score_episodes
 from spgg_jax.sampling.params import PARAM_NAMES
 from spgg_jax.train.config import TrainConfig, config_differences
 from spgg_jax.train.setup import Setup, build_setup
 
 #: files and folders a run directory of this project holds (``--overwrite`` deletes nothing else)
-RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "learning_curves.png", "checkpoints", "tensorboard")
+RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "eval_episodes.jsonl", "learning_curves.png", "checkpoints",
+             "tensorboard")
 
 
 class RunDirError(ValueError):
@@ -157,22 +158,27 @@ class Trainer:
         rewards = broadcast_from_main(np.asarray(episode_rewards(scores, s.team, s.game_params)))
         t2 = time.perf_counter()
         learner_state = {k: v for k, v in self.state.items() if k != "step"}
-        new_state, upd = self.learner.update(learner_state, batch, rewards, jax.random.fold_in(key, 1))
+        signal = rewards
+        if self.cfg.shuffle_rewards:  # the ablation: whole episodes' reward vectors, permuted
+            signal = rewards[np.random.default_rng([self.cfg.seed, step, 1]).permutation(len(rewards))]
+        new_state, upd = self.learner.update(learner_state, batch, signal, jax.random.fold_in(key, 1))
         t3 = time.perf_counter()
         self.state = {**new_state, "step": s.placement.replicate(jnp.int32(step + 1))}
         return self._step_metrics(batch, scores, rewards, upd, (t0, t1, t2, t3))
 
     def _step_metrics(self, batch, scores, rewards, upd, times) -> dict:
         t0, t1, t2, t3 = times
-        c_min = self.team.c_min
         q = np.asarray(scores.q)
         s = np.asarray(scores.S)
         tokens = np.asarray(batch.tokens_generated)[:, : self.n]
+        free = free_riding(scores, self.team)
+        _, own_cost = episode_reward_terms(scores, self.team, self.setup.game_params)
+        own_cost = np.asarray(own_cost)
         m: dict[str, Any] = {
             "accuracy": float(np.mean(np.asarray(scores.correct_final))),
             "final_score": float(np.mean(s)),
             "threshold_met": float(np.mean(s >= float(self.setup.game_params.B) - THRESHOLD_TOL)),
-            "free_riding": float(np.mean(np.isclose(q, c_min))),
+            "free_riding": float(np.mean(free)),
             "reward/mean": float(np.mean(rewards)),
             "rollout_s": t1 - t0, "score_s": t2 - t1, "update_s": t3 - t2, "step_s": t3 - t0,
             "tokens_per_s": float(tokens.sum() / max(t1 - t0, 1e-9)),
@@ -181,8 +187,9 @@ class Trainer:
             m[f"reward/agent{a + 1}"] = float(np.mean(rewards[:, a]))
             m[f"q/agent{a + 1}"] = float(np.mean(q[:, a]))
             m[f"correct/agent{a + 1}"] = float(np.mean(np.asarray(scores.per_agent_correct)[:, a]))
-            m[f"free_riding/agent{a + 1}"] = float(np.mean(np.isclose(q[:, a], c_min)))
+            m[f"free_riding/agent{a + 1}"] = float(np.mean(free[:, a]))
             m[f"tokens/agent{a + 1}"] = float(np.mean(tokens[:, a]))
+            m[f"own_cost/agent{a + 1}"] = float(np.mean(own_cost[:, a]))
             sp = batch.agent_turns[a].sampling  # host values (config or policy choices)
             for name in PARAM_NAMES:
                 m[f"gen/{name}/agent{a + 1}"] = float(np.mean(np.asarray(getattr(sp, name))))
@@ -229,13 +236,26 @@ class Trainer:
         if last > 0 and is_main_process():
             result["plot"] = str(plot_run(self.run_dir))
         if evaluate and not stop.requested and last >= cfg.steps and self.setup.eval_problems:
-            result["eval"] = self.evaluate()
+            full = self.evaluate()
+            result["eval"] = eval_json(full)
             if is_main_process():
-                (self.run_dir / "eval.json").write_text(json.dumps(result["eval"], indent=2))
+                write_eval(self.run_dir, full)
         return result
 
-    def evaluate(self, problems=None) -> list[dict]:
-        """Held-out comparison: single agent, the team before training, the team after training."""
+    def evaluate(self, problems=None) -> dict:
+        """Held-out comparison: single agent, the team before training, the team after training
+        (``spgg_jax.eval.trained.evaluate_trained``)."""
         learner_state = lambda st: {k: v for k, v in st.items() if k != "step"}  # noqa: E731
         states = [(UNTRAINED, learner_state(self.init_state())), (TRAINED, learner_state(self.state))]
         return evaluate_trained(self.setup, states, jax.random.fold_in(self.key, EVAL_KEY_SALT), problems)
+
+
+def write_eval(directory: Path, result: Mapping[str, Any], name: str = "eval") -> Path:
+    """``NAME.json`` (rows and paired comparisons) and ``NAME_episodes.jsonl`` (every evaluated episode)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{name}.json"
+    path.write_text(json.dumps(eval_json(result), indent=2))
+    with open(directory / f"{name}_episodes.jsonl", "w", encoding="utf-8") as f:
+        for rec in episode_records(result):
+            f.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    return path

@@ -168,5 +168,50 @@ def test_rewards_given_measured_score_and_effort_cost():
     eff = jnp.full_like(q, 0.5)
     diff = rewards_given_score("mac_spgg", q, jnp.ones(2), p, effort=eff) - r1
     np.testing.assert_allclose(diff, 0.5 * q**2 - 0.5 * 0.25, rtol=1e-5, atol=1e-6)
-    with pytest.raises(ValueError, match="effort-based cost"):
-        rewards_given_score("pgg", q, jnp.ones(2), make_params("pgg", 3), effort=eff)
+    # benefits only
+    np.testing.assert_allclose(rewards_given_score("mac_spgg", q, jnp.ones(2), p, effort=eff, charge_own_cost=False),
+                               r1 + 0.5 * q**2, rtol=1e-5, atol=1e-6)
+    # every per-agent variant takes an effort: pgg charges it linearly
+    pp = make_params("pgg", 3)
+    diff = rewards_given_score("pgg", q, jnp.ones(2), pp, effort=eff) - rewards_given_score("pgg", q, jnp.ones(2), pp)
+    np.testing.assert_allclose(diff, q - 0.5, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="effort must have the shape"):
+        rewards_given_score("pgg", q, jnp.ones(2), pp, effort=jnp.ones(3))
+
+
+@pytest.mark.parametrize("name,own", [("pgg", "linear"), ("spgg", "linear"), ("mac_spgg", "cost"),
+                                      ("mac_spgg_smooth", "cost")])
+def test_per_agent_variants_split_benefit_and_own_cost(name, own):
+    """R_i = benefit_i - own_cost(q_i) reproduces the game reward (x_i = q_i)."""
+    from spgg_jax.game import get_reward
+    from spgg_jax.game.rewards import reward_terms_given_score
+    from spgg_jax.game.scores import final_score
+
+    spec = get_reward(name)
+    assert spec.own_cost_name == own and spec.benefit is not None
+    p = make_params(name, 3, cost="power", cost_power=3.0) if own == "cost" else make_params(name, 3)
+    q = jnp.array([[0.1, 0.55, 1.0], [0.7, 0.2, 0.4]])
+    b, c = reward_terms_given_score(name, q, final_score(q, p), p)
+    np.testing.assert_allclose(b - c, rewards(name, q, p), rtol=1e-5, atol=1e-6)
+    want_c = q if own == "linear" else q**3 / 3
+    np.testing.assert_allclose(c, want_c, rtol=1e-5, atol=1e-6)
+
+
+def test_register_per_agent_reward_with_declared_own_cost():
+    from spgg_jax.game import get_reward, register_per_agent_reward
+    from spgg_jax.game.rewards import reward_terms_given_score
+
+    @register_per_agent_reward("test_only_share", own_cost=lambda x, p: 2.0 * x, overwrite=True)
+    def share(i, q_i, m_i, total, s, p):
+        """benefit = S"""
+        return s * jnp.ones_like(q_i)
+
+    p = make_params("test_only_share", 2)
+    q = jnp.array([0.2, 0.6])
+    np.testing.assert_allclose(rewards("test_only_share", q, p), 0.4 - 2.0 * q, rtol=1e-6)  # S = mean q
+    b, c = reward_terms_given_score("test_only_share", q, jnp.asarray(1.0), p, effort=jnp.array([0.5, 0.1]))
+    np.testing.assert_allclose(b, [1.0, 1.0])
+    np.testing.assert_allclose(c, [1.0, 0.2], rtol=1e-6)
+    assert get_reward("test_only_share").own_cost_name == "<lambda>"
+    with pytest.raises(ValueError, match="own_cost must be one of .*'quality'"):
+        register_per_agent_reward("test_only_bad", own_cost="quality")

@@ -55,7 +55,7 @@ def test_trainer_on_mesh_equals_single_device(tiny_model_dir, tmp_path, method, 
     for mesh in ("", MESH):
         t = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / (mesh or "single"), 2, method=method,
                                                  mesh=mesh, eval_size=4, **extra)))
-        evals[mesh] = [{k: v for k, v in row.items() if k != "seconds"} for row in t.run()["eval"]]
+        evals[mesh] = [{k: v for k, v in row.items() if k != "seconds"} for row in t.run()["eval"]["rows"]]
         runs[mesh] = t
     ref, got = runs[""], runs[MESH]
     assert got.mesh is not None and dict(got.mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}

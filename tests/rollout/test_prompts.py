@@ -33,6 +33,10 @@ def test_visible_turns():
     assert visible_turns(2, 3, "po") == (1,)
     assert visible_turns(1, 3, "po") == (0,)
     assert visible_turns(3, 3, "po", "integrator") == (0, 1, 2)
+    assert visible_turns(3, 3, "po", "majority_integrator") == (0, 1, 2)
+    for final in ("last_answer", "majority"):
+        with pytest.raises(ValueError, match="turn must be in"):
+            visible_turns(3, 3, "fo", final)
     with pytest.raises(ValueError, match="turn"):
         visible_turns(3, 3, "fo", "last")
     with pytest.raises(ValueError, match="observation"):

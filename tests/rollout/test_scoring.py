@@ -25,6 +25,7 @@ LENGTHS = [[10, 20, 40], [5, 40, 0], [40, 40, 40]]
 
 
 def _turn(t, texts, lengths, max_new=40):
+    max_new = np.broadcast_to(np.asarray(max_new, np.int32), (len(texts),))
     b = len(texts)
     z = np.zeros((b, 4))
     return AgentTurn(
@@ -35,19 +36,23 @@ def _turn(t, texts, lengths, max_new=40):
         exchanged_tokens=np.zeros(b, np.int32), truncated=np.zeros(b, bool), seconds=0.0)
 
 
-def _batch(team, texts=TEXTS, lengths=LENGTHS):
-    return EpisodeBatch(problems=PROBS, turns=[_turn(t, x, l) for t, (x, l) in enumerate(zip(texts, lengths))],
+def _batch(team, texts=TEXTS, lengths=LENGTHS, max_new=40):
+    return EpisodeBatch(problems=PROBS, turns=[_turn(t, x, l, max_new) for t, (x, l) in enumerate(zip(texts, lengths))],
                         team=team)
 
 
 def test_make_scores_pure():
     s = make_scores([[0.0, 1.0], [0.5, 0.25]], [[False, True], [False, False]], [1.0, 0.0], [True, False],
-                    [[0, 10], [5, 20]], [[10, 10], [20, 20]], c_min=0.2, c_max=1.0)
+                    [[0, 10], [5, 30]], 20, c_min=0.2, c_max=1.0)
     np.testing.assert_allclose(s.q, [[0.2, 1.0], [0.6, 0.4]], rtol=1e-6)
-    np.testing.assert_allclose(s.effort, [[0.2, 1.0], [0.4, 1.0]], rtol=1e-6)
+    np.testing.assert_allclose(s.effort, [[0.2, 0.6], [0.4, 1.0]], rtol=1e-6)  # 30 / 20 clipped to 1
     np.testing.assert_array_equal(s.S, [1.0, 0.0])
+    np.testing.assert_array_equal(s.tokens, [[0, 10], [5, 30]])
+    np.testing.assert_array_equal(s.final_turn, [1, 1])  # default: the last agent
     with pytest.raises(ValueError, match="lengths"):
-        make_scores([[0.0, 1.0]], [[0, 1]], [1.0], [True], [[1, 2, 3]], [[1, 1]], 0.1, 1.0)
+        make_scores([[0.0, 1.0]], [[0, 1]], [1.0], [True], [[1, 2, 3]], 10, 0.1, 1.0)
+    with pytest.raises(ValueError, match="token_budget must be one number >= 1.*0"):
+        make_scores([[0.0, 1.0]], [[0, 1]], [1.0], [True], [[1, 2]], 0, 0.1, 1.0)
 
 
 def test_score_episodes_last():
@@ -59,8 +64,23 @@ def test_score_episodes_last():
     np.testing.assert_allclose(sc.q, np.where(want, team.c_max, team.c_min), rtol=1e-6)
     np.testing.assert_array_equal(sc.correct_final, want[:, 2])
     np.testing.assert_allclose(sc.S, want[:, 2].astype(np.float32))
-    eff = team.c_min + (team.c_max - team.c_min) * np.asarray(LENGTHS, np.float32).T / 40
+    # default team: max_new_tokens 128 for every agent, so the budget is 128 tokens
+    assert team.effort_budget == 128
+    eff = team.c_min + (team.c_max - team.c_min) * np.asarray(LENGTHS, np.float32).T / 128
     np.testing.assert_allclose(sc.effort, eff, rtol=1e-6)
+    np.testing.assert_array_equal(sc.tokens, np.asarray(LENGTHS).T)
+    np.testing.assert_array_equal(sc.final_turn, [2, 2, 2])
+
+
+def test_effort_ignores_the_rows_own_token_limit():
+    """A fixed budget: a row's chosen max_new_tokens does not change its effort; truncated outputs
+    (lengths == their limit) cost what they generated, not the maximum."""
+    team = default_team("m", n=3).replace(token_budget=80)
+    a = score_episodes(_batch(team, max_new=40), team)
+    b = score_episodes(_batch(team, max_new=[40, 64, 80]), team)
+    np.testing.assert_array_equal(a.effort, b.effort)
+    frac = np.asarray(LENGTHS, np.float32).T / 80  # 40 of 80 tokens is effort 0.5, not 1
+    np.testing.assert_allclose(a.effort, team.c_min + (team.c_max - team.c_min) * frac, rtol=1e-6)
 
 
 def test_score_episodes_integrator_final_is_scored_separately():
@@ -72,19 +92,25 @@ def test_score_episodes_integrator_final_is_scored_separately():
     np.testing.assert_array_equal(sc.per_agent_correct[:, 2], [True, False, True])
 
 
-def test_episode_rewards_match_game_and_token_cost():
-    team = default_team("m", n=3).replace(reward_params={"gamma": 0.5, "B": 0.6})
+def test_episode_rewards_benefits_on_quality_cost_on_effort():
+    team = default_team("m", n=3).replace(reward_params={"gamma": 0.5, "B": 0.6}, token_budget=40)
     sc = score_episodes(_batch(team), team)
+    p = team.game_params()
     r = episode_rewards(sc, team)
-    ref = rewards_given_score("mac_spgg", sc.q, sc.S, team.game_params())
     chex.assert_shape(r, (3, 3))
+    ref = rewards_given_score("mac_spgg", sc.q, sc.S, p, effort=sc.effort)
     np.testing.assert_allclose(r, ref, rtol=1e-6)
-    tok_team = team.replace(cost="tokens")
-    r_tok = episode_rewards(sc, tok_team)
-    kappa = float(team.game_params().kappa)
-    # quadratic cost kappa q^2/2 replaced by kappa e^2/2
-    np.testing.assert_allclose(r_tok - r, kappa * (np.asarray(sc.q) ** 2 - np.asarray(sc.effort) ** 2) / 2,
-                               rtol=1e-5, atol=1e-6)
+    q, e, S = (np.asarray(x, np.float64) for x in (sc.q, sc.effort, sc.S))
+    m = np.concatenate([np.full((3, 1), float(p.m0)), np.cumsum(q, 1)[:, :-1] / np.arange(1, 3)], 1)  # FO mean
+    benefit = 0.5 * q * m + 1.8 / 3 * S[:, None] - 1.5 * (S[:, None] < 0.6)
+    np.testing.assert_allclose(r, benefit - e**2 / 2, rtol=1e-5, atol=1e-6)  # kappa e^2 / 2 on effort
+    # effort "none": benefits only
+    np.testing.assert_allclose(episode_rewards(sc, team.replace(effort="none")), benefit, rtol=1e-5, atol=1e-6)
+    # pgg / spgg take the same token-effort cost (linear): w0 + r/n sum q - effort_i
+    for name in ("pgg", "spgg"):
+        t = team.replace(reward=name, reward_params={})
+        want = 1.0 + 1.8 / 3 * q.sum(1, keepdims=True) - e
+        np.testing.assert_allclose(episode_rewards(sc, t), want, rtol=1e-5, atol=1e-6)
     # a correct final answer is worth more to everyone than a wrong one (all else equal)
     hi = sc.replace(S=jnp.ones(3))
     lo = sc.replace(S=jnp.zeros(3))

@@ -18,10 +18,41 @@ def test_default_team_roles_and_game_params():
     assert gp.n == 3 and gp.observation == "po" and float(gp.c_min) == pytest.approx(team.c_min)
     integ = team.replace(final="integrator")
     assert integ.n_turns == 4 and integ.turn_agent(3) == 0 and integ.turn_agent(2) == 2
+    assert team.replace(final="majority_integrator").n_turns == 4
+    assert team.replace(final="majority").n_turns == 3 and team.replace(final="last_answer").n_turns == 3
+    assert team.effort == "tokens" and team.token_budget == 0
+
+
+def test_effort_budget_is_fixed_and_team_wide():
+    team = default_team(n=3, max_new_tokens=32)
+    team = team.replace(agents=(team.agents[0], team.agents[1].__class__(**{**team.agents[1].__dict__, "max_new_tokens": 80}),
+                                team.agents[2]))
+    assert team.effort_budget == 80  # 0: the largest max_new_tokens among the agents
+    assert team.replace(token_budget=50).effort_budget == 50
+    with pytest.raises(ValueError, match="token_budget must be an integer >= 0.*-1"):
+        team.replace(token_budget=-1)
+    with pytest.raises(ValueError, match="token_budget.*2.5"):
+        team.replace(token_budget=2.5)
+
+
+def test_old_cost_key_is_a_clear_error():
+    d = default_team().to_dict()
+    d["cost"] = "quality"
+    with pytest.raises(ValueError, match="renamed to 'effort'.*\"effort\": \"tokens\".*removed because it charged"):
+        TeamConfig.from_dict(d)
+
+
+def test_verify_roles():
+    team = default_team(n=3, roles="verify", final="last_answer")
+    assert [a.name for a in team.agents] == ["solver", "verifier1", "verifier2"]
+    for a in team.agents[1:]:
+        assert "confirm" in a.role and "corrected final answer" in a.role
+    with pytest.raises(ValueError, match="roles must be one of .*'judge'"):
+        default_team(n=3, roles="judge")
 
 
 def test_json_round_trip(tmp_path):
-    team = default_team(n=2).replace(reward_params={"gamma": 0.7, "B": 0.5}, cost="tokens", context_budget=512)
+    team = default_team(n=2).replace(reward_params={"gamma": 0.7, "B": 0.5}, effort="none", token_budget=64, context_budget=512)
     p = tmp_path / "team.json"
     team.to_json(p)
     back = TeamConfig.from_json(p)
@@ -42,7 +73,9 @@ def test_example_configs_load():
 @pytest.mark.parametrize("field,value,needle", [
     ("observation", "full", "observation"),
     ("final", "first", "final"),
-    ("cost", "flops", "cost"),
+    ("effort", "flops", "effort"),
+    ("effort", "quality", "effort"),
+    ("token_budget", -3, "token_budget"),
     ("context_budget", 3, "context_budget"),
     ("c_min", 2.0, "c_min"),
 ])
