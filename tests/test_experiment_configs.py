@@ -38,3 +38,35 @@ def test_train_config_validates(path, monkeypatch):
 def test_team_files_validate(path):
     team = TeamConfig.from_json(str(path))
     assert team.n == len(json.loads(path.read_text())["agents"])
+
+
+@pytest.mark.slow
+def test_free_riding_experiment_runs_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
+    """experiments/free_riding/run.py trains the same team under pgg, spgg and mac_spgg (tiny model,
+    2 steps each) and writes the per-agent table and the plot."""
+    import csv
+    import importlib.util
+
+    monkeypatch.chdir(ROOT)
+    spec = importlib.util.spec_from_file_location("free_riding_run", ROOT / "experiments" / "free_riding" / "run.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    out = tmp_path / "fr"
+    assert mod.main(["--out", str(out), f"team.model={tiny_model_dir}", "steps=2", "batch=4",
+                     "team.agents.max_new_tokens=8", "gen_params.minibatch=4", "train_size=16"]) == 0
+    rows = list(csv.DictReader(open(out / "free_riding.csv")))
+    assert {r["reward"] for r in rows} == {"pgg", "spgg", "mac_spgg"}
+    assert {r["window"] for r in rows} == {"first", "last"} and {r["agent"] for r in rows} == {"1", "2", "3"}
+    assert all(float(r["tokens"]) >= 0 and r["mode/max_new_tokens"] for r in rows)
+    assert (out / "free_riding.png").stat().st_size > 1000
+    saved = json.loads((out / "pgg" / "config.json").read_text())
+    assert saved["team"]["reward"] == "pgg" and saved["team"]["effort"] == "tokens"
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments" / "free_riding").glob("*.json")), ids=lambda p: p.name)
+def test_free_riding_configs_validate_for_every_reward(path, monkeypatch):
+    monkeypatch.chdir(ROOT)
+    for reward in ("pgg", "spgg", "mac_spgg"):
+        cfg = load_config(str(path), [f"team.reward={reward}"])
+        assert cfg.team.effort == "tokens"
+        validate_for(reward, cfg.team.game_params())

@@ -85,18 +85,22 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
     def keys(prefix):
         return sorted({k for r in rows for k in r if k.startswith(prefix)})
 
+    temperature = keys("mode/temperature/agent") or keys("gen/temperature/agent")
     panels = [
         ("reward per agent", keys("reward/agent")),
-        ("quality q_i per agent", keys("q/agent")),
-        ("team", ["accuracy", "threshold_met", "free_riding"]),
+        ("team accuracy (final answer)", ["accuracy"]),
+        ("free riding (share of agents at <= 5% of the token budget)", ["free_riding"]),
         ("generated tokens per agent", keys("tokens/agent")),
-        ("temperature per agent (policy)", keys("gen/temperature/agent")),
-        ("optimisation", [k for k in ("approx_kl", "kl_ref", "entropy", "clip_frac") if any(k in r for r in rows)]),
+        ("temperature per agent (policy mode)" if keys("mode/temperature/agent") else "temperature per agent (sampled)",
+         temperature),
+        ("max_new_tokens per agent (policy mode)", keys("mode/max_new_tokens/agent")),
+        ("policy entropy (nats)", [k for k in ("entropy",) if any(k in r for r in rows)]),
+        ("approximate KL per update", [k for k in ("approx_kl", "kl_ref") if any(k in r for r in rows)]),
     ]
     panels = [(t, ks) for t, ks in panels if ks]
-    cols = 3
+    cols = 4
     rows_n = int(np.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.5 * rows_n), squeeze=False)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.5 * cols, 3.3 * rows_n), squeeze=False)
     for ax, (title, ks) in zip(axes.ravel(), panels):
         for k in ks:
             y = series(k)
@@ -105,11 +109,20 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
                 w = max(2, len(y) // 10)
                 sm = np.convolve(np.nan_to_num(y), np.ones(w) / w, mode="valid")
                 ax.plot(steps[w - 1:], sm, color=ax.lines[-1].get_color(), lw=2)
-        ax.set_title(title)
+        ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
-        ax.legend(fontsize=7)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.legend(fontsize=7, loc="best")
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
+    cfg_path = Path(run_dir) / "config.json"
+    if cfg_path.is_file():
+        c = json.loads(cfg_path.read_text())
+        team = c.get("team", {})
+        n = len(team.get("agents", [])) if isinstance(team, dict) else "?"
+        fig.suptitle(f"{c.get('method')} on {c.get('task')}: {n} agents, reward {team.get('reward')}, final "
+                     f"{team.get('final')}, effort {team.get('effort')}; {c.get('batch')} problems per step "
+                     "(thin: per step, thick: moving average)", fontsize=10)
     fig.tight_layout()
     out = Path(out) if out else Path(run_dir) / "learning_curves.png"
     fig.savefig(out, dpi=110)

@@ -92,7 +92,7 @@ def test_learner_protocol(tiny, method, cfg):
     if method == "gen_params":
         for t in batch.agent_turns:
             assert {"u", "logp", "value", "policy_features"} <= set(t.aux)
-            chex.assert_shape(t.aux["u"], (len(problems), 6))
+            chex.assert_shape(t.aux["u"], (len(problems), len(cfg.controls)))
     rewards = np.random.default_rng(0).normal(size=(len(problems), team.n)).astype(np.float32)
     s2, metrics = learner.update(s0, batch, rewards, jax.random.key(3))
     chex.assert_trees_all_equal_structs(s0, s2)

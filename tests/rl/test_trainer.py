@@ -226,3 +226,12 @@ def test_spgg_eval_run_dir_reproduces_the_training_evaluation(tiny_model_dir, tm
     episodes = [json.loads(line) for line in (run / "eval_episodes.jsonl").read_text().splitlines()]
     assert len(episodes) == 3 * 3 and all("prompt" in e and e["turns"] for e in episodes)
     assert main(["eval", "--run-dir", str(tmp_path / "nothing")]) == 2  # not a run: a one-line error
+
+
+def test_overrides_may_follow_flags(capsys):
+    """``spgg train --no-eval steps=0`` reads the override after the flag (a config error, not an
+    argparse 'unrecognized arguments'); a stray flag is still an error."""
+    assert main(["train", "--no-eval", "steps=0"]) == 2
+    assert "steps must be a positive integer" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        main(["train", "--no-eval", "--nope", "steps=1"])

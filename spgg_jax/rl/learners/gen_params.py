@@ -12,7 +12,6 @@ algorithm's estimator (``critic``: normalised R - V).
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Mapping
 
 import jax
@@ -23,7 +22,7 @@ from spgg_jax.parallel import to_host
 from spgg_jax.parallel.placement import StatePlacement
 from spgg_jax.rl import gen_policy as gp
 from spgg_jax.rl.algorithms import get_algorithm
-from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
+from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy, algorithm_errors, field_errors
 from spgg_jax.rl.losses import value_loss
 from spgg_jax.rl.ppo import make_optimizer, ppo_update
 from spgg_jax.sampling.params import PARAM_NAMES
@@ -55,28 +54,11 @@ class GenParamsConfig:
         bad = [c for c in self.controls if c not in PARAM_NAMES]
         if bad or not self.controls or len(set(self.controls)) != len(self.controls):
             out.append(f"gen_params.controls must be distinct names among {list(PARAM_NAMES)}, got {list(self.controls)!r}")
-        v = self.init_concentration
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-            out.append(f"gen_params.init_concentration must be a finite number > 0, got {v!r}")
-        try:
-            algo = get_algorithm(self.algorithm)
-            if not algo.needs_critic:
-                out.append(f"gen_params.algorithm {self.algorithm!r} needs no critic; the generation-parameter "
-                           "learner runs actor-critic algorithms: ppo, reinforce")
-        except KeyError as err:
-            out.append(f"gen_params.algorithm: {err.args[0]}")
-        for name in ("epochs", "minibatch"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                out.append(f"gen_params.{name} must be a positive integer, got {v!r}")
-        for name in ("lr", "clip_eps", "grad_clip", "target_kl"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-                out.append(f"gen_params.{name} must be a finite number > 0, got {v!r}")
-        for name in ("value_coef", "entropy_coef"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
-                out.append(f"gen_params.{name} must be a finite number >= 0, got {v!r}")
+        out += algorithm_errors("gen_params", self.algorithm, True,
+                                "the generation-parameter learner runs actor-critic algorithms: ppo, reinforce")
+        out += field_errors(self, "gen_params", positive_ints=("epochs", "minibatch"),
+                            positive=("lr", "clip_eps", "grad_clip", "target_kl", "init_concentration"),
+                            non_negative=("value_coef", "entropy_coef"))
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
             out.append(f"gen_params.hidden must be a list of positive layer widths, got {list(self.hidden)!r}")
         return out

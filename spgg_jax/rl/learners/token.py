@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from typing import Any, Mapping
 
 import jax
@@ -22,7 +21,7 @@ import optax
 
 from spgg_jax.parallel.placement import StatePlacement
 from spgg_jax.rl.algorithms import get_algorithm
-from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
+from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy, algorithm_errors, field_errors
 from spgg_jax.rl.learners.gen_params import INIT_KEY_SALT
 from spgg_jax.rl.lora import DEFAULT_TARGETS, TARGETS, init_lora, merge_lora
 from spgg_jax.rl.ppo import make_optimizer
@@ -48,23 +47,10 @@ class TokenConfig:
 
     def errors(self) -> list[str]:
         out = []
-        try:
-            if get_algorithm(self.algorithm).needs_critic:
-                out.append(f"token.algorithm {self.algorithm!r} needs a value head, which the token-level learner "
-                           "does not have; use grpo or reinforce_group")
-        except KeyError as err:
-            out.append(f"token.algorithm: {err.args[0]}")
-        for name in ("epochs", "group_size", "lora_rank"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                out.append(f"token.{name} must be a positive integer, got {v!r}")
-        for name in ("lr", "clip_eps", "grad_clip", "lora_alpha", "temperature"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v > 0):
-                out.append(f"token.{name} must be a finite number > 0, got {v!r}")
-        v = self.kl_coef
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and v >= 0):
-            out.append(f"token.kl_coef must be a finite number >= 0, got {v!r}")
+        out += algorithm_errors("token", self.algorithm, False, "use grpo or reinforce_group")
+        out += field_errors(self, "token", positive_ints=("epochs", "group_size", "lora_rank"),
+                            positive=("lr", "clip_eps", "grad_clip", "lora_alpha", "temperature"),
+                            non_negative=("kl_coef",))
         unknown = sorted(set(self.lora_targets) - set(TARGETS))
         if unknown or not self.lora_targets:
             out.append(f"token.lora_targets must name kernels among {sorted(TARGETS)}, got {list(self.lora_targets)!r}")
