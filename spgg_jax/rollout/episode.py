@@ -29,6 +29,7 @@ from spgg_jax.parallel.multihost import to_host
 from spgg_jax.rollout.prompts import agent_turn_prompts
 from spgg_jax.rollout.team import AgentConfig, TeamConfig
 from spgg_jax.sampling import Sampler, SamplingParams
+from spgg_jax.sampling.sampler import bucket
 from spgg_jax.tasks import get_task
 
 SamplingFn = Callable[[int, Any, jax.Array], tuple[Any, Mapping[str, Any]]]
@@ -183,9 +184,14 @@ def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens
     feats = None
     k_policy, k_sample = jax.random.split(key)
     if need_features:
+        # left-padded to the sampler's power-of-two prompt bucket: one compiled forward per bucket,
+        # not one per multiple of 16 (the pooled features ignore padding)
+        width = bucket(ids.shape[1], bundle.sampler.min_bucket)
+        fids = np.pad(ids, ((0, 0), (width - ids.shape[1], 0)), constant_values=pad_id_of(bundle.tokenizer))
+        fmask = np.pad(mask, ((0, 0), (width - mask.shape[1], 0)), constant_values=False)
         with bundle.sampler.context():
-            feats = prompt_features(weights, bundle.cfg, bundle.sampler.place_rows(ids),
-                                    bundle.sampler.place_rows(mask))
+            feats = prompt_features(weights, bundle.cfg, bundle.sampler.place_rows(fids),
+                                    bundle.sampler.place_rows(fmask))
     aux: dict[str, Any] = {}
     if sampling_fn is not None:
         sampling, aux = sampling_fn(feats, k_policy)

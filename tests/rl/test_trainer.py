@@ -46,7 +46,7 @@ def _final_state(run_dir, template):
 def test_resume_in_a_new_process_equals_uninterrupted(tiny_model_dir, tmp_path):
     full = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "full", 4)))
     full.run(evaluate=False)
-    part = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "part", 2)), bundles=full.bundles)
+    part = Trainer(load_config(None, _overrides(tiny_model_dir, tmp_path / "part", 2)), bundles=full.setup.bundles)
     part.run(evaluate=False)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.run(
