@@ -130,7 +130,9 @@ def test_write_outside_box_without_hook_stopped_by_permissions(tmp_path):
     os.chmod(tmp_path, 0o700)
     target = tmp_path / "escape.txt"
     r = run_python(_write_payload(target), NO_HOOK)
-    assert r.status == "failed" and "PermissionError" in r.stderr, r
+    # Permission denied by the uid drop; or, in the jail, the host path does not exist at all.
+    assert r.status == "failed" and ("PermissionError" in r.stderr
+                                     or "FileNotFoundError" in r.stderr), r
     assert not target.exists()
 
 
