@@ -20,6 +20,11 @@ privilege drop (root only)    the program runs as a fresh, otherwise unused uid/
                               root), ordinary file permissions stop writes outside the
                               sandbox dir, it cannot signal other users' processes, and
                               ``PR_SET_NO_NEW_PRIVS`` stops set-uid binaries regaining root
+jail (mount namespace)        a new root on a size- and inode-limited tmpfs with read-only
+                              system dirs, private ``/tmp`` and ``/dev/shm``, a ``/proc`` of
+                              the run only, ctypes masked, entered with ``pivot_root``; the
+                              host filesystem is unreachable (as root, and as an ordinary user
+                              through a user namespace, with no capabilities left)
 namespaces (``unshare``)      a new network namespace (only a down loopback: no network at
                               all, not even 127.0.0.1) and a new PID namespace whose init is
                               our supervisor, so every process the program left behind is
@@ -35,10 +40,11 @@ output cap                    stdout/stderr go to files limited by ``RLIMIT_FSIZ
                               result keeps the head and tail (``max_output_bytes``)
 ============================  ===============================================================
 
-What it does not protect against (see ``docs/tasks.md``): reading world-readable files, CPU
-and memory use up to the limits, kernel exploits, and a determined attacker who defeats the audit
-hook from pure Python (PEP 578 says plainly that audit hooks are not a sandbox); those are why
-the kernel layers exist. Results are also only as honest as the program: an adversarial program
+What it does not protect against (see ``docs/tasks.md``, which says what each machine without a
+kernel feature loses): reading what the jail exposes (``/usr``, ``/etc``), CPU and memory use up
+to the limits, kernel exploits, and, where the jail is unavailable, a determined attacker who
+defeats the audit hook from pure Python (PEP 578 says plainly that audit hooks are not a
+sandbox); those are why the kernel layers exist. Results are also only as honest as the program: an adversarial program
 could print a forged success marker (scorers use a per-run random nonce to make accidental
 forgery impossible).
 
@@ -406,9 +412,10 @@ def _fresh_uid() -> int:
 _JAIL_SH = r'''
 set -eu
 PATH=/usr/sbin:/usr/bin:/sbin:/bin
-R="$1"; BOX="$2"; SIZE="$3"; INODES="$4"; OWNER="$5"; EXTRA="$6"; MASK="$7"; shift 7
+R="$1"; BOX="$2"; SIZE="$3"; FILES="$4"; OWNER="$5"; EXTRA="$6"; MASK="$7"; shift 7
 robind() { mkdir -p "$2"; mount --rbind "$1" "$2"; mount -o remount,bind,ro "$2"; }
-mount -t tmpfs -o "size=$SIZE,nr_inodes=$INODES,mode=755" spgg-jail "$R"
+# + 64 inodes for the jail's own directories and mount points
+mount -t tmpfs -o "size=$SIZE,nr_inodes=$((FILES + 64)),mode=755" spgg-jail "$R"
 cd "$R"
 robind /usr "$R/usr"
 robind /etc "$R/etc"
@@ -429,7 +436,7 @@ chmod 1777 tmp
 for d in null zero full random urandom; do : > "dev/$d"; mount --bind "/dev/$d" "dev/$d"; done
 ln -s /proc/self/fd dev/fd
 ln -s /proc/self/fd/0 dev/stdin; ln -s /proc/self/fd/1 dev/stdout; ln -s /proc/self/fd/2 dev/stderr
-mount -t tmpfs -o "size=$SIZE,nr_inodes=$INODES,mode=1777,nosuid,nodev" spgg-shm dev/shm
+mount -t tmpfs -o "size=$SIZE,nr_inodes=$FILES,mode=1777,nosuid,nodev" spgg-shm dev/shm
 mount -t proc -o nosuid,nodev,noexec proc proc
 cp -a "$BOX/." box/
 if [ -n "$OWNER" ]; then chown "$OWNER" box; fi
@@ -781,10 +788,9 @@ def _run(
         py_cmd = [os.path.realpath(python) if jail else python, "-I", "-S", "-B", "-c",
                   _BOOTSTRAP, json.dumps(cfg)]
         if jail:
-            inodes = limits.max_files + 64  # + the jail's own directories and mount points
             owner = f"{uid}:{gid}" if uid is not None else ""
             cmd = (list(ns or []) + ["/bin/sh", "-c", _JAIL_SH, "spgg-jail", jail_root, box,
-                                     f"{limits.tmpfs_mb}m", str(inodes), owner,
+                                     f"{limits.tmpfs_mb}m", str(limits.max_files), owner,
                                      _interpreter_prefix(python), ":".join(_masked_files(python))]
                    + _setpriv_cmd(drop_caps=os.geteuid() != 0) + py_cmd)
         else:
