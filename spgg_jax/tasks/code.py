@@ -26,9 +26,40 @@ __all__ = [
     "build_mbpp_program",
     "parse_report",
     "new_nonce",
+    "MAX_CODE_CHARS",
 ]
 
-_FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_LANG_RE = re.compile(r"[ \t]*([\w+-]*)")
+#: Completions are cut to their first ``MAX_CODE_CHARS`` characters before extraction (a
+#: backstop: every step below is linear in the text; model outputs are far shorter).
+MAX_CODE_CHARS = 100_000
+
+
+def _def_re(name: str) -> "re.Pattern[str]":
+    """``def name(`` at the start of a line (horizontal whitespace only: ``\s`` with ``re.M``
+    rescans a run of blank lines from every line start, quadratic in its length)."""
+    return re.compile(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", re.M)
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of each fenced block, in order: a fence line "```lang ...", the body up to
+    the next "```" (or the end of the text when unclosed). One pass with ``str.find``."""
+    blocks = []
+    pos = 0
+    while True:
+        i = text.find("```", pos)
+        if i < 0:
+            break
+        nl = text.find("\n", i + 3)
+        if nl < 0:
+            break  # a fence line must end; no later fence can either
+        lang = _LANG_RE.match(text, i + 3, nl).group(1)
+        j = text.find("```", nl + 1)
+        blocks.append((lang.lower(), text[nl + 1: j if j >= 0 else len(text)]))
+        if j < 0:
+            break
+        pos = j + 3
+    return blocks
 
 
 def new_nonce() -> str:
@@ -41,13 +72,15 @@ def extract_code(completion: object, entry_point: Optional[str] = None) -> str:
     Fenced blocks (```` ```python ```` or bare ```` ``` ````; an unclosed final fence runs to the end)
     win: the first block defining ``entry_point`` if given, else the first Python/untagged block,
     else the first block. Without fences the completion itself (trailing whitespace removed).
+    Only the first :data:`MAX_CODE_CHARS` characters are looked at; time is linear in them.
     """
     text = completion if isinstance(completion, str) else ("" if completion is None else str(completion))
-    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE_RE.finditer(text)]
+    text = text[:MAX_CODE_CHARS]
+    blocks = _fenced_blocks(text)
     if not blocks:
         return text.rstrip()
     if entry_point:
-        pat = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.M)
+        pat = _def_re(entry_point)
         for _, body in blocks:
             if pat.search(body):
                 return body.rstrip()
@@ -68,7 +101,7 @@ def build_humaneval_program(problem: Problem, completion: str, nonce: str) -> tu
     md = problem.metadata
     entry = md["entry_point"]
     code = extract_code(completion, entry)
-    if re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", code, re.M):
+    if _def_re(entry).search(code):
         body = problem.prompt + "\n    pass\n\n" + code
     else:
         body = problem.prompt + code
@@ -280,7 +313,7 @@ def build_humaneval_checked(problem: Problem, completion: str, nonce: str,
     md = problem.metadata
     entry = md["entry_point"]
     code = extract_code(completion, entry)
-    if re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", code, re.M):
+    if _def_re(entry).search(code):
         body = problem.prompt + "\n    pass\n\n" + code
     else:
         body = problem.prompt + code
