@@ -49,7 +49,11 @@ class Equilibrium:
     threshold_met: jax.Array  # bool[] S >= B
     free_riders: jax.Array  # bool[n] q_i == c_min
     unique: jax.Array  # bool[] every decision node strict (Nash: exactly one strict NE)
-    path_unique: jax.Array  # bool[] every ON-PATH decision strict (the outcome is robust to off-path ties)
+    # bool[] every ON-PATH decision strict given the lower-index tie-break off the path. NOT a
+    # claim that other tie-breaks give the same path: an off-path tie changes the value of a
+    # subgame an on-path mover compares against (docs/theory.md, "Uniqueness"). `unique` (no
+    # tie anywhere) is the flag that implies a single SPNE.
+    path_unique: jax.Array
     min_margin: jax.Array  # f32[] smallest best-minus-runner-up gap over all decision nodes
     n_ties: jax.Array  # i32[] decision nodes whose gap is <= tol (Nash: extra or weak equilibria)
     path_margins: jax.Array  # f32[n] the gap at each on-path decision
