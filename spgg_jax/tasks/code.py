@@ -36,7 +36,7 @@ MAX_CODE_CHARS = 100_000
 
 
 def _def_re(name: str) -> "re.Pattern[str]":
-    """``def name(`` at the start of a line (horizontal whitespace only: ``\s`` with ``re.M``
+    r"""``def name(`` at the start of a line (horizontal whitespace only: ``\s`` with ``re.M``
     rescans a run of blank lines from every line start, quadratic in its length)."""
     return re.compile(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", re.M)
 
