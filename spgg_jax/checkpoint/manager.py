@@ -15,11 +15,23 @@ from __future__ import annotations
 import json
 import signal
 import threading
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
 import jax
 import orbax.checkpoint as ocp
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint cannot be read (the message names the step and the directory)."""
+
+
+def _one_line(err: BaseException) -> str:
+    """``Type: first line of the message`` (at most 300 characters): TensorStore errors span pages."""
+    lines = str(err).strip().splitlines()
+    msg = lines[0] if lines else ""
+    return f"{type(err).__name__}: {msg}"[:300]
 
 
 class Checkpointer:
@@ -60,15 +72,52 @@ class Checkpointer:
         self._mgr.wait_until_finished()
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
-        """Restore (state, meta, step); ``abstract_state`` gives structure, shapes, dtypes, shardings."""
-        step = self.latest_step() if step is None else step
+        """Restore (state, meta, step); ``abstract_state`` gives structure, shapes, dtypes, shardings.
+
+        When the latest checkpoint is asked for (``step`` None or the latest step) and it cannot be
+        read (a truncated state file, a missing item, corrupted metadata), the newest intact older
+        checkpoint is restored instead, with a warning naming both steps; the step returned is the
+        one restored. An older step asked for explicitly is never replaced. When nothing readable
+        remains, the error is one line naming the step(s) and the directory.
+        """
+        latest = self.latest_step()
+        if step is None:
+            step = latest
         if step is None:
             raise FileNotFoundError(f"no complete checkpoint in {self.directory}")
         abstract = jax.tree_util.tree_map(ocp.utils.to_shape_dtype_struct, abstract_state)
+        candidates = [step]
+        if step == latest:
+            candidates += sorted((s for s in self.all_steps() if s < step), reverse=True)
+        failures: list[str] = []
+        for s in candidates:
+            try:
+                state, meta = self._restore_step(abstract, s)
+            except Exception as err:  # orbax/tensorstore/json errors: each becomes one line
+                failures.append(f"step {s}: {_one_line(err)}")
+                continue
+            if s != step:
+                warnings.warn(f"checkpoint step {step} in {self.directory} is unreadable "
+                              f"({failures[0].split(': ', 1)[1]}); restored step {s}, the newest "
+                              f"intact checkpoint, instead", RuntimeWarning, stacklevel=2)
+            return state, meta, s
+        if len(candidates) == 1:
+            raise CheckpointError(f"checkpoint step {step} in {self.directory} is unreadable: "
+                                  f"{failures[0].split(': ', 1)[1]}")
+        raise CheckpointError(f"no intact checkpoint in {self.directory}: " + "; ".join(failures))
+
+    def _restore_step(self, abstract: Any, step: int) -> tuple[Any, dict]:
+        step_dir = self.directory / str(step)
+        for item in ("state", "meta"):
+            if not (step_dir / item).is_dir():
+                raise FileNotFoundError(f"item {item!r} is missing ({step_dir / item})")
         out = self._mgr.restore(
             step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract), meta=ocp.args.JsonRestore())
         )
-        return out["state"], dict(out["meta"]), step
+        meta = out["meta"]
+        if not isinstance(meta, Mapping):
+            raise ValueError(f"metadata is a {type(meta).__name__}, not a JSON object")
+        return out["state"], dict(meta)
 
     def close(self) -> None:
         self._mgr.wait_until_finished()

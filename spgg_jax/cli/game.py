@@ -77,10 +77,44 @@ def register(sub: argparse._SubParsersAction) -> None:
     lnp.set_defaults(func=cmd_learn)
 
 
+def _check_args(args) -> None:
+    """One-line errors naming the bad value, before anything is built (never a traceback)."""
+    import math
+
+    from spgg_jax.game.solver import check_tol
+
+    if args.agents < 2:
+        raise ValueError(f"--agents must be >= 2 (the games need at least two players), got {args.agents}")
+    if args.grid < 2:
+        raise ValueError(f"--grid must be >= 2 contribution points, got {args.grid}")
+    try:
+        check_tol(args.tol)
+    except ValueError:
+        raise ValueError(f"--tol must be a finite number >= 0, got {args.tol!r}") from None
+    positive_ints = ["chunk", "seeds", "steps", "batch", "log_every"]
+    for name in positive_ints:
+        v = getattr(args, name, None)
+        if v is not None and v < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {v}")
+    for name in ("lr", "max_concentration"):
+        v = getattr(args, name, None)
+        if v is not None and not (math.isfinite(v) and v > 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a finite number > 0, got {v!r}")
+    v = getattr(args, "entropy_coef", None)
+    if v is not None and not (math.isfinite(v) and v >= 0):
+        raise ValueError(f"--entropy-coef must be a finite number >= 0, got {v!r}")
+    hidden = getattr(args, "hidden", None)
+    if hidden is not None:
+        parts = hidden.split(",")
+        if not all(p.strip().isdigit() and int(p) > 0 for p in parts):
+            raise ValueError(f"--hidden must be comma-separated positive integers, got {hidden!r}")
+
+
 def _params(args):
     from spgg_jax.game.params import parse_overrides
     from spgg_jax.game.rewards import make_params
 
+    _check_args(args)
     over = parse_overrides(args.param)
     n = int(over.pop("n", args.agents))
     return make_params(args.reward, n, **over)

@@ -168,9 +168,20 @@ def parse_overrides(items: list[str] | Mapping[str, Any]) -> dict[str, Any]:
         if key in ("observation", "cost", "score"):
             out[key] = raw.strip()
         elif key == "n":
-            out[key] = int(raw)
+            try:
+                out[key] = int(raw)
+            except ValueError:
+                raise ValueError(f"game parameter n must be an integer >= 2, got {raw!r}") from None
+            if out[key] < 2:
+                raise ValueError(f"game parameter n must be an integer >= 2, got {raw!r}")
         elif key == "weights":
-            out[key] = [float(x) for x in raw.split(",")]
+            try:
+                w = [float(x) for x in raw.split(",")]
+            except ValueError:
+                raise ValueError(f"game parameter weights must be comma-separated numbers, got {raw!r}") from None
+            if not all(math.isfinite(x) for x in w):
+                raise ValueError(f"game parameter weights must be finite, got {raw!r}")
+            out[key] = w
         else:
             try:
                 val = float(raw)

@@ -21,6 +21,8 @@ to produce *a* path).
 from __future__ import annotations
 
 import functools
+import math
+import os
 
 import jax
 import jax.numpy as jnp
@@ -47,7 +49,11 @@ class Equilibrium:
     threshold_met: jax.Array  # bool[] S >= B
     free_riders: jax.Array  # bool[n] q_i == c_min
     unique: jax.Array  # bool[] every decision node strict (Nash: exactly one strict NE)
-    path_unique: jax.Array  # bool[] every ON-PATH decision strict (the outcome is robust to off-path ties)
+    # bool[] every ON-PATH decision strict given the lower-index tie-break off the path. NOT a
+    # claim that other tie-breaks give the same path: an off-path tie changes the value of a
+    # subgame an on-path mover compares against (docs/theory.md, "Uniqueness"). `unique` (no
+    # tie anywhere) is the flag that implies a single SPNE.
+    path_unique: jax.Array
     min_margin: jax.Array  # f32[] smallest best-minus-runner-up gap over all decision nodes
     n_ties: jax.Array  # i32[] decision nodes whose gap is <= tol (Nash: extra or weak equilibria)
     path_margins: jax.Array  # f32[n] the gap at each on-path decision
@@ -293,10 +299,63 @@ def solve_nash(
 METHODS = ("auto", "exact", "markov", "nash")
 
 
-def choose_method(spec: RewardSpec, params: GameParams, grid_size: int, method: str = "auto") -> str:
-    """Resolve ``method='auto'`` and check that the chosen solver can handle this game."""
+def _memory_budget_bytes() -> int:
+    """Half the machine's physical memory (the solvers run on the host CPU or one device)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2)
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8 * 1024**3
+
+
+def estimate_bytes(method: str, n: int, grid_size: int, need_last: bool = True) -> int:
+    """Rough peak memory of one solve (float32/int32 arrays, several alive at once; errs high).
+
+    exact: every history of grid indices (``G**n`` profiles, payoffs for n agents); markov: the
+    (sum, last, action) tables, ``(n(G-1)+1) * G * G`` (``* 1 * G`` without the last-contribution
+    state); nash: every profile, ``G**n * n``.
+    """
+    g = int(grid_size)
+    if method == "exact":
+        return 4 * 6 * n * g**n
+    if method == "nash":
+        return 4 * 6 * n * g**n
+    k = n * (g - 1) + 1
+    return 4 * 10 * k * (g if need_last else 1) * g
+
+
+def _largest_grid(method: str, n: int, need_last: bool, budget: int) -> int:
+    lo, hi = 1, 2
+    while estimate_bytes(method, n, hi, need_last) <= budget and hi < 10**9:
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if estimate_bytes(method, n, mid, need_last) <= budget:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
+def check_tol(tol: float) -> float:
+    """``tol`` as a float, or a ValueError naming it (must be finite and >= 0)."""
+    try:
+        t = float(tol)
+    except (TypeError, ValueError):
+        raise ValueError(f"tol must be a number >= 0, got {tol!r}") from None
+    if not math.isfinite(t) or t < 0:
+        raise ValueError(f"tol must be a finite number >= 0, got {tol!r}")
+    return t
+
+
+def choose_method(spec: RewardSpec, params: GameParams, grid_size: int, method: str = "auto",
+                  memory_budget: int | None = None) -> str:
+    """Resolve ``method='auto'`` and check that the chosen solver can handle this game: the
+    grid, and the memory the solve would need (refused, naming a grid that fits, when it would
+    take more than ``memory_budget`` bytes; default half the physical memory)."""
     if method not in METHODS:
         raise ValueError(f"unknown solver method {method!r}; choose from {METHODS}")
+    if isinstance(grid_size, bool) or not isinstance(grid_size, (int, np.integer)):
+        raise ValueError(f"grid_size must be an integer >= 2, got {grid_size!r}")
     if grid_size < 2:
         raise ValueError(f"grid_size must be >= 2, got {grid_size}")
     if method == "auto":
@@ -312,6 +371,14 @@ def choose_method(spec: RewardSpec, params: GameParams, grid_size: int, method: 
         _check_markov(spec, params)
     if method == "exact" and grid_size**params.n > EXACT_MAX_PROFILES:
         raise ValueError(f"exact solver: {grid_size}**{params.n} histories overflow; use method='markov'")
+    budget = _memory_budget_bytes() if memory_budget is None else int(memory_budget)
+    need_last = params.observation == "po" or params.score == "last"
+    need = estimate_bytes(method, params.n, grid_size, need_last)
+    if need > budget:
+        fit = _largest_grid(method, params.n, need_last, budget)
+        raise ValueError(
+            f"grid {grid_size} with n={params.n} ({method} solver) needs about {need / 1024**3:.3g} GiB, "
+            f"more than the {budget / 1024**3:.3g} GiB allowed here; use --grid {fit} or smaller")
     return method
 
 
@@ -332,6 +399,7 @@ def solve(
 ) -> Equilibrium:
     """Solve one game (jitted). ``method``: auto | exact | markov | nash."""
     spec = get_reward(reward)
+    tol = check_tol(tol)
     method = choose_method(spec, params, grid_size, method)
     return _solve_jit(params, reward, grid_size, method, tol)
 
@@ -355,6 +423,9 @@ def solve_batch(
     Games are vmapped ``chunk`` at a time (``lax.map`` with ``batch_size``) to bound memory.
     """
     spec = get_reward(reward)
+    tol = check_tol(tol)
+    if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
+        raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")
     batch = jax.tree_util.tree_leaves(params)[0].shape[0]
     first = jax.tree_util.tree_map(lambda x: x[0], params)
     method = choose_method(spec, first, grid_size, method)

@@ -20,6 +20,10 @@ from spgg_jax.game.solver import solve_batch
 SWEEPABLE = tuple(k for k in numeric_field_names() if k != "weights")
 
 
+#: Most values one sweep axis may have.
+MAX_AXIS_POINTS = 10_000
+
+
 def parse_axis(spec: str) -> tuple[str, list[float]]:
     """``"gamma=0:1:11"`` (start:stop:count, inclusive) or ``"rho=1,1.5,2"`` -> (name, values)."""
     if "=" not in spec:
@@ -30,13 +34,24 @@ def parse_axis(spec: str) -> tuple[str, list[float]]:
     try:
         if ":" in raw:
             start, stop, count = raw.split(":")
-            values = np.linspace(float(start), float(stop), int(count)).tolist()
+            count = int(count)
+            if not 1 <= count <= MAX_AXIS_POINTS:
+                raise ValueError(f"sweep axis {spec!r}: count must be 1..{MAX_AXIS_POINTS}, got {count}")
+            values = np.linspace(float(start), float(stop), count).tolist()
         else:
             values = [float(v) for v in raw.split(",") if v.strip()]
-    except ValueError:
+    except ValueError as err:
+        if str(err).startswith("sweep axis"):
+            raise
         raise ValueError(f"sweep axis {spec!r}: values must be numbers (start:stop:count or v1,v2,...)") from None
     if not values:
         raise ValueError(f"sweep axis {spec!r} has no values")
+    if not all(np.isfinite(values)):
+        raise ValueError(f"sweep axis {spec!r}: values must be finite")
+    if len(values) > MAX_AXIS_POINTS:
+        raise ValueError(f"sweep axis {spec!r}: at most {MAX_AXIS_POINTS} values, got {len(values)}")
+    if name == "n" and any(v != int(v) or v < 2 for v in values):
+        raise ValueError(f"sweep axis {spec!r}: n values must be integers >= 2")
     if name == "n":
         values = [int(v) for v in values]
     return name, values

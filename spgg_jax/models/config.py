@@ -447,7 +447,10 @@ def _from_gemma3(c: Mapping[str, Any], family: str) -> dict[str, Any]:
         embed_scale=True,
         tie_embeddings=bool(c.get("tie_word_embeddings", True)),
         query_pre_attn_scalar=float(_get(c, "query_pre_attn_scalar", default=kw["head_dim"])),
-        attn_logit_softcap=c.get("attn_logit_softcapping"),
+        # transformers' Gemma 3 ignores attn_logit_softcapping (its attention never caps the
+        # scores; Gemma 2 did): so do we, or logits would differ from the reference (by 0.11 on
+        # a tiny model with the field set to 50). The final-logit cap is applied by both.
+        attn_logit_softcap=None,
         final_logit_softcap=c.get("final_logit_softcapping"),
         rope=glob,
         rope_local=loc,

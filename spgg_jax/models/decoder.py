@@ -392,6 +392,19 @@ def _check_inputs(cfg: ModelConfig, tokens, positions, attn_mask, cache):
         raise ValueError(
             f"tokens {tokens.shape}, positions {positions.shape} and attn_mask {attn_mask.shape} must match"
         )
+    if cfg.learned_positions:
+        # Past the table, jnp.take fills with NaN: every logit would silently be non-finite
+        # (transformers raises). Lengths are static; concrete positions are checked by value.
+        n_pos = cfg.max_position_embeddings
+        span = cache.k.shape[2] if cache is not None else tokens.shape[1]
+        if span > n_pos:
+            raise ValueError(f"{span} positions ({'cache slots' if cache is not None else 'tokens'}) "
+                             f"exceed the model's {n_pos} learned position embeddings (n_positions)")
+        if not isinstance(positions, jax.core.Tracer) and positions.size:
+            top = int(np.max(np.asarray(positions)))
+            if top >= n_pos:
+                raise ValueError(f"position {top} is past the model's {n_pos} learned position "
+                                 f"embeddings (n_positions; the last is {n_pos - 1})")
     if cache is not None:
         if cache.k.shape[1] != tokens.shape[0]:
             raise ValueError(f"cache batch {cache.k.shape[1]} != tokens batch {tokens.shape[0]}")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -32,8 +33,7 @@ class MetricsWriter:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            kept = [line for _, line, row in self._rows() if row.get("step", 0) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
         elif resume_step is None and self.path.exists():
             self.path.unlink()
@@ -41,6 +41,31 @@ class MetricsWriter:
             from tensorboardX import SummaryWriter
 
             self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=(resume_step + 1) if resume_step else None)
+
+    def _rows(self) -> list[tuple[int, str, dict]]:
+        """(line number, line, row) of each row of an existing ``metrics.jsonl``. A truncated last
+        line (a crash mid-write) is dropped with a warning; a bad line elsewhere is an error naming
+        the file and the line."""
+        text = self.path.read_text(encoding="utf-8", errors="replace")
+        lines = text.split("\n")
+        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+        out = []
+        for i, line in enumerate(lines):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+                if not isinstance(row, dict):
+                    raise ValueError(f"a JSON {type(row).__name__}, not an object")
+            except ValueError as err:
+                if i == last:
+                    warnings.warn(f"{self.path}: dropping the truncated last line {i + 1} "
+                                  f"({line[:60]!r}...)", RuntimeWarning, stacklevel=3)
+                    continue
+                raise ValueError(f"{self.path}: line {i + 1} is not a JSON object ({err}): "
+                                 f"{line[:80]!r}") from None
+            out.append((i + 1, line, row))
+        return out
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         if not self.main:

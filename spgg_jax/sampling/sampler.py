@@ -218,6 +218,26 @@ class Sampler:
             mat[r, : len(s)] = s
         return mat
 
+    def lengths(self, prompt_len: int, max_new: int) -> tuple[int, int]:
+        """(prompt length, generation length) of the padded buffers for these request sizes.
+
+        Powers of two (at least ``min_bucket``; generation at least ``min_gen_bucket``) to keep
+        compilations few; when the buckets would not fit the model's positions but the request
+        does (a 20-token prompt plus 16 new tokens on a 37-position model), they shrink to fit:
+        the generation to what the positions leave (never below ``max_new``), then the prompt.
+        Only a request that cannot fit at all is refused.
+        """
+        if prompt_len + max_new > self.max_len:
+            raise ValueError(
+                f"a {prompt_len}-token prompt plus {max_new} new tokens exceed the model's {self.max_len} "
+                "positions; shorten the prompts or max_new_tokens")
+        p_len = bucket(prompt_len, self.min_bucket)
+        t_len = bucket(max(max_new, self.min_gen_bucket), self.min_bucket)
+        if p_len + t_len > self.max_len:
+            t_len = max(max_new, min(t_len, self.max_len - prompt_len))
+            p_len = min(p_len, self.max_len - t_len)
+        return p_len, t_len
+
     def generate(
         self,
         prompts: Sequence[Sequence[int]],
@@ -235,13 +255,7 @@ class Sampler:
         if sampling.batch != b:
             raise ValueError(f"sampling params are for {sampling.batch} rows, got {b} prompts")
         max_new = int(np.max(np.asarray(sampling.max_new_tokens)))
-        p_len = bucket(max(len(p) for p in prompts), self.min_bucket)
-        t_len = bucket(max(max_new, self.min_gen_bucket), self.min_bucket)
-        if p_len + t_len > self.max_len:
-            raise ValueError(
-                f"prompt bucket {p_len} + generation bucket {t_len} exceed the model's {self.max_len} positions; "
-                "shorten the prompts or max_new_tokens"
-            )
+        p_len, t_len = self.lengths(max(len(p) for p in prompts), max_new)
         stops = self.stop_matrix(b, stop_tokens)
         # On a mesh the rows are split over the batch shards: pad with copies of row 0, drop them after.
         extra = -b % self.batch_multiple()

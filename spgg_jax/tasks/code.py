@@ -2,6 +2,12 @@
 
 The programs print a success line tagged with a random per-run nonce only after the tests ran, so
 a completion that exits early (``sys.exit(0)``, ``os._exit(0)``) or prints "passed" never counts.
+
+Two ways to run HumanEval tests: :func:`build_humaneval_program` is the official one (the
+candidate's code and the tests in one program, one process: what published pass@1 figures use, and
+what an adversarial candidate can subvert from inside that process), and
+:func:`build_humaneval_checked` (tests in a separate checker process that only sees plain-data
+return values; what rewards use).
 """
 
 from __future__ import annotations
@@ -16,12 +22,44 @@ from spgg_jax.tasks.base import Problem
 __all__ = [
     "extract_code",
     "build_humaneval_program",
+    "build_humaneval_checked",
     "build_mbpp_program",
     "parse_report",
     "new_nonce",
+    "MAX_CODE_CHARS",
 ]
 
-_FENCE_RE = re.compile(r"```[ \t]*([\w+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.DOTALL)
+_LANG_RE = re.compile(r"[ \t]*([\w+-]*)")
+#: Completions are cut to their first ``MAX_CODE_CHARS`` characters before extraction (a
+#: backstop: every step below is linear in the text; model outputs are far shorter).
+MAX_CODE_CHARS = 100_000
+
+
+def _def_re(name: str) -> "re.Pattern[str]":
+    r"""``def name(`` at the start of a line (horizontal whitespace only: ``\s`` with ``re.M``
+    rescans a run of blank lines from every line start, quadratic in its length)."""
+    return re.compile(rf"^[ \t]*(?:async[ \t]+)?def[ \t]+{re.escape(name)}[ \t]*\(", re.M)
+
+
+def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+    """(language, body) of each fenced block, in order: a fence line "```lang ...", the body up to
+    the next "```" (or the end of the text when unclosed). One pass with ``str.find``."""
+    blocks = []
+    pos = 0
+    while True:
+        i = text.find("```", pos)
+        if i < 0:
+            break
+        nl = text.find("\n", i + 3)
+        if nl < 0:
+            break  # a fence line must end; no later fence can either
+        lang = _LANG_RE.match(text, i + 3, nl).group(1)
+        j = text.find("```", nl + 1)
+        blocks.append((lang.lower(), text[nl + 1: j if j >= 0 else len(text)]))
+        if j < 0:
+            break
+        pos = j + 3
+    return blocks
 
 
 def new_nonce() -> str:
@@ -34,13 +72,15 @@ def extract_code(completion: object, entry_point: Optional[str] = None) -> str:
     Fenced blocks (```` ```python ```` or bare ```` ``` ````; an unclosed final fence runs to the end)
     win: the first block defining ``entry_point`` if given, else the first Python/untagged block,
     else the first block. Without fences the completion itself (trailing whitespace removed).
+    Only the first :data:`MAX_CODE_CHARS` characters are looked at; time is linear in them.
     """
     text = completion if isinstance(completion, str) else ("" if completion is None else str(completion))
-    blocks = [(m.group(1).lower(), m.group(2)) for m in _FENCE_RE.finditer(text)]
+    text = text[:MAX_CODE_CHARS]
+    blocks = _fenced_blocks(text)
     if not blocks:
         return text.rstrip()
     if entry_point:
-        pat = re.compile(rf"^\s*(?:async\s+)?def\s+{re.escape(entry_point)}\s*\(", re.M)
+        pat = _def_re(entry_point)
         for _, body in blocks:
             if pat.search(body):
                 return body.rstrip()
@@ -61,7 +101,7 @@ def build_humaneval_program(problem: Problem, completion: str, nonce: str) -> tu
     md = problem.metadata
     entry = md["entry_point"]
     code = extract_code(completion, entry)
-    if re.search(rf"^\s*(?:async\s+)?def\s+{re.escape(entry)}\s*\(", code, re.M):
+    if _def_re(entry).search(code):
         body = problem.prompt + "\n    pass\n\n" + code
     else:
         body = problem.prompt + code
@@ -117,3 +157,171 @@ def parse_report(stdout: str, nonce: str) -> Optional[str]:
         if line.startswith(nonce):
             payload = line[len(nonce):].strip()
     return payload
+
+
+# --------------------------------------------------------------------------------------------
+# Checked scoring: the tests run in a second process that never runs the candidate's code.
+#
+# The candidate's process only answers calls: the checker sends the arguments of each call over
+# a pipe and gets back the return value encoded as plain data (None, bool, int, float, complex,
+# str, bytes, list, tuple, dict, set, frozenset; exact types, never subclasses). The checker
+# rebuilds genuine built-in objects from that, so every ``==``, ``isinstance`` and ``assert`` in
+# the official tests runs on honest values in a process the candidate cannot touch: an object
+# whose ``__eq__`` is always true, patched builtins, ``sys.exit(0)`` or a printed fake report in
+# the candidate's process change nothing.
+# --------------------------------------------------------------------------------------------
+
+#: Largest encoded message (one call's arguments or one return value), in bytes.
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+_CODEC = r'''
+def __spgg_enc(x, depth=0):
+    if depth > 200:
+        raise ValueError("value nested deeper than 200 levels")
+    t = type(x)
+    if x is None or t is bool or t is str:
+        return x
+    if t is int:
+        return {"i": format(x, "x")}
+    if t is float:
+        return {"f": x.hex()}
+    if t is complex:
+        return {"c": [x.real.hex(), x.imag.hex()]}
+    if t is bytes:
+        return {"b": x.hex()}
+    if t is list:
+        return [__spgg_enc(v, depth + 1) for v in x]
+    if t is tuple:
+        return {"t": [__spgg_enc(v, depth + 1) for v in x]}
+    if t is set:
+        return {"s": [__spgg_enc(v, depth + 1) for v in x]}
+    if t is frozenset:
+        return {"z": [__spgg_enc(v, depth + 1) for v in x]}
+    if t is dict:
+        return {"d": [[__spgg_enc(k, depth + 1), __spgg_enc(v, depth + 1)] for k, v in x.items()]}
+    raise TypeError("cannot pass a %s between processes" % (t.__name__,))
+
+
+def __spgg_dec(x, depth=0):
+    if depth > 200:
+        raise ValueError("value nested deeper than 200 levels")
+    t = type(x)
+    if x is None or t is bool or t is str:
+        return x
+    if t is list:
+        return [__spgg_dec(v, depth + 1) for v in x]
+    if t is not dict or len(x) != 1:
+        raise TypeError("malformed value: %.80r" % (x,))
+    (tag, v), = x.items()
+    if tag == "i" and type(v) is str:
+        return int(v, 16)
+    if tag == "f" and type(v) is str:
+        return float.fromhex(v)
+    if tag == "c" and type(v) is list and len(v) == 2:
+        return complex(float.fromhex(v[0]), float.fromhex(v[1]))
+    if tag == "b" and type(v) is str:
+        return bytes.fromhex(v)
+    if type(v) is not list:
+        raise TypeError("malformed value: %.80r" % (x,))
+    if tag == "t":
+        return tuple(__spgg_dec(e, depth + 1) for e in v)
+    if tag == "s":
+        return set(__spgg_dec(e, depth + 1) for e in v)
+    if tag == "z":
+        return frozenset(__spgg_dec(e, depth + 1) for e in v)
+    if tag == "d":
+        out = {}
+        for kv in v:
+            if type(kv) is not list or len(kv) != 2:
+                raise TypeError("malformed dict item: %.80r" % (kv,))
+            out[__spgg_dec(kv[0], depth + 1)] = __spgg_dec(kv[1], depth + 1)
+        return out
+    raise TypeError("malformed value: %.80r" % (x,))
+'''
+
+
+def _checker_prelude(names: Sequence[str], read_fd: int, write_fd: int) -> str:
+    """Proxies named ``names`` that forward each call to the candidate's process."""
+    return _CODEC + f'''
+import json as __spgg_json, os as __spgg_os
+__spgg_req = __spgg_os.fdopen({int(write_fd)}, "w", encoding="utf-8")
+__spgg_resp = __spgg_os.fdopen({int(read_fd)}, "rb")
+
+
+class CandidateError(Exception):
+    """The candidate raised, returned something that is not plain data, or stopped answering."""
+
+
+def __spgg_proxy(name):
+    def call(*args, **kwargs):
+        __spgg_req.write(__spgg_json.dumps(
+            {{"f": name, "a": __spgg_enc(list(args)), "k": __spgg_enc(kwargs)}}) + "\\n")
+        __spgg_req.flush()
+        line = __spgg_resp.readline({MAX_MESSAGE_BYTES})
+        if not line.endswith(b"\\n"):
+            raise CandidateError("%s: no answer from the candidate" % name)
+        msg = __spgg_json.loads(line)
+        if type(msg) is not list or len(msg) != 2 or msg[0] not in ("ok", "exc"):
+            raise CandidateError("%s: malformed answer" % name)
+        if msg[0] == "exc":
+            raise CandidateError("%s raised %.200s" % (name, msg[1]))
+        return __spgg_dec(msg[1])
+    call.__name__ = call.__qualname__ = name
+    return call
+
+__spgg_proxies = {{n: __spgg_proxy(n) for n in {list(names)!r}}}
+'''
+
+
+def _candidate_server(names: Sequence[str], read_fd: int, write_fd: int) -> str:
+    """The loop the candidate's process runs after its code: answer calls until the pipe closes."""
+    return _CODEC + f'''
+
+def __spgg_serve():
+    import json, os
+    fns = {{n: globals().get(n) for n in {list(names)!r}}}
+    rf = os.fdopen({int(read_fd)}, "rb")
+    wf = os.fdopen({int(write_fd)}, "w", encoding="utf-8")
+    while True:
+        line = rf.readline({MAX_MESSAGE_BYTES})
+        if not line:
+            return
+        try:
+            req = json.loads(line)
+            out = ["ok", __spgg_enc(fns[req["f"]](*__spgg_dec(req["a"]), **__spgg_dec(req["k"])))]
+        except BaseException as e:
+            out = ["exc", type(e).__name__ + ": " + str(e)[:200]]
+        wf.write(json.dumps(out) + "\\n")
+        wf.flush()
+
+__spgg_serve()
+'''
+
+
+def build_humaneval_checked(problem: Problem, completion: str, nonce: str,
+                            checker_fds: tuple[int, int],
+                            candidate_fds: tuple[int, int]) -> tuple[str, str, str]:
+    """(checker program, candidate program, code) for checked HumanEval scoring.
+
+    ``checker_fds``/``candidate_fds`` are each process's (read, write) pipe ends. The checker runs
+    the official prompt (trusted: it keeps the prompt's helpers, e.g. ``poly`` or
+    ``encode_cyclic``, even when the completion redefines them), binds the entry point to a proxy
+    that calls into the candidate's process, runs the official ``test`` and ``check(entry_point)``
+    and prints the nonce line. The candidate program is the classic program's code part followed
+    by the answering loop.
+    """
+    md = problem.metadata
+    entry = md["entry_point"]
+    code = extract_code(completion, entry)
+    if _def_re(entry).search(code):
+        body = problem.prompt + "\n    pass\n\n" + code
+    else:
+        body = problem.prompt + code
+    candidate = f"{body}\n\n\n" + _candidate_server([entry], *candidate_fds)
+    checker = (_checker_prelude([entry], *checker_fds)
+               + f"\n\n{problem.prompt}\n    pass\n\n"
+               + f"{entry} = __spgg_proxies[{entry!r}]\n\n"
+               + f"{md['test']}\n\n"
+               + f"check({entry})\n"
+               + f"print({nonce!r} + ' PASS')\n")
+    return checker, candidate, code

@@ -39,6 +39,9 @@ __all__ = [
 ]
 
 _MAX_CHARS = 200_000  # longer texts are cut to their tail: answers live at the end
+# No pattern below has two whitespace runs that can split one stretch of whitespace between them
+# (``\s*X?\s*``): those backtrack over every split and made 64 KB of blanks take a minute.
+# Optional pieces carry their own leading whitespace instead (``(?:\s*X)?\s*``).
 
 _CURRENCY = "$€£¥₹"
 
@@ -65,7 +68,8 @@ _FRAC_RE = re.compile(
 )
 _HASH_RE = re.compile(r"####\s*([^\n]*)")
 _PHRASE_RE = re.compile(
-    r"(?:final\s+answer|the\s+answer|answer)\s*\**\s*(?:is|was|would\s+be|will\s+be|=|:)\s*[:=]?\s*",
+    r"(?:final\s+answer|the\s+answer|answer)(?:\s*\*+)?\s*(?:is|was|would\s+be|will\s+be|=|:)"
+    r"(?:\s*[:=])?\s*",
     re.IGNORECASE,
 )
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\s*")
@@ -329,13 +333,14 @@ def extract_choice(
     patterns = [
         # "answer is (B)", "Answer: B", "final answer: **C**", "answer is option D"
         ("phrase", re.compile(
-            rf"(?i:answer)\s*(?:is|:|=)?\s*[:=]?\s*(?i:option|choice)?\s*\**\s*"
+            rf"(?i:answer)(?:\s*(?:is|:|=))?(?:\s*[:=])?(?:\s*(?i:option|choice))?(?:\s*\*+)?\s*"
             rf"(?:[\(\[]\s*(?P<l1>{cls_any})\s*[\)\]]|(?P<l2>{cls})(?![\w']))")),
-        ("boxed", re.compile(rf"\\boxed\s*\{{\s*(?:\\text\{{)?\s*\(?(?P<l1>{cls_any})\)?\s*\}}")),
+        ("boxed", re.compile(rf"\\boxed\s*\{{(?:\s*\\text\{{)?\s*\(?(?P<l1>{cls_any})\)?\s*\}}")),
         ("paren", re.compile(rf"[\(\[]\s*(?P<l1>{cls})\s*[\)\]]")),
-        ("verb", re.compile(rf"\b(?:is|it's|choose|select|pick|option|choice)\s*:?\s*\**"
+        ("verb", re.compile(rf"\b(?:is|it's|choose|select|pick|option|choice)(?:\s*:)?\s*\**"
                             rf"(?P<l1>{cls})(?![\w'])")),
-        ("line", re.compile(rf"(?m)^\s*\**(?P<l1>{cls})\s*[\.\):]")),
+        # horizontal whitespace only: with \s a run of blank lines made this quadratic
+        ("line", re.compile(rf"(?m)^[ \t]*\**(?P<l1>{cls})[ \t]*[\.\):]")),
         ("alone", re.compile(rf"^\s*\**\(?(?P<l1>{cls})\)?\**\.?\s*$")),
     ]
     for method, pat in patterns:

@@ -20,6 +20,11 @@ privilege drop (root only)    the program runs as a fresh, otherwise unused uid/
                               root), ordinary file permissions stop writes outside the
                               sandbox dir, it cannot signal other users' processes, and
                               ``PR_SET_NO_NEW_PRIVS`` stops set-uid binaries regaining root
+jail (mount namespace)        a new root on a size- and inode-limited tmpfs with read-only
+                              system dirs, private ``/tmp`` and ``/dev/shm``, a ``/proc`` of
+                              the run only, ctypes masked, entered with ``pivot_root``; the
+                              host filesystem is unreachable (as root, and as an ordinary user
+                              through a user namespace, with no capabilities left)
 namespaces (``unshare``)      a new network namespace (only a down loopback: no network at
                               all, not even 127.0.0.1) and a new PID namespace whose init is
                               our supervisor, so every process the program left behind is
@@ -35,10 +40,11 @@ output cap                    stdout/stderr go to files limited by ``RLIMIT_FSIZ
                               result keeps the head and tail (``max_output_bytes``)
 ============================  ===============================================================
 
-What it does not protect against (see ``docs/tasks.md``): reading world-readable files, CPU
-and memory use up to the limits, kernel exploits, and a determined attacker who defeats the audit
-hook from pure Python (PEP 578 says plainly that audit hooks are not a sandbox); those are why
-the kernel layers exist. Results are also only as honest as the program: an adversarial program
+What it does not protect against (see ``docs/tasks.md``, which says what each machine without a
+kernel feature loses): reading what the jail exposes (``/usr``, ``/etc``), CPU and memory use up
+to the limits, kernel exploits, and, where the jail is unavailable, a determined attacker who
+defeats the audit hook from pure Python (PEP 578 says plainly that audit hooks are not a
+sandbox); those are why the kernel layers exist. Results are also only as honest as the program: an adversarial program
 could print a forged success marker (scorers use a per-run random nonce to make accidental
 forgery impossible).
 
@@ -60,7 +66,7 @@ import sys
 import tempfile
 import threading
 import time
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
 __all__ = [
     "SandboxLimits",
@@ -93,6 +99,11 @@ class SandboxLimits:
         when privileges are dropped or when not running as root.
       max_open_files: ``RLIMIT_NOFILE``.
       namespaces: run under ``unshare --net --pid``; ``None`` = when available.
+      jail: also a mount namespace whose root is a fresh tmpfs with read-only system dirs, a
+        private ``/tmp`` and ``/dev/shm``, a ``/proc`` of the run's PID namespace only and no
+        ctypes (see ``_JAIL_SH``); ``None`` = when available.
+      tmpfs_mb: size of the jail's writable root (box and ``/tmp``) and of its ``/dev/shm``, each.
+      max_files: files and directories the program may create in each of them (inodes).
       drop_privileges: when root, run the program as a fresh unused uid; ``None`` = when possible.
       audit_hook: install the blocking audit hook (turn off only to test the other layers).
       python: interpreter to use; ``None`` picks one that works with the chosen layers.
@@ -106,6 +117,9 @@ class SandboxLimits:
     max_procs: int = 8
     max_open_files: int = 64
     namespaces: Optional[bool] = None
+    jail: Optional[bool] = None
+    tmpfs_mb: int = 64
+    max_files: int = 256
     drop_privileges: Optional[bool] = None
     audit_hook: bool = True
     python: Optional[str] = None
@@ -117,7 +131,8 @@ class SandboxLimits:
             raise ValueError(f"SandboxLimits.cpu_s must be >= 1 or None, got {self.cpu_s!r}")
         if self.memory_mb < 64:
             raise ValueError(f"SandboxLimits.memory_mb must be >= 64, got {self.memory_mb!r}")
-        for name in ("max_file_bytes", "max_output_bytes", "max_procs", "max_open_files"):
+        for name in ("max_file_bytes", "max_output_bytes", "max_procs", "max_open_files",
+                     "tmpfs_mb", "max_files"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SandboxLimits.{name} must be >= 1, got {getattr(self, name)!r}")
 
@@ -193,22 +208,18 @@ if pid:
         res["signal"] = os.WTERMSIG(status); res["exitcode"] = -res["signal"]
     else:
         res["signal"] = None; res["exitcode"] = os.WEXITSTATUS(status)
-    with open(cfg["status_path"], "w") as f:
+    with os.fdopen(cfg["status_fd"], "w") as f:
         json.dump(res, f)
     os._exit(0)
 
 # ---- child: limits, privileges, hook, program ----
 try:
+    os.close(cfg["status_fd"])  # only the supervisor reports the exit status
     for name, soft, hard in cfg["rlimits"]:
         resource.setrlimit(getattr(resource, name), (soft, hard))
     if cfg["uid"] is not None:
-        try:
-            import ctypes
-            ctypes.CDLL(None, use_errno=True).prctl(38, 1, 0, 0, 0)  # PR_SET_NO_NEW_PRIVS
-        except Exception:
-            pass
-        for m in [m for m in sys.modules if m == "ctypes" or m.startswith(("ctypes.", "_ctypes"))]:
-            del sys.modules[m]
+        # PR_SET_NO_NEW_PRIVS was set by `setpriv` before this interpreter started (ctypes is
+        # never loaded here: a loaded _ctypes could be imported again by the program).
         os.setgroups([])
         os.setgid(cfg["gid"])
         os.setuid(cfg["uid"])
@@ -226,12 +237,17 @@ except BaseException as e:
 
 
 def _install_hook(box, blocked_mark, blocked_exit, blocked_imports):
-    import posixpath
-    _realpath = posixpath.realpath
-    _join = posixpath.join
+    # Only C functions captured now and str/bytes methods (which a program cannot replace) are
+    # used below: no standard-library Python helper whose globals the program could patch.
+    import stat as _stat_mod
+    _lstat = os.lstat
+    _stat = os.stat
+    _readlink = os.readlink
+    _S_ISLNK = _stat_mod.S_ISLNK
+    _S_ISDIR = _stat_mod.S_ISDIR
     _getcwd = os.getcwd
-    _fspath = os.fspath
-    _fsdecode = os.fsdecode
+    _str, _bytes, _int = str, bytes, int
+    _DIRFLAGS = getattr(os, "O_PATH", 0) | getattr(os, "O_DIRECTORY", 0)
     _write = os.write
     _exit = os._exit
     _W = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
@@ -261,25 +277,82 @@ def _install_hook(box, blocked_mark, blocked_exit, blocked_imports):
         finally:
             _exit(blocked_exit)
 
+    def resolve(p):
+        """Absolute path of str ``p`` with every existing symlink resolved (like realpath)."""
+        if not p.startswith("/"):
+            p = _getcwd() + "/" + p
+        todo = [q for q in p.split("/") if q and q != "."][::-1]
+        out = []
+        links = 0
+        while todo:
+            q = todo.pop()
+            if q == "..":
+                if out:
+                    out.pop()
+                continue
+            cand = "/" + "/".join(out + [q])
+            try:
+                st = _lstat(cand)
+            except OSError:
+                out.append(q)
+                continue
+            if _S_ISLNK(st.st_mode):
+                links += 1
+                if links > 40:
+                    raise OSError("too many symlinks")
+                target = _readlink(cand)
+                if target.startswith("/"):
+                    out = []
+                todo.extend([x for x in target.split("/") if x and x != "."][::-1])
+            else:
+                out.append(q)
+        return "/" + "/".join(out)
+
+    def as_text(p):
+        """str for an exact str/bytes path; None for anything else (a path object's
+        ``__fspath__`` could answer differently when the interpreter asks again)."""
+        if type(p) is _str:
+            return p
+        if type(p) is _bytes:
+            return p.decode("utf-8", "surrogateescape")
+        return None
+
     def inside(p):
-        if isinstance(p, int):
+        if type(p) is _int:
             return True  # an already-open descriptor
+        t = as_text(p)
+        if t is None:
+            return False
         try:
-            p = _fsdecode(_fspath(p))
-            rp = _realpath(_join(_getcwd(), p))
+            rp = resolve(t)
         except BaseException:
             return False
         return rp == box or rp.startswith(box + "/") or rp == "/dev/null"
+
+    def is_dir(p):
+        t = as_text(p)
+        if t is None:
+            return True
+        try:
+            return _S_ISDIR(_stat(t).st_mode)
+        except BaseException:
+            return False
 
     def hook(event, args):
         if event in _always or event.startswith(("socket.", "ctypes.")):
             deny(event, repr(args)[:200])
         elif event == "open":
             path, mode, flags = args
-            writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
-                isinstance(flags, int) and (flags & _W))
+            writing = (type(mode) is _str and any(c in mode for c in "wax+")) or (
+                type(flags) is _int and (flags & _W))
             if writing and not inside(path):
                 deny(event, repr(path)[:200])
+            # A descriptor on a directory outside the box would let dir_fd-relative calls
+            # (os.open(name, flags, dir_fd=fd): the "open" event does not carry dir_fd) reach it.
+            # Only os.open (mode None) opens directories; io.open refuses them.
+            if mode is None and type(path) is not _int and not inside(path) and (
+                    (type(flags) is _int and flags & _DIRFLAGS) or is_dir(path)):
+                deny(event, "directory " + repr(path)[:200])
         elif event == "import":
             name = args[0]
             if isinstance(name, str) and name.partition(".")[0] in _blocked_imports:
@@ -330,19 +403,74 @@ def _fresh_uid() -> int:
     return 2_000_000_000 + (os.getpid() % 100_000) * 1000 + (n % 1000)
 
 
-def _unshare_cmd() -> Optional[list[str]]:
-    """The ``unshare`` prefix that works here (network + PID namespace), or ``None``."""
-    key = ("unshare",)
+# The jail: run by /bin/sh inside the new mount namespace (as root there) before the interpreter.
+# It builds a new root on a size- and inode-limited tmpfs: read-only binds of /usr, /etc, the
+# /lib* and /bin dirs and the interpreter's prefix, a private /tmp and /dev/shm, a few device
+# nodes, a /proc of the new PID namespace only, and a copy of the box at /box; masks the ctypes
+# extension files with /dev/null; then pivot_root()s into it and detaches the old root, so the
+# host's filesystem is no longer reachable at all (no chroot to break out of).
+_JAIL_SH = r'''
+set -eu
+PATH=/usr/sbin:/usr/bin:/sbin:/bin
+R="$1"; BOX="$2"; SIZE="$3"; FILES="$4"; OWNER="$5"; EXTRA="$6"; MASK="$7"; shift 7
+robind() { mkdir -p "$2"; mount --rbind "$1" "$2"; mount -o remount,bind,ro "$2"; }
+# + 64 inodes for the jail's own directories and mount points
+mount -t tmpfs -o "size=$SIZE,nr_inodes=$((FILES + 64)),mode=755" spgg-jail "$R"
+cd "$R"
+robind /usr "$R/usr"
+robind /etc "$R/etc"
+for l in bin sbin lib lib32 lib64 libx32; do
+  if [ -L "/$l" ]; then ln -s "$(readlink "/$l")" "$l"
+  elif [ -d "/$l" ]; then robind "/$l" "$R/$l"; fi
+done
+IFS=:
+for d in $EXTRA; do
+  case "$d" in ""|/usr|/usr/*|/etc|/etc/*) ;; *) robind "$d" "$R$d" ;; esac
+done
+for f in $MASK; do
+  if [ -f "$R$f" ]; then mount --bind /dev/null "$R$f"; fi
+done
+unset IFS
+mkdir -p dev/shm proc tmp box .oldroot
+chmod 1777 tmp
+for d in null zero full random urandom; do : > "dev/$d"; mount --bind "/dev/$d" "dev/$d"; done
+ln -s /proc/self/fd dev/fd
+ln -s /proc/self/fd/0 dev/stdin; ln -s /proc/self/fd/1 dev/stdout; ln -s /proc/self/fd/2 dev/stderr
+mount -t tmpfs -o "size=$SIZE,nr_inodes=$FILES,mode=1777,nosuid,nodev" spgg-shm dev/shm
+mount -t proc -o nosuid,nodev,noexec proc proc
+cp -a "$BOX/." box/
+if [ -n "$OWNER" ]; then chown "$OWNER" box; fi
+chmod 700 box
+pivot_root . .oldroot
+umount -l /.oldroot
+rmdir /.oldroot
+cd /box
+exec "$@"
+'''
+
+#: Where the box appears inside the jail.
+_JAIL_BOX = "/box"
+#: Extension modules a jailed program cannot load (their files are masked with /dev/null).
+_MASKED_EXTENSIONS = ("_ctypes", "_ctypes_test", "_testcapi", "_testinternalcapi",
+                      "_xxsubinterpreters", "_xxinterpchannels", "_posixsubprocess")
+
+
+def _unshare_cmd(jail: bool) -> Optional[list[str]]:
+    """The ``unshare`` prefix that works here (network + PID namespace, plus a mount namespace
+    when ``jail``), or ``None``. Not root: inside a new user namespace (mapped to root there)."""
+    key = ("unshare", jail)
     with _probe_lock:
         if key in _probe_cache:
             return _probe_cache[key]  # type: ignore[return-value]
         exe = shutil.which("unshare")
         found = None
         if exe is not None:
-            bases = [[exe, "--net", "--pid", "--fork", "--kill-child"]]
-            if os.geteuid() != 0:
-                bases.append([exe, "--user", "--map-root-user", "--net", "--pid", "--fork",
-                              "--kill-child"])
+            extra = ["--mount", "--propagation", "private"] if jail else []
+            if os.geteuid() == 0:
+                bases = [[exe] + extra + ["--net", "--pid", "--fork", "--kill-child"]]
+            else:
+                bases = [[exe, "--user", "--map-root-user"] + extra
+                         + ["--net", "--pid", "--fork", "--kill-child"]]
             for base in bases:
                 try:
                     r = subprocess.run(base + ["--", "true"], capture_output=True, timeout=10)
@@ -353,6 +481,31 @@ def _unshare_cmd() -> Optional[list[str]]:
                     break
         _probe_cache[key] = found
         return found
+
+
+def _setpriv_cmd(drop_caps: bool) -> list[str]:
+    """``setpriv`` prefix: no new privileges (set-uid binaries cannot gain any); with
+    ``drop_caps`` also no capabilities at all (the user-namespace root of a non-root run)."""
+    exe = shutil.which("setpriv")
+    if exe is None:
+        return []
+    cmd = [exe, "--no-new-privs"]
+    if drop_caps:
+        cmd += ["--inh-caps=-all", "--bounding-set=-all"]
+    return cmd + ["--"]
+
+
+def _interpreter_prefix(python: str) -> str:
+    return os.path.dirname(os.path.dirname(os.path.realpath(python)))
+
+
+def _masked_files(python: str) -> list[str]:
+    import glob
+    out: list[str] = []
+    for prefix in dict.fromkeys([_interpreter_prefix(python), "/usr", "/usr/local"]):
+        for name in _MASKED_EXTENSIONS:
+            out += glob.glob(os.path.join(prefix, "lib", "python3*", "lib-dynload", name + ".*so"))
+    return sorted(set(out))
 
 
 def _candidate_pythons(explicit: Optional[str]) -> list[str]:
@@ -367,29 +520,50 @@ def _candidate_pythons(explicit: Optional[str]) -> list[str]:
     return out
 
 
-def _resolve_layers(limits: SandboxLimits) -> tuple[str, Optional[list[str]], bool]:
-    """Pick (interpreter, unshare prefix, drop privileges) for these limits, probing once."""
-    key = ("layers", limits.python, limits.namespaces, limits.drop_privileges)
+_Layers = tuple  # (interpreter, unshare prefix or None, jail, drop privileges)
+
+
+def _resolve_layers(limits: SandboxLimits) -> _Layers:
+    """Pick (interpreter, unshare prefix, jail, drop privileges) for these limits, probing once:
+    the strongest combination whose probe program runs wins."""
+    key = ("layers", limits.python, limits.namespaces, limits.jail, limits.drop_privileges)
     with _probe_lock:
         if key in _probe_cache:
             return _probe_cache[key]  # type: ignore[return-value]
-    ns = _unshare_cmd() if limits.namespaces is not False else None
-    if limits.namespaces is True and ns is None:
+    options: list[tuple[Optional[list[str]], bool]] = []
+    if limits.namespaces is not False:
+        if limits.jail is not False:
+            jp = _unshare_cmd(True)
+            if jp is not None:
+                options.append((jp, True))
+        if limits.jail is not True:
+            np_ = _unshare_cmd(False)
+            if np_ is not None:
+                options.append((np_, False))
+    if limits.jail is True and not options:
+        raise RuntimeError("SandboxLimits(jail=True) but `unshare --mount --net --pid` does not "
+                           "work here")
+    if limits.namespaces is True and not options:
         raise RuntimeError("SandboxLimits(namespaces=True) but `unshare --net --pid` does not work here")
+    if limits.namespaces is not True and limits.jail is not True:
+        options.append((None, False))
     is_root = os.geteuid() == 0
     if limits.drop_privileges is True and not is_root:
         raise RuntimeError("SandboxLimits(drop_privileges=True) needs root (to switch uid)")
     want_drop = is_root and limits.drop_privileges is not False
-    chosen: Optional[tuple[str, Optional[list[str]], bool]] = None
+    chosen: Optional[_Layers] = None
     probe = "import math, json, re, collections, itertools, hashlib, heapq, fractions, typing\n"
-    for drop in ([True, False] if want_drop else [False]):
-        if not drop and limits.drop_privileges is True:
-            break
-        for py in _candidate_pythons(limits.python):
-            r = _run(probe, dataclasses.replace(limits, timeout_s=20.0, cpu_s=20), py, ns, drop,
-                     files=None)
-            if r.status == "passed":
-                chosen = (py, ns, drop)
+    probe_limits = dataclasses.replace(limits, timeout_s=20.0, cpu_s=20)
+    for ns, jail in options:
+        for drop in ([True, False] if want_drop else [False]):
+            if not drop and limits.drop_privileges is True:
+                break
+            for py in _candidate_pythons(limits.python):
+                r = _run(probe, probe_limits, py, ns, jail, drop, files=None)
+                if r.status == "passed":
+                    chosen = (py, ns, jail, drop)
+                    break
+            if chosen:
                 break
         if chosen:
             break
@@ -397,7 +571,10 @@ def _resolve_layers(limits: SandboxLimits) -> tuple[str, Optional[list[str]], bo
         if limits.drop_privileges is True:
             raise RuntimeError("no interpreter runs the sandbox with dropped privileges "
                                "(its standard library must be readable by other users)")
-        chosen = (limits.python or sys.executable, ns, False)
+        if limits.jail is True:
+            raise RuntimeError("SandboxLimits(jail=True) but no interpreter runs in the jail here")
+        ns, jail = options[-1] if options else (None, False)
+        chosen = (limits.python or sys.executable, ns, jail, False)
     with _probe_lock:
         _probe_cache[key] = chosen
     return chosen
@@ -406,14 +583,17 @@ def _resolve_layers(limits: SandboxLimits) -> tuple[str, Optional[list[str]], bo
 def sandbox_capabilities(limits: Optional[SandboxLimits] = None) -> dict:
     """Which layers :func:`run_python` uses here with ``limits`` (probing them if needed)."""
     limits = limits or SandboxLimits()
-    py, ns, drop = _resolve_layers(limits)
+    py, ns, jail, drop = _resolve_layers(limits)
+    is_root = os.geteuid() == 0
     return {
         "python": py,
         "namespaces": ns is not None,
+        "jail": jail,
+        "user_namespace": ns is not None and not is_root,
         "drop_privileges": drop,
         "audit_hook": limits.audit_hook,
-        "rlimit_nproc_enforced": drop or os.geteuid() != 0,
-        "is_root": os.geteuid() == 0,
+        "rlimit_nproc_enforced": drop or not is_root,
+        "is_root": is_root,
     }
 
 
@@ -422,6 +602,7 @@ def run_python(
     limits: Optional[SandboxLimits] = None,
     *,
     files: Optional[Mapping[str, str]] = None,
+    pass_fds: Sequence[int] = (),
 ) -> SandboxResult:
     """Run the Python source ``code`` in the sandbox and return what happened.
 
@@ -429,19 +610,37 @@ def run_python(
       code: the program (untrusted). It runs as ``__main__`` with the sandbox dir as cwd.
       limits: resource limits and layer switches (defaults: :class:`SandboxLimits`).
       files: extra text files (relative name -> content) written into the sandbox dir first.
+      pass_fds: descriptors (pipe ends) the program inherits under the same numbers. They belong
+        to ``run_python`` from the call on: it closes them in the caller once the program has
+        them (or when the run fails to start), so the other end sees end-of-file when the program
+        ends.
 
     Never raises for anything the program does; infrastructure failures give status ``error``.
     """
     if not isinstance(code, str):
         raise TypeError(f"run_python: code must be a str, got {type(code).__name__}")
     limits = limits or SandboxLimits()
+    fds = [int(fd) for fd in pass_fds]  # emptied by whoever closes them (never closed twice)
     try:
-        py, ns, drop = _resolve_layers(limits)
-    except RuntimeError:
-        raise
-    except Exception as e:  # pragma: no cover - defensive
-        return SandboxResult("error", None, "", "", 0.0, reason=f"layer probe failed: {e!r}")
-    return _run(code, limits, py, ns, drop, files=files)
+        try:
+            py, ns, jail, drop = _resolve_layers(limits)
+        except RuntimeError:
+            raise
+        except Exception as e:  # pragma: no cover - defensive
+            return SandboxResult("error", None, "", "", 0.0, reason=f"layer probe failed: {e!r}")
+        return _run(code, limits, py, ns, jail, drop, files=files, pass_fds=fds)
+    finally:
+        _close_fds(fds)
+
+
+def _close_fds(fds: list) -> None:
+    """Close and forget ``fds`` (a list, emptied so a second call closes nothing: a descriptor
+    number closed twice could by then belong to another thread's file)."""
+    while fds:
+        try:
+            os.close(fds.pop())
+        except OSError:
+            pass
 
 
 def _read_capped(path: str, cap: int) -> tuple[str, bool]:
@@ -485,18 +684,48 @@ def _kill_uid(uid: int) -> None:
         time.sleep(0.01)
 
 
+#: World-writable places a run without the jail could leave files in (cleaned by owner uid).
+_SHARED_TMP_DIRS = ("/dev/shm", "/tmp", "/var/tmp", "/run/shm", "/run/lock")
+
+
+def _remove_uid_files(uid: int) -> None:
+    """Delete what the run's fresh uid left in the shared temporary dirs (no-jail runs)."""
+    for d in _SHARED_TMP_DIRS:
+        try:
+            entries = list(os.scandir(d))
+        except OSError:
+            continue
+        for e in entries:
+            try:
+                if e.stat(follow_symlinks=False).st_uid != uid:
+                    continue
+                if e.is_dir(follow_symlinks=False):
+                    shutil.rmtree(e.path, ignore_errors=True)
+                else:
+                    os.unlink(e.path)
+            except OSError:
+                continue
+
+
 def _run(
     code: str,
     limits: SandboxLimits,
     python: str,
     ns: Optional[list[str]],
+    jail: bool,
     drop: bool,
     files: Optional[Mapping[str, str]],
+    pass_fds: Optional[list] = None,
 ) -> SandboxResult:
     t0 = time.monotonic()
+    pass_fds = pass_fds if pass_fds is not None else []
     layers = ["subprocess", "isolated-python", "rlimits"]
     if ns:
         layers.append("namespaces")
+        if os.geteuid() != 0:
+            layers.append("user-namespace")
+    if jail:
+        layers.append("jail")
     if drop:
         layers.append("uid-drop")
     if limits.audit_hook:
@@ -504,10 +733,13 @@ def _run(
     work = tempfile.mkdtemp(prefix="spgg-sandbox-")
     uid = gid = None
     proc = None
+    status_fd = []
     try:
         os.chmod(work, 0o711)
         box = os.path.join(work, "box")
         os.mkdir(box, 0o700)
+        jail_root = os.path.join(work, "root")
+        os.mkdir(jail_root, 0o700)
         program = os.path.join(box, "main.py")
         with open(program, "w", encoding="utf-8") as f:
             f.write(code)
@@ -536,10 +768,11 @@ def _run(
             ("RLIMIT_NOFILE", limits.max_open_files, limits.max_open_files),
             ("RLIMIT_NPROC", limits.max_procs, limits.max_procs),
         ]
+        inner_box = _JAIL_BOX if jail else box
         cfg = {
-            "box": box,
-            "program": program,
-            "status_path": status_path,
+            "box": inner_box,
+            "program": os.path.join(inner_box, "main.py"),
+            "status_fd": None,
             "rlimits": rl,
             "uid": uid,
             "gid": gid,
@@ -550,20 +783,35 @@ def _run(
             "boot_exit": _BOOT_ERROR_EXIT,
             "blocked_imports": list(_BLOCKED_IMPORTS),
         }
-        cmd = (ns or []) + [python, "-I", "-S", "-B", "-c", _BOOTSTRAP, json.dumps(cfg)]
-        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": box,
-               "TMPDIR": box}
+        status_fd.append(os.open(status_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        cfg["status_fd"] = status_fd[0]
+        py_cmd = [os.path.realpath(python) if jail else python, "-I", "-S", "-B", "-c",
+                  _BOOTSTRAP, json.dumps(cfg)]
+        if jail:
+            owner = f"{uid}:{gid}" if uid is not None else ""
+            cmd = (list(ns or []) + ["/bin/sh", "-c", _JAIL_SH, "spgg-jail", jail_root, box,
+                                     f"{limits.tmpfs_mb}m", str(limits.max_files), owner,
+                                     _interpreter_prefix(python), ":".join(_masked_files(python))]
+                   + _setpriv_cmd(drop_caps=os.geteuid() != 0) + py_cmd)
+        else:
+            cmd = list(ns or []) + _setpriv_cmd(drop_caps=False) + py_cmd
+        env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": inner_box,
+               "TMPDIR": inner_box}
         timed_out = False
         with open(out_path, "wb") as out_f, open(err_path, "wb") as err_f:
             try:
                 proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out_f, stderr=err_f,
-                                        cwd=box, env=env, start_new_session=True, close_fds=True)
+                                        cwd=box, env=env, start_new_session=True, close_fds=True,
+                                        pass_fds=tuple(pass_fds) + tuple(status_fd))
+                _close_fds(pass_fds)
+                _close_fds(status_fd)
             except OSError as e:
                 return SandboxResult("error", None, "", "", time.monotonic() - t0,
                                      reason=f"could not start the sandbox: {e!r}",
                                      layers=tuple(layers))
             try:
-                proc.wait(timeout=limits.timeout_s + 0.5)  # + interpreter start-up
+                # + interpreter start-up (and building the jail)
+                proc.wait(timeout=limits.timeout_s + (1.0 if jail else 0.5))
             except subprocess.TimeoutExpired:
                 timed_out = True
             finally:
@@ -574,6 +822,8 @@ def _run(
                 proc.wait()
         if uid is not None:
             _kill_uid(uid)
+            if not jail:
+                _remove_uid_files(uid)
         wall = time.monotonic() - t0
         stdout, out_trunc = _read_capped(out_path, limits.max_output_bytes)
         stderr, err_trunc = _read_capped(err_path, limits.max_output_bytes)
@@ -620,6 +870,8 @@ def _run(
         return SandboxResult("error", None, "", "", time.monotonic() - t0,
                              reason=f"sandbox failure: {e!r}", layers=tuple(layers))
     finally:
+        _close_fds(status_fd)
+        _close_fds(pass_fds)
         if proc is not None and proc.poll() is None:
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
@@ -628,4 +880,6 @@ def _run(
             proc.wait()
         if uid is not None:
             _kill_uid(uid)
+            if not jail:
+                _remove_uid_files(uid)
         shutil.rmtree(work, ignore_errors=True)

@@ -7,8 +7,12 @@ scorer             rule
                    math-verify); score = correct
 ``math_latex``     same with LaTeX answers kept verbatim (MATH)
 ``multiple_choice``  :func:`extract_choice`; correct = letter equals the gold letter
-``humaneval``      official ``test`` + ``check(entry_point)`` in the sandbox; ``check`` is one unit, so
-                   score = correct (no partial credit)
+``humaneval``      checked: official ``test`` + ``check(entry_point)`` run in a checker process (sandboxed)
+                   whose entry point forwards each call to the candidate's process (sandboxed) and gets
+                   plain data back, so nothing in the candidate's process can fake a pass; score =
+                   correct (no partial credit). What rewards use.
+``humaneval_classic``  the official HumanEval program (candidate code and tests in one process): the
+                   published pass@1 convention, which an adversarial candidate can subvert
 ``mbpp``           each assert of ``test_list`` separately in one sandboxed run; score = fraction passed,
                    correct = all passed (``include_challenge=True`` adds ``challenge_test_list``)
 ``rouge_l``        best ROUGE-L F1 against the references (pure Python, lower-cased word tokens);
@@ -25,11 +29,13 @@ from __future__ import annotations
 import json
 import os
 import re
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Sequence
 
 from spgg_jax.tasks.base import SCORERS, Problem, ScoreResult, get_task
-from spgg_jax.tasks.code import build_humaneval_program, build_mbpp_program, new_nonce, parse_report
+from spgg_jax.tasks.code import (build_humaneval_checked, build_humaneval_program, build_mbpp_program,
+                                 new_nonce, parse_report)
 from spgg_jax.tasks.extract import extract_choice, extract_math_answer
 from spgg_jax.tasks.grading import math_equal
 from spgg_jax.tasks.sandbox import SandboxLimits, run_python
@@ -41,6 +47,7 @@ __all__ = [
     "score_math_latex",
     "score_multiple_choice",
     "score_humaneval",
+    "score_humaneval_classic",
     "score_mbpp",
     "score_rouge_l",
     "rouge_l_f1",
@@ -49,7 +56,7 @@ __all__ = [
 ]
 
 #: Scorers that run the sandbox (parallelized by :func:`score_batch`).
-CODE_SCORERS = frozenset({"humaneval", "mbpp"})
+CODE_SCORERS = frozenset({"humaneval", "humaneval_classic", "mbpp"})
 #: Limits for code scoring: 10 s wall, 512 MiB, 8 processes/threads.
 DEFAULT_CODE_LIMITS = SandboxLimits(timeout_s=10.0, memory_mb=512)
 
@@ -91,16 +98,76 @@ def score_multiple_choice(problem: Problem, completion: str) -> ScoreResult:
     return ScoreResult(ok, float(ok), ext.answer, {"method": ext.method})
 
 
+def _check_humaneval_metadata(problem: Problem, who: str) -> None:
+    if "entry_point" not in problem.metadata or "test" not in problem.metadata:
+        raise ValueError(f"{who}: problem {problem.id!r} lacks metadata 'test'/'entry_point'")
+
+
 @SCORERS.register("humaneval")
 def score_humaneval(problem: Problem, completion: str, limits: Optional[SandboxLimits] = None) -> ScoreResult:
-    """HumanEval functional correctness (pass@1 for one sample)."""
-    if "entry_point" not in problem.metadata or "test" not in problem.metadata:
-        raise ValueError(f"score_humaneval: problem {problem.id!r} lacks metadata 'test'/'entry_point'")
+    """HumanEval functional correctness (pass@1 for one sample), checked in a separate process.
+
+    Two sandboxed runs joined by two pipes: the candidate's program (its code, then a loop that
+    answers calls) and the checker (official prompt and tests, the entry point a proxy). Correct
+    only when the checker exits 0 after printing its nonce line; the candidate's own exit status
+    and output are ignored.
+    """
+    _check_humaneval_metadata(problem, "score_humaneval")
+    lim = limits or DEFAULT_CODE_LIMITS
+    nonce = new_nonce()
+    to_cand_r, to_cand_w = os.pipe()
+    to_check_r, to_check_w = os.pipe()
+    checker, candidate, code = build_humaneval_checked(
+        problem, _as_text(completion), nonce, checker_fds=(to_check_r, to_cand_w),
+        candidate_fds=(to_cand_r, to_check_w))
+    box: dict = {}
+
+    def run_candidate() -> None:
+        box["r"] = run_python(candidate, lim, pass_fds=[to_cand_r, to_check_w])
+
+    t = threading.Thread(target=run_candidate, name="spgg-candidate", daemon=True)
+    try:
+        t.start()
+    except BaseException:
+        for fd in (to_cand_r, to_check_w):
+            os.close(fd)
+        raise
+    r = run_python(checker, lim, pass_fds=[to_check_r, to_cand_w])
+    t.join()
+    cand = box.get("r")
+    ok = r.status == "passed" and parse_report(r.stdout, nonce) == "PASS"
+    det = _sandbox_details(r)
+    det["mode"] = "checked"
+    if cand is not None:
+        det["candidate_status"] = cand.status
+        det["candidate_stderr_tail"] = cand.stderr[-1000:]
+        if not ok and cand.status in ("blocked", "timeout", "memory", "error"):
+            # what went wrong in the candidate's process explains the failure best
+            det["status"] = cand.status
+            det["blocked_reason"] = cand.blocked_reason
+            det["reason"] = f"candidate: {cand.blocked_reason or cand.reason}"
+    if r.status == "error":
+        det["status"] = "error"
+        det["reason"] = f"checker: {r.reason}"
+    return ScoreResult(ok, float(ok), code or None, det)
+
+
+@SCORERS.register("humaneval_classic")
+def score_humaneval_classic(problem: Problem, completion: str,
+                            limits: Optional[SandboxLimits] = None) -> ScoreResult:
+    """HumanEval the official way (pass@1 for one sample): candidate code and tests in one program.
+
+    Comparable with published pass@1 figures, but the comparison runs in the candidate's process,
+    so a candidate built to cheat (an object equal to everything, patched builtins) can pass; use
+    ``humaneval`` for rewards.
+    """
+    _check_humaneval_metadata(problem, "score_humaneval_classic")
     nonce = new_nonce()
     program, code = build_humaneval_program(problem, _as_text(completion), nonce)
     r = run_python(program, limits or DEFAULT_CODE_LIMITS)
     ok = r.status == "passed" and parse_report(r.stdout, nonce) == "PASS"
     det = _sandbox_details(r)
+    det["mode"] = "classic"
     if r.status == "passed" and not ok:
         det["reason"] = "exited 0 before the tests reported"
     return ScoreResult(ok, float(ok), code or None, det)

@@ -76,3 +76,61 @@ def test_bench_rewards_prints_ratio_last(capsys):
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-1].startswith("ratio: jitted rewards are")
     assert any("max |diff|" in line for line in lines)
+
+
+# Bad inputs at the boundary (issue 14): exit 2 with one line naming the value, never a
+# traceback, and nothing written.
+BAD_INPUTS = [
+    (["solve", "--agents", "0"], "--agents must be >= 2", "got 0"),
+    (["solve", "--agents", "-3"], "--agents must be >= 2", "got -3"),
+    (["solve", "--grid", "100000"], "grid 100000 with n=3", "use --grid "),
+    (["solve", "--grid", "1"], "--grid must be >= 2", "got 1"),
+    (["solve", "--tol", "nan"], "--tol must be a finite number", "nan"),
+    (["solve", "--tol", "-1"], "--tol must be a finite number", "-1"),
+    (["solve", "--tol", "inf"], "--tol must be a finite number", "inf"),
+    (["solve", "--param", "B=abc"], "game parameter B must be a number", "'abc'"),
+    (["solve", "--param", "n=x"], "game parameter n must be an integer", "'x'"),
+    (["solve", "--param", "n=1"], "game parameter n must be an integer >= 2", "'1'"),
+    (["solve", "--param", "weights=a,b,c"], "game parameter weights", "'a,b,c'"),
+    (["solve", "--param", "gamma=inf"], "game parameter gamma must be finite", "'inf'"),
+    (["sweep", "--out", "OUT", "--sweep", "gamma=nan"], "sweep axis 'gamma=nan'", "finite"),
+    (["sweep", "--out", "OUT", "--sweep", "gamma=0:1:-5"], "sweep axis 'gamma=0:1:-5'", "got -5"),
+    (["sweep", "--out", "OUT", "--sweep", "gamma=0:1:100000000"], "count must be 1..", "100000000"),
+    (["sweep", "--out", "OUT", "--sweep", "n=1,2"], "sweep axis 'n=1,2'", "integers >= 2"),
+    (["sweep", "--out", "OUT", "--chunk", "0", "--sweep", "gamma=0,1"], "--chunk must be >= 1", "got 0"),
+    (["sweep", "--out", "OUT", "--agents", "0", "--sweep", "gamma=0,1"], "--agents must be >= 2", "got 0"),
+    (["learn", "--out", "OUT", "--steps", "0"], "--steps must be >= 1", "got 0"),
+    (["learn", "--out", "OUT", "--batch", "-1"], "--batch must be >= 1", "got -1"),
+    (["learn", "--out", "OUT", "--lr", "nan"], "--lr must be a finite number > 0", "nan"),
+    (["learn", "--out", "OUT", "--hidden", "3,a"], "--hidden must be comma-separated", "'3,a'"),
+    (["learn", "--out", "OUT", "--seeds", "0"], "--seeds must be >= 1", "got 0"),
+    (["learn", "--out", "OUT", "--log-every", "0"], "--log-every must be >= 1", "got 0"),
+    (["learn", "--out", "OUT", "--entropy-coef", "-1"], "--entropy-coef", "-1"),
+]
+
+
+@pytest.mark.parametrize("argv,what,value", BAD_INPUTS, ids=[" ".join(a[0]).replace("OUT", "") for a in BAD_INPUTS])
+def test_bad_game_inputs_are_one_line_errors(tmp_path, capsys, argv, what, value):
+    out = tmp_path / "out"
+    argv = [str(out) if a == "OUT" else a for a in argv]
+    assert main(["game"] + argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "Traceback" not in err, err
+    assert err.startswith("spgg game: error: ") and what in err and value in err, err
+    assert not out.exists()
+
+
+def test_memory_estimate_names_a_grid_that_fits():
+    from spgg_jax.game import get_reward
+    from spgg_jax.game.rewards import make_params
+    from spgg_jax.game.solver import choose_method, estimate_bytes
+
+    params = make_params("mac_spgg", 3)
+    spec = get_reward("mac_spgg")
+    budget = 2 * 1024**3
+    with pytest.raises(ValueError, match=r"use --grid (\d+) or smaller") as e:
+        choose_method(spec, params, 20000, "markov", memory_budget=budget)
+    fit = int(re.search(r"--grid (\d+)", str(e.value)).group(1))
+    assert choose_method(spec, params, fit, "markov", memory_budget=budget) == "markov"
+    need_last = params.observation == "po" or params.score == "last"
+    assert estimate_bytes("markov", 3, fit + 1, need_last) > budget

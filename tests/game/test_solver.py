@@ -189,3 +189,46 @@ def test_threshold_exactly_on_grid_sum_is_consistent(B):
         np.testing.assert_allclose(ex.q, [0.73, 1.0, 1.0], atol=1e-6)
         assert bool(ex.threshold_met)
         np.testing.assert_allclose(float(ex.welfare), 1.3698, atol=2e-4)
+
+
+def _spne_paths_n2(reward, params, grid_size, tol=1e-6):
+    """Every SPNE path of a two-agent sequential game, by brute force over tie-breaks: agent 2 may
+    pick any best response (within tol) after each q_1; q_1 is on an SPNE path with q_2 when some
+    such selection makes it a best response for agent 1."""
+    from spgg_jax.game.rewards import get_reward
+    from spgg_jax.game.solver import contribution_grid
+
+    spec = get_reward(reward)
+    g = grid_size
+    grid = np.asarray(contribution_grid(params, g))
+    idx = np.stack(np.meshgrid(np.arange(g), np.arange(g), indexing="ij"), -1).reshape(-1, 2)
+    r = np.asarray(spec.fn(jnp.asarray(grid[idx]), params)).reshape(g, g, 2)
+    best2 = [np.nonzero(r[a, :, 1] >= r[a, :, 1].max() - tol)[0] for a in range(g)]
+    worst1 = np.array([r[a, best2[a], 0].min() for a in range(g)])
+    paths = set()
+    for a in range(g):
+        rival = max((worst1[b] for b in range(g) if b != a), default=-np.inf)
+        paths.update((a, int(c)) for c in best2[a] if r[a, c, 0] >= rival - tol)
+    return paths
+
+
+def test_path_unique_is_only_about_the_selected_path():
+    """path_unique (docs/theory.md): the solver's path is strict given its own off-path
+    tie-break, yet another tie-break off the path selects another SPNE path. `unique` games have
+    exactly one SPNE path."""
+    from spgg_jax.game.rewards import make_params
+    from spgg_jax.game.solver import solve
+
+    params = make_params("mac_spgg", 2, observation="po", gamma=0.3, rho=2.0, P=0.5, B=0.4)
+    eq = jax.device_get(solve("mac_spgg", params, 19, "exact"))
+    assert bool(eq.path_unique) and not bool(eq.unique)
+    paths = _spne_paths_n2("mac_spgg", params, 19)
+    assert tuple(np.asarray(eq.index).tolist()) in paths and len(paths) >= 2, paths
+    checked = 0
+    for gamma in (0.3, 0.5, 0.7, 0.9, 1.1):
+        p = make_params("mac_spgg", 2, gamma=gamma)
+        e = jax.device_get(solve("mac_spgg", p, 19, "exact"))
+        if bool(e.unique):
+            assert _spne_paths_n2("mac_spgg", p, 19) == {tuple(np.asarray(e.index).tolist())}
+            checked += 1
+    assert checked >= 1

@@ -201,3 +201,37 @@ def test_forward_input_validation():
         D.forward(params, cfg, toks, jnp.zeros((2, 3), jnp.int32), jnp.ones((2, 4), bool))
     with pytest.raises(ValueError, match="do not fit"):
         D.forward(params, cfg, toks, toks, jnp.ones((2, 4), bool), D.init_cache(cfg, 2, 3))
+
+
+@pytest.mark.torch
+def test_learned_positions_past_n_positions_raise(loaded):
+    """GPT-2 (n_positions=64): 64 tokens run, 65 raise a clear error instead of NaN logits."""
+    m, cfg, params = loaded("gpt2")
+    assert cfg.learned_positions and cfg.max_position_embeddings == 64
+    ok, _ = _run(params, cfg, _tokens(1, 64), np.ones((1, 64), bool))
+    assert np.isfinite(np.asarray(ok)).all()
+    with pytest.raises(ValueError, match=r"65 positions \(tokens\) exceed the model's 64 learned position"):
+        _run(params, cfg, _tokens(1, 65), np.ones((1, 65), bool))
+    toks = jnp.asarray(_tokens(1, 4))
+    with pytest.raises(ValueError, match=r"position 66 is past the model's 64 learned position"):
+        D.forward(params, cfg, toks, jnp.arange(63, 67, dtype=jnp.int32)[None], jnp.ones((1, 4), bool))
+    with pytest.raises(ValueError, match=r"70 positions \(cache slots\) exceed"):
+        D.forward(params, cfg, toks, jnp.zeros((1, 4), jnp.int32), jnp.ones((1, 4), bool), D.init_cache(cfg, 1, 70))
+
+
+@pytest.mark.torch
+def test_gemma3_attn_logit_softcapping_matches_transformers(tmp_path):
+    """transformers' Gemma 3 ignores attn_logit_softcapping; with it set, logits still match."""
+    import conftest
+
+    cls, model_cls, kw = conftest.TINY_SPECS["gemma3"]
+    conftest.TINY_SPECS["gemma3_softcap"] = (cls, model_cls, dict(kw, attn_logit_softcapping=1.0))
+    try:
+        m = conftest.make_tiny_hf_model("gemma3_softcap", str(tmp_path))
+    finally:
+        del conftest.TINY_SPECS["gemma3_softcap"]
+    cfg, params = load_hf_dir(m.path)
+    assert cfg.attn_logit_softcap is None
+    toks = _tokens(2, 12)
+    ours, _ = _run(params, cfg, toks, np.ones_like(toks, bool))
+    np.testing.assert_allclose(np.asarray(ours), torch_logits(m.torch_model, toks), atol=ATOL, rtol=0)

@@ -6,6 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from spgg_jax.models.config import ModelConfig
+from spgg_jax.models.decoder import init_params
 from spgg_jax.models.generate import greedy_generate
 from spgg_jax.models.hf_loader import load_hf_dir
 from spgg_jax.sampling import (
@@ -271,8 +273,23 @@ def test_sampler_boundary_errors(tiny_model):
     sampler = Sampler(params, cfg)
     with pytest.raises(ValueError, match="empty"):
         sampler.generate([[1], []], SamplingParams.greedy(2, 4))
-    with pytest.raises(ValueError, match="exceed the model's 256 positions"):
+    with pytest.raises(ValueError, match="a 200-token prompt plus 100 new tokens exceed the model's 256 positions"):
         sampler.generate([[1] * 200], SamplingParams.greedy(1, 100))
     with pytest.raises(ValueError, match="for 2 rows"):
         sampler.generate([[1]], SamplingParams.greedy(2, 4))
     chex.assert_equal(sampler.stop_matrix(2, [[5], [6, 7]]).shape, (2, 4))
+
+
+def test_bucket_check_accepts_requests_that_fit():
+    """A 20-token prompt + 16 new tokens fit a 37-position model although the buckets (32 + 16)
+    do not: the buffers shrink to fit; a request that cannot fit is refused naming its sizes."""
+    cfg = ModelConfig(family="llama", vocab_size=64, d_model=32, n_layers=1, n_heads=4, n_kv_heads=2,
+                      head_dim=8, d_ff=64, max_position_embeddings=37, eos_token_ids=(1,))
+    params = init_params(cfg, jax.random.key(0))
+    sampler = Sampler(params, cfg)
+    assert sampler.lengths(20, 16) == (21, 16)
+    assert sampler.lengths(3, 4) == (16, 16)  # buckets unchanged when they fit
+    out = sampler.generate([[5] * 20], SamplingParams.greedy(1, 16))
+    assert np.asarray(out.tokens).shape[1] == 16
+    with pytest.raises(ValueError, match=r"a 22-token prompt plus 16 new tokens exceed the model's 37"):
+        sampler.generate([[5] * 22], SamplingParams.greedy(1, 16))

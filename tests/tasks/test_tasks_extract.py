@@ -181,3 +181,53 @@ def test_extract_choice_respects_n_and_option_text():
     assert extract_choice("Venus or Mercury", choices=["Venus", "Earth", "Mercury", "Mars"]).answer is None
     with pytest.raises(ValueError, match="n_choices"):
         extract_choice("A", n_choices=0)
+
+
+# Long whitespace runs made extraction quadratic (64 KB took 64 s). Each case below is a 64 KB
+# adversarial input; the fixed code handles it in milliseconds, so the 2 s bound (shared, loaded
+# 2-core machine included) only trips on a return to super-linear behaviour.
+_N = 64 * 1024
+_ADVERSARIAL = {
+    "spaces": " " * _N,
+    "newlines": "\n" * _N,
+    "mixed_ws": " \n\t" * (_N // 3),
+    "open_fence_spaces": "```" + " " * _N,
+    "fence_blank_lines": "```python\n" + " \n" * (_N // 2),
+    "many_fences": "```\n" * (_N // 4),
+    "def_after_blank_lines": "```python\n" + "\n" * _N + "def f(:\n```",
+    "answer_then_spaces": "answer is " + " " * _N,
+    "answer_then_stars": "answer " + "* " * (_N // 2),
+    "boxed_then_spaces": "\\boxed{" + " " * _N,
+    "minus_then_spaces": "-" + " " * _N + "x",
+}
+
+
+@pytest.mark.parametrize("case", sorted(_ADVERSARIAL))
+def test_extraction_of_64kb_adversarial_text_is_fast(case):
+    import time
+
+    from spgg_jax.tasks.code import extract_code
+
+    text = _ADVERSARIAL[case]
+    t0 = time.perf_counter()
+    extract_code(text)
+    extract_code(text, "f")
+    extract_choice(text, n_choices=4)
+    extract_math_answer(text, numeric=True)
+    extract_math_answer(text, numeric=False)
+    assert time.perf_counter() - t0 < 2.0
+
+
+def test_extract_code_looks_at_a_bounded_prefix_and_keeps_fence_semantics():
+    from spgg_jax.tasks.code import MAX_CODE_CHARS, extract_code
+
+    late = "x" * MAX_CODE_CHARS + "```python\nprint(1)\n```"
+    assert extract_code(late) == "x" * MAX_CODE_CHARS  # the fence past the cap is never seen
+    assert extract_code("```py thing\na = 1\n```\n```python\nb = 2\n```") == "a = 1"
+    assert extract_code("```js\nx\n```\n```\ny = 1\n```") == "y = 1"
+    assert extract_code("````python\nz\n```") == "z"  # four backticks: untagged
+    assert extract_code("```python\nunclosed = 1\n") == "unclosed = 1"
+    assert extract_code("no fences  \n") == "no fences"
+    assert extract_code("```") == "```"  # a fence without a line end is not a block
+    src = "```python\ndef g():\n  pass\n```\n```python\n  async def f(x):\n    return x\n```"
+    assert extract_code(src, "f").strip().startswith("async def f")

@@ -95,3 +95,70 @@ def test_score_batch_order_mixed_tasks_and_validation():
         score_batch(probs[:2], comps[:1])
     with pytest.raises(KeyError, match="unknown scorer"):
         score(gsm[0], "6", scorer="nope")
+
+
+# ---------------------------------------------------------------------------------------------
+# The grader cannot be gamed from inside the candidate's process (issue 14).
+# ---------------------------------------------------------------------------------------------
+_ALWAYS_EQUAL = (
+    "class _E:\n    def __eq__(self, o): return True\n    def __ne__(self, o): return False\n"
+    "    def __bool__(self): return True\n    __hash__ = object.__hash__\n")
+
+CHEATS = {
+    "always_equal": _ALWAYS_EQUAL + "def {f}(*a, **k):\n    return _E()\n",
+    "int_subclass": "class _I(int):\n    def __eq__(self, o): return True\n    __hash__ = int.__hash__\n"
+                    "def {f}(*a, **k):\n    return _I(0)\n",
+    "list_subclass": "class _L(list):\n    def __eq__(self, o): return True\n"
+                     "def {f}(*a, **k):\n    return _L()\n",
+    "patched_builtins": "import builtins\nbuiltins.isinstance = lambda *a: True\nbuiltins.abs = lambda x: 0\n"
+                        "builtins.all = lambda x: True\nbuiltins.AssertionError = type('X', (Exception,), {{}})\n"
+                        "def {f}(*a, **k):\n    return None\n",
+    "exit_before_tests": "import sys\nsys.exit(0)\ndef {f}(*a, **k):\n    return None\n",
+    "os_exit_in_call": "import os\ndef {f}(*a, **k):\n    os._exit(0)\n",
+    "fake_report": "import sys, re\nprint(open(sys.argv[0]).read()[:0] + 'PASS')\n"
+                   "for l in open(sys.argv[0]):\n    m = re.search(r\"(SPGG-[0-9a-f]+)\", l)\n"
+                   "    if m: print(m.group(1) + ' PASS')\n"
+                   "def {f}(*a, **k):\n    return None\n",
+    "systemexit_in_call": "def {f}(*a, **k):\n    raise SystemExit(0)\n",
+    "deep_nesting": "def {f}(*a, **k):\n    x = []\n    for _ in range(5000):\n        x = [x]\n    return x\n",
+}
+
+
+@pytest.mark.parametrize("cheat", sorted(CHEATS))
+def test_humaneval_cheats_do_not_pass(cheat):
+    ps = load_task("humaneval", limit=3)
+    for p in ps:
+        f = p.metadata["entry_point"]
+        comp = "```python\n" + CHEATS[cheat].format(f=f) + "```"
+        r = score(p, comp)
+        assert not r.correct and r.score == 0.0, (cheat, p.id, r.details)
+        assert r.details["mode"] == "checked"
+
+
+def test_humaneval_classic_is_the_official_program_and_can_be_gamed():
+    """The classic scorer stays available for published pass@1 numbers: it passes the canonical
+    solution and (documented) is fooled by an object equal to everything, unlike ``humaneval``."""
+    p = load_task("humaneval", limit=1)[0]
+    assert score(p, p.metadata["canonical_solution"], scorer="humaneval_classic").correct
+    cheat = "```python\n" + CHEATS["always_equal"].format(f=p.metadata["entry_point"]) + "```"
+    assert score(p, cheat, scorer="humaneval_classic").correct
+    assert not score(p, cheat).correct
+
+
+def test_checked_humaneval_passes_honest_values_of_every_plain_type():
+    """Return values of each supported type cross the process boundary intact."""
+    from spgg_jax.tasks.base import Problem
+
+    values = [None, True, 0, -(10 ** 40), 1.5, float("inf"), -0.0, 2 + 3j, "é\n", b"\x00\xff",
+              [1, [2]], (1, (2,)), {"a": (1, 2), 3: None}, {1, 2}, frozenset({"x"})]
+    test = "from math import inf\n\ndef check(candidate):\n" + "".join(
+        f"    v = candidate({i})\n    assert v == {v!r} and type(v) is type({v!r})\n"
+        for i, v in enumerate(values))
+    p = Problem(id="t/0", task="humaneval", prompt="from math import inf\n\ndef f(i):\n    \"\"\"value i\"\"\"\n", answer=None,
+                metadata={"entry_point": "f", "test": test})
+    body = "    return " + repr(values) + "[i]\n"
+    r = score(p, body)
+    assert r.correct, r.details
+    nan = Problem(id="t/1", task="humaneval", prompt="def f():\n    \"\"\"nan\"\"\"\n", answer=None,
+                  metadata={"entry_point": "f", "test": "import math\ndef check(c):\n    assert math.isnan(c())\n"})
+    assert score(nan, "    return float('nan')\n").correct
