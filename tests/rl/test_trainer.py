@@ -110,9 +110,10 @@ def test_behaviour_preserved_against_the_first_trainer(tiny_model_dir, tmp_path,
     """The metrics and the held-out table of 3 steps equal the committed reference
     (``tests/rl/reference/*.json``, ``make_reference.py``). History: the first trainer wrote them at
     commit 9d09970 and the redesigned trainer (learners, setup, loop) reproduced them bit for bit
-    (commit "Training floor redesign"); they were rewritten once since, when the episode-to-game
-    mapping changed on purpose (token effort against a fixed budget, free riding measured on
-    tokens, accuracy intervals in eval.json)."""
+    (commit "Training floor redesign"). They were rewritten since when what training computes changed
+    on purpose: the episode-to-game mapping (token effort against a fixed budget, free riding measured
+    on tokens, accuracy intervals in eval.json), then the policy features computed on the sampler's
+    power-of-two prompt bucket (float-level differences in the pooled features)."""
     ref = json.loads((REFERENCE / f"{method}.json").read_text())
     run = tmp_path / method
     out = Trainer(load_config(None, _overrides(tiny_model_dir, run, 3, method=method, eval_size=4, **extra))).run()
