@@ -199,6 +199,9 @@ def read_rows(task: str, path: Optional[PathLike], split: Optional[str], require
     Raises ``FileNotFoundError``/``ValueError`` naming the file and the missing column(s).
     """
     files = _resolve_files(task, path, split, schema)
+    empty = [f for f in files if os.path.getsize(f) == 0]
+    if empty:
+        raise ValueError(f"{task}: data file(s) {empty} are empty; give files with the {split!r} split's records")
     os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import datasets

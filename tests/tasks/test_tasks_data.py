@@ -175,5 +175,9 @@ def test_missing_file_and_column_errors(tmp_path, monkeypatch):
     nohash.write_text('{"question": "q", "answer": "no marker"}\n')
     with pytest.raises(ValueError, match="####"):
         load_task("gsm8k", path=nohash)
+    empty = tmp_path / "empty_test.jsonl"
+    empty.write_text("")
+    with pytest.raises(ValueError, match=r"are empty"):
+        load_task("gsm8k", path=empty)
     monkeypatch.setenv("SPGG_DATA_DIR", str(FIX))
     assert len(load_task("mmlu")) == 4
