@@ -101,18 +101,16 @@ def save_tokenizer_from_gguf(gguf_path: str | os.PathLike, out_dir: str | os.Pat
     return out
 
 
-def load_tokenizer(path_or_name: str | os.PathLike):
-    """Load the tokenizer of a registered model name, an HF (or tokenizer-only) directory, or a
-    ``.gguf`` file (converted into the cache first)."""
+def load_tokenizer(path: str | os.PathLike):
+    """Load the tokenizer of an HF (or tokenizer-only) directory. Registered model names and
+    ``.gguf`` files resolve to one with ``spgg_jax.models.hub.resolve_model`` (``hub.load_model``
+    does both)."""
     from transformers import AutoTokenizer
 
-    from spgg_jax.models.hub import resolve_model
-
-    p = Path(os.fspath(path_or_name)).expanduser()
-    if p.is_dir() and (p / "tokenizer_config.json").is_file():
-        path = p  # a tokenizer-only directory is fine too
-    else:
-        path = resolve_model(path_or_name)
+    path = Path(os.fspath(path)).expanduser()
+    if not path.is_dir():
+        raise FileNotFoundError(f"{str(path)!r} is not a directory; resolve a model name or .gguf file with "
+                                "spgg_jax.models.hub.resolve_model first")
     if not (path / "tokenizer.json").is_file() and not (path / "tokenizer_config.json").is_file():
         raise FileNotFoundError(f"no tokenizer files (tokenizer.json / tokenizer_config.json) in {str(path)!r}")
     return AutoTokenizer.from_pretrained(str(path))

@@ -19,7 +19,9 @@ from flax import struct
 from jax import lax
 
 from spgg_jax.models.config import ModelConfig
-from spgg_jax.models.decoder import KVCache, forward, init_cache, logits_from_hidden, positions_from_mask
+from spgg_jax.models.decoder import CACHE_AXES, KVCache, forward, init_cache, logits_from_hidden, positions_from_mask
+from spgg_jax.parallel.mesh import mesh_shape
+from spgg_jax.parallel.rules import batch_sharding, batch_spec, mesh_context, tree_shardings
 from spgg_jax.sampling.params import SamplingParams
 from spgg_jax.sampling.processors import choose_tokens
 
@@ -181,14 +183,10 @@ class Sampler:
     def _place(self, x):
         if self.mesh is None:
             return jnp.asarray(x)
-        from spgg_jax.parallel import batch_sharding
-
         return jax.device_put(x, batch_sharding(self.mesh, self.rules))
 
     def context(self):
         """The mesh and rules as the active sharding context (activation constraints); a no-op without a mesh."""
-        from spgg_jax.parallel import mesh_context
-
         return mesh_context(self.mesh, self.rules)
 
     def place_rows(self, x):
@@ -201,8 +199,6 @@ class Sampler:
         """Rows are padded to a multiple of this: the number of batch shards of the mesh (1 without one)."""
         if self.mesh is None:
             return 1
-        from spgg_jax.parallel import batch_spec, mesh_shape
-
         axes = batch_spec(self.rules)[0]
         names = () if axes is None else (axes,) if isinstance(axes, str) else tuple(axes)
         sizes = mesh_shape(self.mesh)
@@ -271,9 +267,6 @@ class Sampler:
         if cache is None:
             cache = init_cache(self.cfg, b + extra, p_len + t_len)
             if self.mesh is not None:
-                from spgg_jax.parallel import tree_shardings
-                from spgg_jax.models.decoder import CACHE_AXES
-
                 # shapes=cache (arrays, which have .shape) turns on the divisibility fallback, e.g.
                 # 2 KV heads on tensor=4 stay replicated instead of failing in device_put.
                 shard = tree_shardings(

@@ -139,7 +139,7 @@ def _check_parity(name: str, chat: bool) -> None:
 
     d = fetch_model(name)
     g = source_gguf(name)
-    ours = load_tokenizer(name)
+    ours = load_tokenizer(d)
     assert str(d) in str(g)
     ref = AutoTokenizer.from_pretrained(str(g.parent), gguf_file=g.name)
     strings = list(PARITY_STRINGS)
