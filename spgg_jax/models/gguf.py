@@ -31,6 +31,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
+from spgg_jax.models.gguf_reader import GGUFConversionError, open_reader
+
 # Architectures (GGUF ``general.architecture``) this converter understands.
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("llama", "gemma3")
 
@@ -74,25 +76,9 @@ _GEMMA3_LOCAL_ROPE_BASE = 10_000.0
 _GEMMA3_SLIDING_PATTERN = 6
 
 
-class GGUFConversionError(ValueError):
-    """The GGUF file cannot be converted (unsupported architecture/type, or inconsistent)."""
-
-
 # --------------------------------------------------------------------------------------------
 # Reading metadata
 # --------------------------------------------------------------------------------------------
-
-
-def open_reader(path: str | os.PathLike):
-    import gguf
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"GGUF file not found: {str(path)!r}")
-    try:
-        return gguf.GGUFReader(str(path))
-    except Exception as err:  # gguf raises ValueError/struct errors for non-GGUF input
-        raise GGUFConversionError(f"{str(path)!r} is not a readable GGUF file: {err}") from err
 
 
 def read_metadata(reader_or_path: Any, *, skip_arrays: Iterable[str] = ()) -> dict[str, Any]:

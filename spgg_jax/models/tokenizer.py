@@ -47,7 +47,7 @@ _SPECIAL_TOKENS = {
 
 def _gguf_tokenizer_parts(gguf_path: str | os.PathLike) -> tuple[str, dict[str, Any], dict[str, Any]]:
     """``(architecture, tokenizer_dict, tokenizer_config)`` read from a GGUF file with ``gguf``."""
-    from spgg_jax.models.gguf import open_reader
+    from spgg_jax.models.gguf_reader import open_reader
 
     reader = open_reader(gguf_path)
     fields = reader.fields

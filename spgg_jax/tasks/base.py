@@ -112,20 +112,12 @@ TASKS: Registry[TaskSpec] = Registry("task")
 SCORERS: Registry[Callable[..., ScoreResult]] = Registry("scorer")
 
 
-def _ensure_registered() -> None:
-    # Importing these modules fills the registries.
-    from spgg_jax.tasks import data as _data  # noqa: F401
-    from spgg_jax.tasks import scorers as _scorers  # noqa: F401
-
-
 def get_task(name: str) -> TaskSpec:
     """The :class:`TaskSpec` registered under ``name`` (clear ``KeyError`` listing the names)."""
-    _ensure_registered()
     return TASKS.get(name)
 
 
 def task_names() -> list[str]:
-    _ensure_registered()
     return TASKS.names()
 
 
