@@ -58,14 +58,14 @@ def test_trainer_on_mesh_equals_single_device(tiny_model_dir, tmp_path, method, 
         evals[mesh] = [{k: v for k, v in row.items() if k != "seconds"} for row in t.run()["eval"]["rows"]]
         runs[mesh] = t
     ref, got = runs[""], runs[MESH]
-    assert got.mesh is not None and dict(got.mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}
+    assert got.setup.mesh is not None and dict(got.setup.mesh.shape) == {"data": 2, "fsdp": 2, "tensor": 2}
     # the weights really are split (fsdp and tensor), and the trained state lives on the mesh
     base = got.learner.bundle.params if method == "token" else next(iter(got.setup.bundles.values())).params
     specs = {str(x.sharding.spec) for x in jax.tree_util.tree_leaves(base)}
     assert any("fsdp" in s for s in specs) and any("tensor" in s for s in specs), specs
     # the trained state keeps the layout it started with (no drift, so no recompiles between steps)
     for x, x0 in zip(jax.tree_util.tree_leaves(got.state), jax.tree_util.tree_leaves(got.init_state())):
-        assert x.sharding.mesh == got.mesh
+        assert x.sharding.mesh == got.setup.mesh
         assert x.sharding.is_equivalent_to(x0.sharding, x.ndim), (x.sharding, x0.sharding)
     if extra.get("full_finetune"):  # full copies of the weights and their Adam moments stay split like the base
         base = [x.sharding.spec for x in jax.tree_util.tree_leaves(got.learner.bundle.params)]
