@@ -6,7 +6,7 @@ max_new_tokens, the own-cost term and accuracy.
     python experiments/free_riding/run.py --config experiments/free_riding/gpu.json --out runs/free_riding/gpu
     python experiments/free_riding/run.py --report-only --out runs/free_riding/cpu   # table + plot again
 
-Writes OUT/<reward>/ (each a normal training run), OUT/free_riding.csv (per reward, agent and
+Writes OUT/<reward>/ (each a normal training run), OUT/free_riding.csv (per reward variant, agent and
 window: first and last quarter of the steps), OUT/free_riding.json and OUT/free_riding.png. The
 classic games reward effort with (r/n) < 1 per unit and charge it 1 per unit, so their SPNE is
 free riding; MAC-SPGG's share and threshold penalty make effort pay. Whether LLM agents trained on
@@ -51,7 +51,7 @@ def summarise(out: Path, rewards=REWARDS) -> list[dict]:
         k = max(1, len(m) // 4)
         for window, part in (("first", m[:k]), ("last", m[-k:])):
             for a in range(1, n_agents + 1):
-                row = {"reward": reward, "window": window, "steps": f"{part[0]['step']}-{part[-1]['step']}", "agent": a}
+                row = {"variant": reward, "window": window, "steps": f"{part[0]['step']}-{part[-1]['step']}", "agent": a}
                 for s in SERIES:
                     vals = [r.get(f"{s}/agent{a}") for r in part if r.get(f"{s}/agent{a}") is not None]
                     row[s] = round(float(np.mean(vals)), 4) if vals else None
@@ -118,10 +118,10 @@ def main(argv=None) -> int:
         w.writerows(rows)
     (out / "free_riding.json").write_text(json.dumps(rows, indent=1))
     png = plot(out, rewards)
-    print(f"{'reward':9s} {'window':6s} {'agent':>5s} {'tokens':>7s} {'max_new':>8s} {'own_cost':>8s} {'correct':>8s} {'team acc':>8s}")
+    print(f"{'variant':9s} {'window':6s} {'agent':>5s} {'tokens':>7s} {'max_new':>8s} {'own_cost':>8s} {'correct':>8s} {'team acc':>8s}")
     for r in rows:
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
-        print(f"{r['reward']:9s} {r['window']:6s} {r['agent']:5d} {fmt(r['tokens']):>7s} {fmt(r['mode/max_new_tokens']):>8s} "
+        print(f"{r['variant']:9s} {r['window']:6s} {r['agent']:5d} {fmt(r['tokens']):>7s} {fmt(r['mode/max_new_tokens']):>8s} "
               f"{fmt(r['own_cost']):>8s} {fmt(r['correct']):>8s} {fmt(r['team_accuracy']):>8s}")
     print(f"written: {out / 'free_riding.csv'}, {png}")
     return 0
