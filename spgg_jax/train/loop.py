@@ -45,7 +45,7 @@ class RunDirError(ValueError):
 
 def _looks_like_run(run_dir: Path) -> bool:
     names = {p.name for p in run_dir.iterdir()}
-    return "config.json" in names and names <= set(RUN_FILES) | {"tensorboard"}
+    return "config.json" in names and names <= set(RUN_FILES)
 
 
 def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
