@@ -1,14 +1,13 @@
-"""``spgg bench train``: where a training iteration's time goes, and the update step's speed.
+"""``spgg bench train``: the token-level update step's speed (a whole iteration: ``bench iteration``).
 
-    spgg bench train --model smollm2-135m-instruct --method gen_params --batch 8 --new-tokens 32
-    spgg bench train --shape qwen2.5-0.5b --dtype bfloat16 --batch 16 --seq-len 512 --update-only
+    spgg bench train --model smollm2-135m-instruct --batch 8 --seq-len 128 --compare-torch
+    spgg bench train --shape qwen2.5-0.5b --dtype bfloat16 --batch 16 --seq-len 512
 
-Part 1 (``--model``, skipped with ``--update-only``): two real iterations of the trainer (rollout,
-scoring, update) on the model; the second one is reported (the first compiles).
-Part 2: the token-level policy-gradient update step (forward + backward + AdamW on all weights, the
-GRPO loss) on random tokens of shape [batch, seq-len]: tokens/s, model TFLOP/s (6 N per token plus
-attention), and MFU on a GPU whose peak is known; with ``--compare-torch`` the same step in
-PyTorch (eager) on the same weights, in the same run, and the ratio line last.
+The token-level policy-gradient update step (forward + backward + AdamW on all weights, the GRPO
+loss) on random tokens of shape [batch, seq-len] (a token-method config's ``batch x group_size``
+rows of prompt + ``max_new_tokens``): tokens/s, model TFLOP/s (6 N per token plus attention), and
+MFU on a GPU whose peak is known; with ``--compare-torch`` the same step in PyTorch (eager) on the
+same weights, in the same run, and the ratio line last.
 """
 
 from __future__ import annotations
@@ -16,7 +15,6 @@ from __future__ import annotations
 import argparse
 import functools
 import statistics
-import tempfile
 import time
 
 PEAK_BF16_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0}
@@ -26,41 +24,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="registered model name or HF directory (real weights and tokenizer)")
     src.add_argument("--shape", help="named shape with random weights (update step only)")
-    p.add_argument("--method", default="gen_params", choices=["gen_params", "token"], help="training method for part 1")
-    p.add_argument("--task", default="basic_arithmetic", help="task for part 1 (default basic_arithmetic)")
-    p.add_argument("--batch", type=int, default=8, help="problems per iteration (part 1) and sequences per update (part 2)")
-    p.add_argument("--new-tokens", type=int, default=32, help="max new tokens per agent (part 1)")
-    p.add_argument("--seq-len", type=int, default=256, help="tokens per sequence in the update step (part 2)")
+    p.add_argument("--batch", type=int, default=8, help="sequences per update step (default 8)")
+    p.add_argument("--seq-len", type=int, default=256,
+                   help="tokens per sequence, prompt (first half) plus completion (default 256)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="parameter and compute dtype")
     p.add_argument("--repeats", type=int, default=3, help="timed update steps (median)")
-    p.add_argument("--update-only", action="store_true", help="skip part 1")
     p.add_argument("--compare-torch", action="store_true", help="time the same update step in PyTorch eager")
     p.add_argument("--json", action="store_true", help="print JSON")
-
-
-def _iteration_split(args, lines, result):
-    from spgg_jax.train import Trainer, load_config
-
-    with tempfile.TemporaryDirectory() as d:
-        overrides = [f"run_dir={d}/run", f"team.model={args.model}", f"task={args.task}", f"method={args.method}",
-                     "steps=2", f"batch={args.batch}", f"team.agents.max_new_tokens={args.new_tokens}", "eval_size=0",
-                     "progress=false", f"train_size={max(4 * args.batch, 16)}", f"dtype={args.dtype}"]
-        if args.method == "token":
-            overrides += ["token.group_size=2", "token.epochs=1"]
-        cfg = load_config(None, overrides)
-        tr = Trainer(cfg, log=lambda *a: None)
-        tr.train_step(0)
-        m = tr.train_step(1)
-        tr.ckpt.close()
-    split = {k: m[k] for k in ("rollout_s", "score_s", "update_s", "step_s", "tokens_per_s")}
-    result["iteration"] = split
-    tot = split["step_s"]
-    lines.append(
-        f"iteration ({args.method}, {args.batch} problems x {cfg.team.n} agents, <= {args.new_tokens} new tokens): "
-        f"{tot:.2f} s = rollout {split['rollout_s']:.2f} s ({split['rollout_s'] / tot:.0%}) + scoring "
-        f"{split['score_s']:.2f} s ({split['score_s'] / tot:.0%}) + update {split['update_s']:.2f} s "
-        f"({split['update_s'] / tot:.0%}); rollout {split['tokens_per_s']:.1f} new tokens/s"
-    )
 
 
 def run(args) -> int:
@@ -74,15 +44,12 @@ def run(args) -> int:
     from spgg_jax.rl.learners.token import token_loss, token_step
     from spgg_jax.rl.ppo import make_optimizer
 
-    for name in ("batch", "new_tokens", "seq_len", "repeats"):
+    for name in ("batch", "seq_len", "repeats"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     info = device_info()
     result = {"device": info}
     lines = [f"device: {info['backend']} ({info['device']})"]
-    if args.model and not args.update_only:
-        _iteration_split(args, lines, result)
-
     if args.shape:
         from spgg_jax.models.shapes import get_shape
 

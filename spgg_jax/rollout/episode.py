@@ -19,7 +19,6 @@ import time
 from typing import Any, Callable, Mapping, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from spgg_jax.models import forward, positions_from_mask
@@ -29,7 +28,7 @@ from spgg_jax.parallel.multihost import to_host
 from spgg_jax.rollout.prompts import agent_turn_prompts
 from spgg_jax.rollout.team import AgentConfig, TeamConfig
 from spgg_jax.sampling import Sampler, SamplingParams
-from spgg_jax.sampling.sampler import bucket
+from spgg_jax.sampling.sampler import mean_pool
 from spgg_jax.tasks import get_task
 
 SamplingFn = Callable[[int, Any, jax.Array], tuple[Any, Mapping[str, Any]]]
@@ -97,6 +96,7 @@ class AgentTurn:
     exchanged_tokens: np.ndarray  # i32[B]: predecessor tokens included in this turn's prompts
     truncated: np.ndarray  # bool[B]: a predecessor output was shortened to fit the budget
     seconds: float
+    phase_seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # prefill, policy, decode (wall clock)
 
 
 @dataclasses.dataclass
@@ -140,14 +140,26 @@ class EpisodeBatch:
     def seconds(self) -> float:
         return float(sum(t.seconds for t in self.turns))
 
+    @property
+    def phase_seconds(self) -> dict[str, float]:
+        """Wall-clock seconds of each rollout phase (prefill, policy, decode), summed over turns."""
+        out: dict[str, float] = {}
+        for t in self.turns:
+            for k, v in t.phase_seconds.items():
+                out[k] = out.get(k, 0.0) + v
+        return out
+
 
 # ------------------------------------------------------------------------------------ features
 @functools.partial(jax.jit, static_argnames=("cfg",))
 def prompt_features(params: Any, cfg: Any, ids: jax.Array, mask: jax.Array) -> jax.Array:
-    """f32[B, D]: final hidden states of the prompt, mean-pooled over real tokens."""
+    """f32[B, D]: final hidden states of the prompt, mean-pooled over real tokens, without a cache.
+
+    The rollout takes the same features from the sampler's prefill (``Sampler.prefill``), which
+    runs the prompt once for the policy and the decoding; this standalone forward is the reference.
+    """
     hidden, _ = forward(params, cfg, ids, positions_from_mask(mask), mask)
-    w = mask.astype(jnp.float32)[..., None]
-    return jnp.sum(hidden.astype(jnp.float32) * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
+    return mean_pool(hidden, mask)
 
 
 def config_sampling(agent: AgentConfig, batch: int):
@@ -175,38 +187,34 @@ def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens
                    key: jax.Array, params: Any = None, need_features: bool = False,
                    sampling_fn: Callable[[Any, jax.Array], tuple[Any, Mapping[str, Any]]] | None = None,
                    ) -> dict[str, Any]:
-    """Encode, (optionally) compute features and ask ``sampling_fn`` for parameters, sample, decode.
+    """Encode, prefill, ask ``sampling_fn`` for parameters (given the prompt features), decode.
 
-    One sampler call for the whole batch. Returns a dict of numpy arrays and texts.
+    The prompt runs through the model once: its pooled final hidden states are the policy's
+    features and its KV cache is what decoding continues from. ``sampling`` (the agent's configured
+    parameters) sizes the generation slots; a policy's rows may not ask for more. Returns a dict of
+    numpy arrays and texts, with ``phase_seconds`` (prefill, policy, decode; compilation included).
     """
     ids, mask = encode_prompts(bundle.tokenizer, texts, add_special_tokens)
-    weights = bundle.params if params is None else params
-    feats = None
+    prompts = [row[m].tolist() for row, m in zip(ids, mask)]
     k_policy, k_sample = jax.random.split(key)
-    if need_features:
-        # left-padded to the sampler's power-of-two prompt bucket: one compiled forward per bucket,
-        # not one per multiple of 16 (the pooled features ignore padding)
-        width = bucket(ids.shape[1], bundle.sampler.min_bucket)
-        fids = np.pad(ids, ((0, 0), (width - ids.shape[1], 0)), constant_values=pad_id_of(bundle.tokenizer))
-        fmask = np.pad(mask, ((0, 0), (width - mask.shape[1], 0)), constant_values=False)
-        with bundle.sampler.context():
-            feats = prompt_features(weights, bundle.cfg, bundle.sampler.place_rows(fids),
-                                    bundle.sampler.place_rows(fmask))
+    t0 = time.perf_counter()
+    pre = bundle.sampler.prefill(prompts, int(np.max(np.asarray(sampling.max_new_tokens))), params=params)
+    feats = jax.block_until_ready(pre.features) if need_features else None
+    t1 = time.perf_counter()
     aux: dict[str, Any] = {}
     if sampling_fn is not None:
         sampling, aux = sampling_fn(feats, k_policy)
         aux = dict(aux or {})
-    if sampling.batch != len(texts):
-        raise ValueError(f"sampling parameters are for {sampling.batch} rows, the batch has {len(texts)}")
-    prompts = [row[m].tolist() for row, m in zip(ids, mask)]
-    out = bundle.sampler.generate(prompts, sampling, key=k_sample, params=params)
-    out = to_host(out)  # every process gets the whole batch (an all-gather on several hosts)
+    t2 = time.perf_counter()
+    out = to_host(bundle.sampler.decode(pre, sampling, key=k_sample))  # the whole batch on every process
+    t3 = time.perf_counter()
     tokens, gmask = np.asarray(out.tokens), np.asarray(out.mask)
     return dict(
         prompt_ids=ids, prompt_mask=mask, tokens=tokens, mask=gmask, logprobs=np.asarray(out.logprobs),
         model_logprobs=np.asarray(out.model_logprobs), lengths=np.asarray(out.lengths),
         finish_reason=np.asarray(out.finish_reason), output_text=decode_batch(bundle.tokenizer, tokens, gmask),
         sampling=sampling, aux=aux, features=None if feats is None else to_host(feats),
+        phase_seconds={"prefill": t1 - t0, "policy": t2 - t1, "decode": t3 - t2},
     )
 
 

@@ -11,13 +11,16 @@ from spgg_jax.sampling.sampler import (
     FINISH_REASONS,
     FINISH_STOP,
     SampleOutput,
+    PrefilledBatch,
     Sampler,
     bucket,
+    mean_pool,
+    prompt_bucket,
     left_pad,
     sample_loop,
 )
 
 __all__ = [
-    "SamplingParams", "SampleOutput", "Sampler", "sample_loop", "bucket", "left_pad", "continuation_logprobs",
+    "SamplingParams", "SampleOutput", "Sampler", "PrefilledBatch", "sample_loop", "bucket", "prompt_bucket", "mean_pool", "left_pad", "continuation_logprobs",
     "apply_penalties", "sampling_logits", "choose_tokens", "FINISH_LENGTH", "FINISH_STOP", "FINISH_REASONS",
 ]

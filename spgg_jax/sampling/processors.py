@@ -58,18 +58,18 @@ def _largest_threshold(keys, ok):
     return lo
 
 
-def _top_k_top_p(scaled, top_k, top_p):
-    """Mask (to -inf) everything outside top-k, then outside top-p, exactly as a sort would.
-
-    top-k keeps logits >= the k-th largest (ties kept); top-p keeps the smallest set of most
-    likely tokens with mass >= p: every token whose probability is >= the largest cut-off c with
-    mass(prob >= c) >= p (the token crossing p and ties at the cut-off kept).
-    """
+def _top_k(scaled, top_k):
+    """Mask (to -inf) the logits below each row's k-th largest (ties at the k-th value kept; k <= 0: all)."""
     v = scaled.shape[-1]
     k = jnp.where(top_k > 0, jnp.minimum(top_k, v), v)
     keys = _ordered_bits(scaled)
     kth = _largest_threshold(keys, lambda m: jnp.sum(m, axis=-1) >= k)
-    x = jnp.where(keys >= kth[:, None], scaled, NEG_INF)
+    return jnp.where(keys >= kth[:, None], scaled, NEG_INF)
+
+
+def _top_p(x, top_p):
+    """Keep the smallest set of most likely tokens with mass >= p: every token whose probability is
+    >= the largest cut-off c with mass(prob >= c) >= p (the token crossing p and ties kept)."""
     probs = jax.nn.softmax(x, axis=-1)
     pkeys = _ordered_bits(probs)
     cut = _largest_threshold(pkeys, lambda m: jnp.sum(jnp.where(m, probs, 0.0), axis=-1) >= top_p * (1 - 1e-6))
@@ -77,17 +77,23 @@ def _top_k_top_p(scaled, top_k, top_p):
     return jnp.where(keep, x, NEG_INF)
 
 
+def _top_k_top_p(scaled, top_k, top_p):
+    """top-k, then top-p, exactly as a sort would (each an exact bisection, no sort)."""
+    return _top_p(_top_k(scaled, top_k), top_p)
+
+
 def sampling_logits(logits, p: SamplingParams, seen, seen_generated):
     """Processed logits whose softmax is the sampling distribution (greedy rows: temperature 1).
 
-    Returns f32[B,V] with -inf outside the top-k / top-p support. Skips the top-k/top-p cut-off search (a
-    ``lax.cond``) when no row uses either.
+    Returns f32[B,V] with -inf outside the top-k / top-p support. Each cut-off search (32 masked
+    reductions over the vocabulary) runs only when some row uses it (a ``lax.cond`` each): a batch
+    that uses top-p but no top-k pays for one search, not two.
     """
     logits = apply_penalties(logits.astype(jnp.float32), p, seen, seen_generated)
     temp = jnp.where(p.temperature > 0, p.temperature, 1.0)
     scaled = logits / temp[:, None]
-    needs_cutoff = jnp.any((p.top_k > 0) | (p.top_p < 1.0))
-    return lax.cond(needs_cutoff, lambda x: _top_k_top_p(x, p.top_k, p.top_p), lambda x: x, scaled)
+    scaled = lax.cond(jnp.any(p.top_k > 0), lambda x: _top_k(x, p.top_k), lambda x: x, scaled)
+    return lax.cond(jnp.any(p.top_p < 1.0), lambda x: _top_p(x, p.top_p), lambda x: x, scaled)
 
 
 def choose_tokens(key, logits, p: SamplingParams, seen, seen_generated):

@@ -9,6 +9,7 @@ parameter *values* never cause one.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from typing import Any, Sequence
 
@@ -49,30 +50,38 @@ def _mark(seen, tokens, valid):
     return seen.at[rows, idx].set(True, mode="drop")
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "max_new", "pad_id"), donate_argnames=("cache",))
-def sample_loop(
-    params: Any,
-    cfg: ModelConfig,
-    cache: KVCache,
-    prompt_tokens: jax.Array,
-    prompt_mask: jax.Array,
-    sp: SamplingParams,
-    stop_tokens: jax.Array,
-    key: jax.Array,
-    max_new: int,
-    pad_id: int = 0,
-) -> tuple[SampleOutput, KVCache]:
-    """Generate up to ``max_new`` tokens per row. Returns the output and the (reusable) cache.
+@struct.dataclass
+class DecodeStart:
+    """Where decoding starts after the prompt (beside the KV cache; device arrays, batch-major)."""
 
-    ``prompt_tokens`` i32[B,P] left-padded with ``prompt_mask`` bool[B,P]; ``stop_tokens`` i32[B,S]
-    padded with -1; ``cache`` must hold P + max_new slots (its contents are ignored).
-    """
+    last_hidden: jax.Array  # f32[B,1,D] final hidden state at the last prompt position
+    next_position: jax.Array  # i32[B] position of the first generated token
+    seen: jax.Array  # bool[B,V] tokens of the prompt (repetition penalty)
+
+
+def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
+    """f32[B,D]: ``hidden`` [B,T,D] averaged over the positions where ``mask`` [B,T] is True."""
+    w = mask.astype(jnp.float32)[..., None]
+    return jnp.sum(hidden.astype(jnp.float32) * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
+
+
+def _prefill(params: Any, cfg: ModelConfig, cache: KVCache, prompt_tokens: jax.Array,
+             prompt_mask: jax.Array) -> tuple[KVCache, DecodeStart, jax.Array]:
+    """Run the prompt into ``cache``: (cache, DecodeStart, pooled f32[B,D] prompt features)."""
     b = prompt_tokens.shape[0]
     prompt_mask = prompt_mask.astype(bool)
     cache = cache.replace(mask=jnp.zeros_like(cache.mask), index=jnp.zeros_like(cache.index))
     positions = positions_from_mask(prompt_mask)
     hidden, cache = forward(params, cfg, prompt_tokens, positions, prompt_mask, cache)
     seen = _mark(jnp.zeros((b, cfg.vocab_size), bool), prompt_tokens, prompt_mask)
+    start = DecodeStart(last_hidden=hidden[:, -1:], next_position=positions[:, -1] + 1, seen=seen)
+    return cache, start, mean_pool(hidden, prompt_mask)
+
+
+def _decode(params: Any, cfg: ModelConfig, cache: KVCache, start: DecodeStart, sp: SamplingParams,
+            stop_tokens: jax.Array, key: jax.Array, max_new: int, pad_id: int) -> tuple[SampleOutput, KVCache]:
+    """Decode from a prefilled ``cache`` until every row stopped or reached its max_new_tokens."""
+    b = start.seen.shape[0]
     seen_gen = jnp.zeros((b, cfg.vocab_size), bool)
 
     def pick(i, h, seen, seen_gen, done, finish):
@@ -110,32 +119,75 @@ def sample_loop(
 
     done0 = jnp.zeros((b,), bool)
     finish0 = jnp.full((b,), FINISH_LENGTH, jnp.int32)
-    tok, slp, mlp, valid, seen, seen_gen, done, finish = pick(0, hidden[:, -1:], seen, seen_gen, done0, finish0)
+    tok, slp, mlp, valid, seen, seen_gen, done, finish = pick(0, start.last_hidden, start.seen, seen_gen, done0,
+                                                             finish0)
     outs = write((out_tok, out_mask, out_lp, out_mlp), 0, tok, slp, mlp, valid)
-    pos = positions[:, -1] + 1
 
-    def cond(state):
-        i, *_, done, _ = state
+    def cond(carry):
+        i, *_, done, _ = carry
         return (i < max_new) & ~jnp.all(done)
 
-    def body(state):
-        i, tok, pos, cache, outs, seen, seen_gen, done, finish = state
+    def body(carry):
+        i, tok, pos, cache, outs, seen, seen_gen, done, finish = carry
         h, cache = forward(params, cfg, tok[:, None], pos[:, None], (~done)[:, None], cache)
         tok, slp, mlp, valid, seen, seen_gen, done, finish = pick(i, h, seen, seen_gen, done, finish)
         outs = write(outs, i, tok, slp, mlp, valid)
         return i + 1, tok, pos + 1, cache, outs, seen, seen_gen, done, finish
 
-    state = (jnp.asarray(1, jnp.int32), tok, pos, cache, outs, seen, seen_gen, done, finish)
-    _, _, _, cache, outs, _, _, _, finish = lax.while_loop(cond, body, state)
+    carry = (jnp.asarray(1, jnp.int32), tok, start.next_position, cache, outs, seen, seen_gen, done, finish)
+    _, _, _, cache, outs, _, _, _, finish = lax.while_loop(cond, body, carry)
     o_t, o_m, o_l, o_ml = outs
     out = SampleOutput(o_t, o_m, o_l, o_ml, jnp.sum(o_m, axis=-1).astype(jnp.int32), finish)
     return out, cache
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "max_new", "pad_id"), donate_argnames=("cache",))
+def sample_loop(
+    params: Any,
+    cfg: ModelConfig,
+    cache: KVCache,
+    prompt_tokens: jax.Array,
+    prompt_mask: jax.Array,
+    sp: SamplingParams,
+    stop_tokens: jax.Array,
+    key: jax.Array,
+    max_new: int,
+    pad_id: int = 0,
+) -> tuple[SampleOutput, KVCache]:
+    """Generate up to ``max_new`` tokens per row. Returns the output and the (reusable) cache.
+
+    ``prompt_tokens`` i32[B,P] left-padded with ``prompt_mask`` bool[B,P]; ``stop_tokens`` i32[B,S]
+    padded with -1; ``cache`` must hold P + max_new slots (its contents are ignored). The prefill
+    and the decode loop in one program, for callers that know the sampling parameters upfront.
+    """
+    cache, start, _ = _prefill(params, cfg, cache, prompt_tokens, prompt_mask)
+    return _decode(params, cfg, cache, start, sp, stop_tokens, key, max_new, pad_id)
+
+
+# The two halves as programs of their own, for callers whose sampling parameters depend on the
+# prompt's hidden states (a policy over generation parameters): the prompt is run once.
+prefill_prompts = jax.jit(_prefill, static_argnames=("cfg",), donate_argnames=("cache",))
+decode_tokens = jax.jit(_decode, static_argnames=("cfg", "max_new", "pad_id"), donate_argnames=("cache",))
 
 
 def bucket(n: int, minimum: int = 16) -> int:
     """The smallest power of two >= max(n, minimum): bounds recompiles over lengths."""
     n = max(int(n), minimum)
     return 1 << (n - 1).bit_length()
+
+
+def prompt_bucket(n: int, minimum: int = 16) -> int:
+    """The padded prompt length for ``n`` tokens: powers of two up to 128, then quarter octaves.
+
+    16, 32, 64, 128, 160, 192, 224, 256, 320, 384, 448, 512, 640, ...: at most 4 compiled programs
+    per doubling of the prompt, and at most 25% padding above 128 tokens (a power-of-two bucket
+    pads a 139-token prompt to 256 and nearly doubles the prefill).
+    """
+    n = max(int(n), minimum)
+    if n <= 128:
+        return bucket(n, minimum)
+    step = 1 << ((n - 1).bit_length() - 3)  # a quarter of the octave n lies in
+    return -(-n // step) * step
 
 
 def left_pad(sequences: Sequence[Sequence[int]], length: int, pad_id: int) -> tuple[np.ndarray, np.ndarray]:
@@ -217,8 +269,8 @@ class Sampler:
     def lengths(self, prompt_len: int, max_new: int) -> tuple[int, int]:
         """(prompt length, generation length) of the padded buffers for these request sizes.
 
-        Powers of two (at least ``min_bucket``; generation at least ``min_gen_bucket``) to keep
-        compilations few; when the buckets would not fit the model's positions but the request
+        Buckets keep compilations few: ``prompt_bucket`` for the prompt, a power of two for the
+        generation (at least ``min_bucket``; at least ``min_gen_bucket``); when the buckets would not fit the model's positions but the request
         does (a 20-token prompt plus 16 new tokens on a 37-position model), they shrink to fit:
         the generation to what the positions leave (never below ``max_new``), then the prompt.
         Only a request that cannot fit at all is refused.
@@ -227,12 +279,54 @@ class Sampler:
             raise ValueError(
                 f"a {prompt_len}-token prompt plus {max_new} new tokens exceed the model's {self.max_len} "
                 "positions; shorten the prompts or max_new_tokens")
-        p_len = bucket(prompt_len, self.min_bucket)
+        p_len = prompt_bucket(prompt_len, self.min_bucket)
         t_len = bucket(max(max_new, self.min_gen_bucket), self.min_bucket)
         if p_len + t_len > self.max_len:
             t_len = max(max_new, min(t_len, self.max_len - prompt_len))
             p_len = min(p_len, self.max_len - t_len)
         return p_len, t_len
+
+    def _batch(self, prompts: Sequence[Sequence[int]], max_new: int):
+        """Pad the rows to the mesh's batch shards and the lengths to their buckets; fetch a cache."""
+        b = len(prompts)
+        p_len, t_len = self.lengths(max(len(p) for p in prompts), max_new)
+        # On a mesh the rows are split over the batch shards: pad with copies of row 0, drop them after.
+        extra = -b % self.batch_multiple()
+        prompts = list(prompts) + [prompts[0]] * extra
+        ids, mask = left_pad(prompts, p_len, self.pad_id)
+        shape = (b + extra, p_len + t_len)
+        cache = self._caches.pop(shape, None)
+        if cache is None:
+            cache = init_cache(self.cfg, b + extra, p_len + t_len)
+            if self.mesh is not None:
+                # shapes=cache (arrays, which have .shape) turns on the divisibility fallback, e.g.
+                # 2 KV heads on tensor=4 stay replicated instead of failing in device_put.
+                shard = tree_shardings(
+                    KVCache(CACHE_AXES, CACHE_AXES, ("batch", "cache_length"), ()), self.mesh,
+                    self.rules, shapes=cache,
+                )
+                cache = jax.device_put(cache, shard)
+        return _Rows(b=b, extra=extra, t_len=t_len, shape=shape), ids, mask, cache
+
+    def _row_inputs(self, rows: "_Rows", sampling: SamplingParams, stop_tokens, key):
+        """Sampling parameters, stop matrix and key for the padded rows, placed on the mesh."""
+        if sampling.batch != rows.b:
+            raise ValueError(f"sampling params are for {sampling.batch} rows, got {rows.b} prompts")
+        max_new = int(np.max(np.asarray(sampling.max_new_tokens)))
+        if max_new > rows.t_len:
+            raise ValueError(f"max_new_tokens {max_new} exceeds the {rows.t_len} generation slots the prompt "
+                             "was prefilled for; prefill with the largest max_new_tokens a row may ask for")
+        stops = self.stop_matrix(rows.b, stop_tokens)
+        if rows.extra:
+            sampling = jax.tree_util.tree_map(
+                lambda x: jnp.concatenate([x, jnp.repeat(jnp.asarray(x)[:1], rows.extra, 0)]), sampling)
+            stops = np.concatenate([stops, np.repeat(stops[:1], rows.extra, 0)])
+        key = jax.random.key(0) if key is None else key
+        return jax.tree_util.tree_map(self._place, sampling), self._place(stops), key
+
+    def _finish(self, rows: "_Rows", out: SampleOutput, cache: KVCache) -> SampleOutput:
+        self._caches[rows.shape] = cache
+        return jax.tree_util.tree_map(lambda x: x[: rows.b], out) if rows.extra else out
 
     def generate(
         self,
@@ -247,37 +341,60 @@ class Sampler:
         ``params`` overrides the sampler's weights for this call (e.g. an agent's fine-tuned
         weights on a shared base model); same shapes, so no recompilation.
         """
-        b = len(prompts)
-        if sampling.batch != b:
-            raise ValueError(f"sampling params are for {sampling.batch} rows, got {b} prompts")
-        max_new = int(np.max(np.asarray(sampling.max_new_tokens)))
-        p_len, t_len = self.lengths(max(len(p) for p in prompts), max_new)
-        stops = self.stop_matrix(b, stop_tokens)
-        # On a mesh the rows are split over the batch shards: pad with copies of row 0, drop them after.
-        extra = -b % self.batch_multiple()
-        if extra:
-            prompts = list(prompts) + [prompts[0]] * extra
-            sampling = jax.tree_util.tree_map(lambda x: jnp.concatenate([x, jnp.repeat(jnp.asarray(x)[:1], extra, 0)]),
-                                              sampling)
-            stops = np.concatenate([stops, np.repeat(stops[:1], extra, 0)])
-        ids, mask = left_pad(prompts, p_len, self.pad_id)
-        key = jax.random.key(0) if key is None else key
-        shape = (b + extra, p_len + t_len)
-        cache = self._caches.pop(shape, None)
-        if cache is None:
-            cache = init_cache(self.cfg, b + extra, p_len + t_len)
-            if self.mesh is not None:
-                # shapes=cache (arrays, which have .shape) turns on the divisibility fallback, e.g.
-                # 2 KV heads on tensor=4 stay replicated instead of failing in device_put.
-                shard = tree_shardings(
-                    KVCache(CACHE_AXES, CACHE_AXES, ("batch", "cache_length"), ()), self.mesh,
-                    self.rules, shapes=cache,
-                )
-                cache = jax.device_put(cache, shard)
+        if sampling.batch != len(prompts):
+            raise ValueError(f"sampling params are for {sampling.batch} rows, got {len(prompts)} prompts")
+        rows, ids, mask, cache = self._batch(prompts, int(np.max(np.asarray(sampling.max_new_tokens))))
+        sp, stops, key = self._row_inputs(rows, sampling, stop_tokens, key)
         with self.context():
-            out, cache = sample_loop(
-                self.params if params is None else params, self.cfg, cache, self._place(ids), self._place(mask),
-                jax.tree_util.tree_map(self._place, sampling), self._place(stops), key, t_len, self.pad_id,
-            )
-        self._caches[shape] = cache
-        return jax.tree_util.tree_map(lambda x: x[:b], out) if extra else out
+            out, cache = sample_loop(self.params if params is None else params, self.cfg, cache, self._place(ids),
+                                     self._place(mask), sp, stops, key, rows.t_len, self.pad_id)
+        return self._finish(rows, out, cache)
+
+    def prefill(self, prompts: Sequence[Sequence[int]], max_new: int, params: Any = None) -> "PrefilledBatch":
+        """Run the prompts once, for a caller that picks sampling parameters from their hidden states.
+
+        ``max_new`` is the most tokens any row may later ask for (it sizes the cache). The result's
+        ``features`` (f32[B,D], the prompt's final hidden states mean-pooled over real tokens) feed
+        the choice; :meth:`decode` then generates from the same cache without running the prompt again.
+        """
+        rows, ids, mask, cache = self._batch(prompts, max_new)
+        weights = self.params if params is None else params
+        with self.context():
+            cache, start, pooled = prefill_prompts(weights, self.cfg, cache, self._place(ids), self._place(mask))
+        return PrefilledBatch(rows=rows, cache=cache, start=start, pooled=pooled, params=weights)
+
+    def decode(self, pre: "PrefilledBatch", sampling: SamplingParams, key: jax.Array | None = None,
+               stop_tokens: Sequence[Sequence[int]] | None = None) -> SampleOutput:
+        """Generate from a :meth:`prefill` (which it consumes) with per-row ``sampling`` parameters."""
+        if pre.cache is None:
+            raise ValueError("this prefilled batch was already decoded (its cache is reused); prefill again")
+        sp, stops, key = self._row_inputs(pre.rows, sampling, stop_tokens, key)
+        cache, pre.cache = pre.cache, None
+        with self.context():
+            out, cache = decode_tokens(pre.params, self.cfg, cache, pre.start, sp, stops, key, pre.rows.t_len,
+                                       self.pad_id)
+        return self._finish(pre.rows, out, cache)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Rows:
+    b: int  # the caller's rows
+    extra: int  # copies of row 0 appended to fill the mesh's batch shards
+    t_len: int  # generation slots
+    shape: tuple[int, int]  # the cache's (rows, slots)
+
+
+@dataclasses.dataclass
+class PrefilledBatch:
+    """A batch whose prompts ran through the model (:meth:`Sampler.prefill`), ready to decode once."""
+
+    rows: _Rows
+    cache: KVCache | None  # None once decoded (the buffer went back to the sampler)
+    start: DecodeStart
+    pooled: jax.Array
+    params: Any
+
+    @property
+    def features(self) -> jax.Array:
+        """f32[B,D]: the prompt's final hidden states, mean-pooled over its real tokens."""
+        return self.pooled[: self.rows.b] if self.rows.extra else self.pooled

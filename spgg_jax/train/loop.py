@@ -33,6 +33,7 @@ from spgg_jax.rollout.scoring import episode_reward_terms, episode_rewards, free
 from spgg_jax.sampling.params import PARAM_NAMES
 from spgg_jax.train.config import TrainConfig, config_differences
 from spgg_jax.train.setup import Setup, build_setup
+from spgg_jax.train.timing import compile_seconds, phase_metrics, step_line
 
 #: files and folders a run directory of this project holds (``--overwrite`` deletes nothing else)
 RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "eval_episodes.jsonl", "learning_curves.png", "checkpoints",
@@ -104,6 +105,7 @@ class Trainer:
         # thread runs orbax's barriers while the main thread is inside the step's collectives
         self.ckpt = Checkpointer(self.run_dir / "checkpoints", keep=cfg.keep, async_save=jax.process_count() == 1)
         self.start_step = 0
+        self.last_batch = None
         if resume:
             self._restore(resume_from)
         self.metrics = MetricsWriter(self.run_dir, resume_step=self.start_step if resume else None)
@@ -148,7 +150,7 @@ class Trainer:
     def train_step(self, step: int) -> dict:
         s = self.setup
         key = jax.random.fold_in(self.key, step)
-        t0 = time.perf_counter()
+        c0, t0 = compile_seconds(), time.perf_counter()
         problems = self.batch_problems(step)
         policy = self.learner.rollout_policy(self.state)
         batch = run_episodes(s.team, s.bundles, problems, jax.random.fold_in(key, 0), **policy.episode_kwargs())
@@ -164,13 +166,17 @@ class Trainer:
         new_state, upd = self.learner.update(learner_state, batch, signal, jax.random.fold_in(key, 1))
         t3 = time.perf_counter()
         self.state = {**new_state, "step": s.placement.replicate(jnp.int32(step + 1))}
-        return self._step_metrics(batch, scores, rewards, upd, (t0, t1, t2, t3))
+        self.last_batch = batch  # the step's episodes, for inspection (``spgg bench iteration``)
+        phases = dict(batch.phase_seconds)
+        phases["rollout_host"] = (t1 - t0) - sum(phases.values())  # prompts, tokenizing, texts
+        phases.update(score=t2 - t1, update=t3 - t2)
+        return self._step_metrics(batch, scores, rewards, upd, phases, compile_seconds() - c0)
 
-    def _step_metrics(self, batch, scores, rewards, upd, times) -> dict:
-        t0, t1, t2, t3 = times
+    def _step_metrics(self, batch, scores, rewards, upd, phases, compile_s) -> dict:
         q = np.asarray(scores.q)
         s = np.asarray(scores.S)
         tokens = np.asarray(batch.tokens_generated)[:, : self.n]
+        prompt_tokens = int(sum(int(np.sum(t.prompt_mask)) for t in batch.turns))
         free = free_riding(scores, self.team)
         _, own_cost = episode_reward_terms(scores, self.team, self.setup.game_params)
         own_cost = np.asarray(own_cost)
@@ -180,9 +186,8 @@ class Trainer:
             "threshold_met": float(np.mean(s >= float(self.setup.game_params.B) - THRESHOLD_TOL)),
             "free_riding": float(np.mean(free)),
             "reward/mean": float(np.mean(rewards)),
-            "rollout_s": t1 - t0, "score_s": t2 - t1, "update_s": t3 - t2, "step_s": t3 - t0,
-            "tokens_per_s": float(tokens.sum() / max(t1 - t0, 1e-9)),
         }
+        m.update(phase_metrics(phases, prompt_tokens, int(np.sum(batch.tokens_generated)), compile_s))
         for a in range(self.n):
             m[f"reward/agent{a + 1}"] = float(np.mean(rewards[:, a]))
             m[f"q/agent{a + 1}"] = float(np.mean(q[:, a]))
@@ -214,10 +219,9 @@ class Trainer:
                 last = step + 1
                 self.metrics.write(last, m)
                 bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.2f}",
-                                tok_s=f"{m['tokens_per_s']:.0f}", step_s=f"{m['step_s']:.1f}")
+                                step_s=f"{m['time/step']:.1f}")
                 if not cfg.progress:
-                    self.log(f"step {last}/{cfg.steps}  reward {m['reward/mean']:+.3f}  acc {m['accuracy']:.2f}  "
-                             f"tok/s {m['tokens_per_s']:.0f}  step {m['step_s']:.1f}s")
+                    self.log(step_line(last, cfg.steps, m))
                 if last % cfg.checkpoint_every == 0:
                     self.save(last)
                 # every process stops after the same step (a preemption signal may reach one host only)

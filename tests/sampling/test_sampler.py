@@ -293,3 +293,36 @@ def test_bucket_check_accepts_requests_that_fit():
     assert np.asarray(out.tokens).shape[1] == 16
     with pytest.raises(ValueError, match=r"a 22-token prompt plus 16 new tokens exceed the model's 37"):
         sampler.generate([[5] * 22], SamplingParams.greedy(1, 16))
+
+
+def test_prefill_then_decode_equals_generate_and_features_pool_the_prompt(tiny_model):
+    """The two-program path (prefill, policy, decode) samples exactly what the one-program path does."""
+    from spgg_jax.rollout.episode import prompt_features
+
+    cfg, params = tiny_model
+    sampler = Sampler(params, cfg)
+    sp = SamplingParams.create(3, temperature=[0.0, 0.8, 1.3], top_p=[1.0, 0.9, 0.7], repetition_penalty=1.2,
+                               max_new_tokens=[5, 12, 9])
+    ref = sampler.generate(PROMPTS, sp, key=jax.random.key(3))
+    pre = sampler.prefill(PROMPTS, max_new=12)
+    ids, mask = left_pad(PROMPTS, 16, 0)
+    chex.assert_trees_all_close(pre.features, prompt_features(params, cfg, jnp.asarray(ids), jnp.asarray(mask)),
+                                atol=1e-5, rtol=1e-5)
+    out = sampler.decode(pre, sp, key=jax.random.key(3))
+    for name in ("tokens", "mask", "lengths", "finish_reason"):
+        np.testing.assert_array_equal(getattr(out, name), getattr(ref, name), err_msg=name)
+    np.testing.assert_allclose(out.logprobs, ref.logprobs, atol=1e-5)
+    with pytest.raises(ValueError, match="already decoded"):
+        sampler.decode(pre, sp)
+    with pytest.raises(ValueError, match="exceeds the 16 generation slots"):
+        sampler.decode(sampler.prefill(PROMPTS, max_new=12), SamplingParams.greedy(3, 20))
+
+
+def test_prompt_buckets_pad_at_most_a_quarter_above_128():
+    from spgg_jax.sampling import prompt_bucket
+
+    assert [prompt_bucket(n) for n in (1, 17, 100, 128, 129, 139, 161, 197, 256, 257, 300, 513)] == \
+        [16, 32, 128, 128, 160, 160, 192, 224, 256, 320, 320, 640]
+    for n in range(129, 3000):
+        b = prompt_bucket(n)
+        assert n <= b <= 1.25 * n + 1e-9 and prompt_bucket(b) == b
