@@ -236,3 +236,33 @@ def test_overrides_may_follow_flags(capsys):
     assert "steps must be a positive integer" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         main(["train", "--no-eval", "--nope", "steps=1"])
+
+
+def test_step_metrics_split_the_iteration_and_bench_iteration_reports_it(tiny_model_dir, tmp_path, capsys):
+    """Every metrics row carries the phase split (phases add up to the step) and ``spgg bench
+    iteration`` reports the last iteration's split from the trainer itself."""
+    import argparse
+
+    from spgg_jax.bench import iteration
+
+    run = tmp_path / "split"
+    Trainer(load_config(None, _overrides(tiny_model_dir, run, 2))).run(evaluate=False)
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    phases = ("rollout_prefill", "policy", "rollout_decode", "rollout_host", "score", "update")
+    for r in rows:
+        assert all(r[f"time/{p}"] >= 0 for p in phases)
+        assert sum(r[f"time/{p}"] for p in phases) == pytest.approx(r["time/step"], rel=1e-6)
+        assert r["tokens_per_s/prefill"] > 0 and r["tokens_per_s/decode"] > 0
+    assert rows[0]["time/compile"] > 0  # the first step compiles the sampler and the update
+
+    capsys.readouterr()  # the run's step log
+    p = argparse.ArgumentParser()
+    iteration.add_arguments(p)
+    args = p.parse_args(["--config", str(run / "config.json"), "--json"])
+    assert iteration.run(args) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["phases_s"]) == set(phases) and out["turns"] == 3
+    assert out["step_s"] == pytest.approx(sum(out["phases_s"].values()), rel=1e-6)
+    assert out["compile_s_first_step"] > 0 and out["prompt_tokens"] > 0 and out["new_tokens"] > 0
+    with pytest.raises(ValueError, match="--steps must be >= 2"):
+        iteration.run(p.parse_args(["--config", str(run / "config.json"), "--steps", "1"]))
