@@ -1,10 +1,12 @@
 """KV-cached batched generation with per-row traced sampling parameters.
 
 ``sample_loop`` (jitted) prefills a left-padded prompt batch into a KV cache, then decodes under
-``lax.while_loop`` until every row has met a stop token or its own ``max_new_tokens``. The cache is
-donated and handed back, so the :class:`Sampler` reuses one buffer per shape. Prompt and generation
-lengths are bucketed (powers of two) so the number of compilations stays small, and sampling
-parameter *values* never cause one.
+``lax.while_loop`` until every row has met a stop token or its own ``max_new_tokens``. The same two
+halves run as programs of their own (``Sampler.prefill`` then ``Sampler.decode``) when the sampling
+parameters are chosen from the prompt's hidden states, so the prompt still runs once. The cache is
+donated and handed back, so the :class:`Sampler` reuses one buffer per shape. Prompt lengths are
+bucketed (``prompt_bucket``) and generation lengths too (powers of two) so the number of
+compilations stays small, and sampling parameter *values* never cause one.
 """
 
 from __future__ import annotations
