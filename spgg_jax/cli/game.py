@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 
 PARAM_HELP = (
@@ -55,6 +56,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="an axis: name=start:stop:count or name=v1,v2,... (repeat for a grid; n is allowed)")
     wp.add_argument("--out", required=True, help="output directory for sweep.csv, summary.json and PNG plots")
     wp.add_argument("--chunk", type=int, default=64, help="games vmapped together per step (memory bound; default 64)")
+    wp.add_argument("--json", action="store_true", help="print summary.json (fractions, files) instead of text")
     wp.set_defaults(func=cmd_sweep)
 
     lnp = gsub.add_parser(
@@ -79,6 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     lnp.add_argument("--max-concentration", type=float, default=100.0, help="Beta concentration cap (exploration floor; default 100)")
     lnp.add_argument("--log-every", type=int, default=10, help="steps between rows of learning.csv (default 10)")
     lnp.add_argument("--out", required=True, help="output directory")
+    lnp.add_argument("--json", action="store_true",
+                     help="print summary.json (config, learned vs equilibrium per run, files) instead of text")
     lnp.set_defaults(func=cmd_learn)
 
 
@@ -123,6 +127,11 @@ def _params(args):
     over = parse_overrides(args.param)
     n = int(over.pop("n", args.agents))
     return make_params(args.reward, n, **over)
+
+
+def _progress(args, line: str) -> None:
+    """A progress line: on stdout, or on stderr when stdout is --json."""
+    print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
 
 
 def cmd_list(args) -> int:
@@ -238,7 +247,7 @@ def cmd_sweep(args) -> int:
     if args.sweep:
         axes = dict(sweep.parse_axis(s) for s in args.sweep)
         points = sweep.cartesian(axes)
-        print(f"sweeping {len(points)} games ({' x '.join(f'{k}[{len(v)}]' for k, v in axes.items())}), grid {args.grid}")
+        _progress(args, f"sweeping {len(points)} games ({' x '.join(f'{k}[{len(v)}]' for k, v in axes.items())}), grid {args.grid}")
         rows = sweep.solve_points(args.reward, base, points, args.grid, args.method, args.chunk)
         names = list(axes)
         if len(names) == 1:
@@ -250,12 +259,15 @@ def cmd_sweep(args) -> int:
         for r in rows:
             r["analysis"] = next(iter(groups))
     else:
-        print(f"default analysis of {args.reward} around the base parameters (grid {args.grid}); this takes a few minutes on 2 CPU cores")
+        _progress(args, f"default analysis of {args.reward} around the base parameters (grid {args.grid}); this takes a few minutes on 2 CPU cores")
         groups = sweep.run_preset(args.reward, base, args.grid, args.method)
     elapsed = time.perf_counter() - t0
     files = report.write_report(
         groups, Path(args.out), {"reward": args.reward, "grid": args.grid, "base": base.to_dict(), "seconds": elapsed}
     )
+    if args.json:
+        print(Path(files["summary"]).read_text().rstrip())
+        return 0
     rows = sweep.flatten(groups)
     good = sum(r["good"] for r in rows)
     print(f"solved {len(rows)} games in {elapsed:.1f} s")
@@ -267,6 +279,8 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_learn(args) -> int:
+    from pathlib import Path
+
     from spgg_jax.game import get_reward, sweep
     from spgg_jax.rl.game_rl import GameRLConfig, learn_points, write_learning_report
 
@@ -279,8 +293,8 @@ def cmd_learn(args) -> int:
                        hidden=tuple(int(h) for h in args.hidden.split(",")), entropy_coef=args.entropy_coef,
                        max_concentration=args.max_concentration)
     points = sweep.cartesian(axes) if axes else [{}]
-    print(f"training {len(points) * args.seeds} runs ({len(points)} parameter points x {args.seeds} seeds) of "
-          f"{args.reward} n={base.n}, {args.steps} steps x {args.batch} episodes, {args.algorithm}/{args.actions}")
+    _progress(args, f"training {len(points) * args.seeds} runs ({len(points)} parameter points x {args.seeds} "
+              f"seeds) of {args.reward} n={base.n}, {args.steps} steps x {args.batch} episodes, {args.algorithm}/{args.actions}")
     eq_rows = sweep.solve_points(args.reward, base, points, args.grid, args.method)  # fail fast, before training
     t0 = time.perf_counter()
     runs, metrics = learn_points(cfg, base, points, range(args.seeds))
@@ -288,6 +302,9 @@ def cmd_learn(args) -> int:
     spne_rows = [eq_rows[j // args.seeds] for j in range(len(runs))]
     files = write_learning_report(args.out, cfg, runs, metrics, spne_rows, list(axes), args.log_every,
                                   {"reward": args.reward, "base": base.to_dict(), "grid": args.grid, "seconds": elapsed})
+    if args.json:
+        print(Path(files["summary"]).read_text().rstrip())
+        return 0
     print(f"trained in {elapsed:.1f} s (one jitted vmapped call, compile included)")
     k = max(1, args.steps // 10)
     has_threshold = get_reward(args.reward).has_threshold

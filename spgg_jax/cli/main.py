@@ -46,16 +46,21 @@ def is_override(arg: str) -> bool:
     return "=" in arg and not arg.startswith("-")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    command = getattr(args, PARSER_ATTR)  # the innermost parser: errors name the full subcommand
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; a usage error exits with status 2, naming the subcommand."""
+    args, extra = build_parser().parse_known_args(argv)
     # KEY=VALUE overrides may come after flags (argparse stops collecting a positional list at a flag)
     if hasattr(args, "overrides"):
         args.overrides = list(args.overrides) + [x for x in extra if is_override(x)]
         extra = [x for x in extra if not is_override(x)]
     if extra:
-        command.error(f"unrecognized arguments: {' '.join(extra)}")
+        getattr(args, PARSER_ATTR).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = getattr(args, PARSER_ATTR)  # the innermost parser: errors name the full subcommand
     try:
         result = args.func(args)
     except (CliError, ValueError, KeyError, FileNotFoundError) as err:
