@@ -4,7 +4,8 @@
 
 Prints a table (method, accuracy, mean score, tokens generated, LLM calls, tokens exchanged between
 agents, wall time) and writes ``results.json``, ``results.csv`` and ``problems_<method>.jsonl``
-(every text) into ``--out``.
+(one row per problem: its prompt, every completion, the scores) into ``--out``; ``--json`` prints
+``results.json`` instead of the table.
 
     spgg eval --run-dir runs/my_run
 

@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 PARAM_HELP = (
     "override a game parameter, repeatable: key=value (e.g. gamma=0.5, B=0.7, observation=po, "
@@ -238,8 +239,6 @@ def cmd_solve(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from pathlib import Path
-
     from spgg_jax.game import report, sweep
 
     base = _params(args)
@@ -279,8 +278,6 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_learn(args) -> int:
-    from pathlib import Path
-
     from spgg_jax.game import get_reward, sweep
     from spgg_jax.rl.game_rl import GameRLConfig, learn_points, write_learning_report
 
