@@ -59,7 +59,7 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise KeyError(
-                f"unknown {self.kind} {name!r}{did_you_mean(name, self._items)}; "
+                f"unknown {self.kind} {name!r}{did_you_mean(str(name), self._items)}; "
                 f"registered: {', '.join(sorted(self._items)) or '(none)'}"
             ) from None
 

@@ -110,7 +110,8 @@ def _readable_y(ax, y, rate: bool) -> None:
 
 
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """PNG learning curves of a run: rewards, accuracy and threshold rate, free riding, gen params, KL."""
+    """PNG learning curves of a run, one quantity per panel: rewards, accuracy, free riding, tokens, the
+    generation parameters, entropy, KL."""
     import matplotlib
 
     matplotlib.use("Agg")
