@@ -67,13 +67,9 @@ def test_did_you_mean():
         "unknown key(s) ['bach'] (did you mean 'batch'?); known: ['batch', 'seed']"
 
 
-def _subcommands(parser):
-    return [p for p in walk(parser)]
-
-
 def test_every_command_has_a_description_and_every_flag_help_with_its_default():
     problems = []
-    for p in _subcommands(build_parser()):
+    for p in walk(build_parser()):
         assert not p.allow_abbrev, p.prog
         if not p.description or "%%" in p.description:
             problems.append(f"{p.prog}: description {p.description!r}")
@@ -105,7 +101,7 @@ def test_commands_that_print_results_have_json():
     table, plot a path)."""
     exempt = {"spgg train", "spgg plot", "spgg models fetch"}
     missing = []
-    for p in _subcommands(build_parser()):
+    for p in walk(build_parser()):
         leaf = not any(isinstance(a, argparse._SubParsersAction) for a in p._actions)
         if leaf and p.prog not in exempt and "--json" not in p._option_string_actions:
             missing.append(p.prog)

@@ -41,7 +41,8 @@ class DefaultsHelpFormatter(argparse.HelpFormatter):
 
 
 class _SubcommandsAction(argparse._SubParsersAction):
-    """Sub-parsers get the parent's class, and their ``help`` as description when they have none."""
+    """Sub-parsers (of the parent's class, argparse's default) get their ``help`` as description when
+    they have none, so every ``--help`` says what the command does."""
 
     def add_parser(self, name: str, **kwargs):
         if "help" in kwargs and "description" not in kwargs:
