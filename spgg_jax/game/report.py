@@ -44,7 +44,7 @@ def _plt():
 
 
 def _title(meta: Mapping | None) -> str:
-    """What was run, for a figure's title: reward, n, grid and the base parameters that were overridden."""
+    """What was run, for a figure's title: the reward, n and the contribution grid."""
     meta = meta or {}
     base = meta.get("base") or {}
     parts = [str(meta.get("reward", "game"))]
@@ -70,9 +70,9 @@ def _edges(values: Sequence[float]) -> np.ndarray:
     return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
 
 
-def _save(fig, plt, path: Path, title: str) -> Path:
+def _save(fig, plt, path: Path, title: str, rect=(0, 0, 1, 1)) -> Path:
     fig.suptitle(title, fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=rect)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
@@ -172,11 +172,7 @@ def plot_maps(groups: Mapping[str, Sequence[Mapping]], path: Path, meta: Mapping
         ax.set_title(f"equilibrium over ({x_key}, {y_key}): {len(xs)} x {len(ys)} games", fontsize=10)
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(4)]
     fig.legend(handles, CATEGORY_LABELS, loc="lower center", ncol=2, fontsize=8, frameon=False)
-    fig.suptitle(_title(meta), fontsize=10)
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, plt, path, _title(meta), rect=(0, 0.1, 1, 1))  # the legend below the panels
 
 
 def write_report(groups: Mapping[str, Sequence[Mapping]], out_dir: Path, meta: Mapping) -> dict[str, str]:
