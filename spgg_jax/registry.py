@@ -7,9 +7,29 @@ decorated function.
 
 from __future__ import annotations
 
-from typing import Callable, Generic, Iterator, TypeVar
+import difflib
+from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
+
+
+def did_you_mean(names: str | Iterable[str], choices: Iterable[str]) -> str:
+    """A hint naming the closest of ``choices`` to each of ``names`` (a typo): ``" (did you mean 'x'?)"``
+    for one name, ``" (did you mean 'x' for 'y', ...?)"`` for several, ``""`` when none is close."""
+    names = [names] if isinstance(names, str) else list(names)
+    choices = [str(c) for c in choices]
+    pairs = [(n, c[0]) for n in names if (c := difflib.get_close_matches(str(n), choices, n=1, cutoff=0.6))]
+    if not pairs:
+        return ""
+    if len(names) == 1:
+        return f" (did you mean {pairs[0][1]!r}?)"
+    return " (did you mean " + ", ".join(f"{c!r} for {n!r}" for n, c in pairs) + "?)"
+
+
+def unknown_names(what: str, unknown: Iterable[str], known: Iterable[str]) -> str:
+    """The error message for names not among ``known``, with the closest known name of each typo."""
+    known, unknown = sorted(known), sorted(unknown)
+    return f"unknown {what} {unknown}{did_you_mean(unknown, known)}; known: {known}"
 
 
 class Registry(Generic[T]):
@@ -39,7 +59,8 @@ class Registry(Generic[T]):
             return self._items[name]
         except KeyError:
             raise KeyError(
-                f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._items)) or '(none)'}"
+                f"unknown {self.kind} {name!r}{did_you_mean(str(name), self._items)}; "
+                f"registered: {', '.join(sorted(self._items)) or '(none)'}"
             ) from None
 
     def names(self) -> list[str]:

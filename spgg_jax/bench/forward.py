@@ -24,12 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     src = parser.add_mutually_exclusive_group(required=True)
     src.add_argument("--model", help="HF model directory (config.json + safetensors) or a registered model name")
     src.add_argument("--shape", help="named shape with random weights (see spgg_jax.models.shapes)")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--seq-len", type=int, default=128)
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch", type=int, default=8, help="sequences per forward call")
+    parser.add_argument("--seq-len", type=int, default=128, help="tokens per sequence")
+    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                        help="parameter and compute dtype of both sides")
+    parser.add_argument("--warmup", type=int, default=2,
+                        help="untimed calls per side before timing (JAX: the first one compiles)")
+    parser.add_argument("--repeats", type=int, default=5, help="timed rounds, alternating JAX and PyTorch (median)")
+    parser.add_argument("--seed", type=int, default=0, help="seed for random weights (--shape) and token ids")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
 
 

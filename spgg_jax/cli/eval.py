@@ -4,7 +4,8 @@
 
 Prints a table (method, accuracy, mean score, tokens generated, LLM calls, tokens exchanged between
 agents, wall time) and writes ``results.json``, ``results.csv`` and ``problems_<method>.jsonl``
-(every text) into ``--out``.
+(one row per problem: its prompt, every completion, the scores) into ``--out``; ``--json`` prints
+``results.json`` instead of the table.
 
     spgg eval --run-dir runs/my_run
 
@@ -20,6 +21,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 DEFAULT_MODEL = "smollm2-135m-instruct"  # = spgg_jax.rollout.team.DEFAULT_MODEL (not imported: keep --help fast)
 METHOD_NAMES = "single, fewshot, cot, self_consistency, debate, mac_spgg_fo, mac_spgg_po (or all)"
@@ -60,6 +62,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="LLM judge model for tasks without a verifiable answer (summeval)")
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"], help="model dtype")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true",
+                   help="print the results as one JSON object (what results.json / eval.json hold) instead of a table")
     p.set_defaults(func=cmd_eval)
 
 
@@ -129,6 +133,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
         bar.close()
     out = args.out or f"runs/eval/{args.task}-{time.strftime('%Y%m%d-%H%M%S')}"
     write_results(results, out, meta)
+    if args.json:
+        print((Path(out) / "results.json").read_text().rstrip())
+        return 0
     print(f"task {args.task} ({args.split}, {len(problems)} problems), team: "
           f"{', '.join(a.name + '=' + a.model for a in team.agents)}")
     print(format_table(results))
@@ -151,12 +158,11 @@ def _task_options(items: list[str]) -> dict:
 
 def cmd_eval_run(args: argparse.Namespace) -> int:
     """``spgg eval --run-dir``: rebuild the run, restore its latest checkpoint, compare on held-out problems."""
-    from pathlib import Path
-
     import jax
 
     from spgg_jax.checkpoint import Checkpointer
-    from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, evaluate_trained, format_eval_table
+    from spgg_jax.eval.trained import (EVAL_KEY_SALT, TRAINED, UNTRAINED, eval_json, evaluate_trained,
+                                       format_eval_table)
     from spgg_jax.train import TrainConfig, build_setup
     from spgg_jax.train.loop import write_eval
 
@@ -184,6 +190,9 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     result = evaluate_trained(setup, [(UNTRAINED, init), (TRAINED, trained)], jax.random.fold_in(key, EVAL_KEY_SALT))
     out = Path(args.out) if args.out else run
     path = write_eval(out, result)
+    if args.json:
+        print(json.dumps({"run_dir": str(run), "step": int(step), **eval_json(result)}, indent=2))
+        return 0
     print(f"run {run} at step {step}: {len(setup.eval_problems)} held-out {cfg.task} problems")
     print(format_eval_table(result))
     print(f"written to {path} and {path.with_name('eval_episodes.jsonl')}")

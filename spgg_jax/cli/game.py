@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 PARAM_HELP = (
     "override a game parameter, repeatable: key=value (e.g. gamma=0.5, B=0.7, observation=po, "
@@ -27,11 +29,16 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("game", help="solve and sweep the public-goods games (equilibria, welfare)")
+    p = sub.add_parser(
+        "game", help="solve and sweep the public-goods games (equilibria, welfare)",
+        description="The public-goods games alone, no LLMs: list the reward variants, solve one game exactly, "
+        "sweep parameters (CSV + PNG), or train small game-level learners against the equilibrium.",
+    )
     gsub = p.add_subparsers(dest="game_command", metavar="ACTION")
     gsub.required = True
 
     lp = gsub.add_parser("list", help="list registered reward variants, costs and final scores")
+    lp.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     lp.set_defaults(func=cmd_list)
 
     sp = gsub.add_parser("solve", help="print the equilibrium of one game", description="Solve one game exactly on a contribution grid and print the equilibrium path, rewards, welfare, final score, threshold, free riders and uniqueness.")
@@ -50,6 +57,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                     help="an axis: name=start:stop:count or name=v1,v2,... (repeat for a grid; n is allowed)")
     wp.add_argument("--out", required=True, help="output directory for sweep.csv, summary.json and PNG plots")
     wp.add_argument("--chunk", type=int, default=64, help="games vmapped together per step (memory bound; default 64)")
+    wp.add_argument("--json", action="store_true", help="print summary.json (fractions, files) instead of text")
     wp.set_defaults(func=cmd_sweep)
 
     lnp = gsub.add_parser(
@@ -57,7 +65,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="train policy-gradient learners over seeds (x a parameter sweep) in one vmapped call; CSV + PNG",
         description="n small policies (one per position) learn contributions by REINFORCE/PPO in the game; "
         "every (seed, parameter point) run is trained in ONE jitted vmapped call. Writes learning.csv, "
-        "final.csv (last 10%% of steps vs the exact equilibrium), summary.json and learning_curves.png.",
+        "final.csv (last 10% of steps vs the exact equilibrium), summary.json and learning_curves.png.",
     )
     _common(lnp)
     lnp.add_argument("--seeds", type=int, default=4, help="seeds per parameter point (default 4)")
@@ -74,6 +82,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     lnp.add_argument("--max-concentration", type=float, default=100.0, help="Beta concentration cap (exploration floor; default 100)")
     lnp.add_argument("--log-every", type=int, default=10, help="steps between rows of learning.csv (default 10)")
     lnp.add_argument("--out", required=True, help="output directory")
+    lnp.add_argument("--json", action="store_true",
+                     help="print summary.json (config, learned vs equilibrium per run, files) instead of text")
     lnp.set_defaults(func=cmd_learn)
 
 
@@ -120,62 +130,106 @@ def _params(args):
     return make_params(args.reward, n, **over)
 
 
+def _progress(args, line: str) -> None:
+    """A progress line: on stdout, or on stderr when stdout is --json."""
+    print(line, file=sys.stderr if getattr(args, "json", False) else sys.stdout)
+
+
 def cmd_list(args) -> int:
     from spgg_jax.game.costs import COSTS
     from spgg_jax.game.rewards import REWARDS
     from spgg_jax.game.scores import SCORES
 
-    print("reward variants:")
+    rewards = []
     for name in REWARDS:
         spec = REWARDS.get(name)
         flags = [spec.timing] + (["smooth"] if spec.smooth else []) + (["per-agent/scalable"] if spec.per_agent else [])
-        print(f"  {name:18s} [{', '.join(flags)}] {spec.doc.splitlines()[0] if spec.doc else ''}")
+        rewards.append({"name": name, "timing": spec.timing, "smooth": spec.smooth,
+                        "per_agent": spec.per_agent is not None, "threshold": spec.has_threshold,
+                        "flags": flags, "doc": spec.doc.splitlines()[0] if spec.doc else ""})
+    if args.json:
+        print(json.dumps({"rewards": rewards, "costs": COSTS.names(), "scores": SCORES.names()}, indent=2))
+        return 0
+    print("reward variants:")
+    for r in rewards:
+        print(f"  {r['name']:18s} [{', '.join(r['flags'])}] {r['doc']}")
     print("costs:  ", ", ".join(COSTS.names()))
     print("scores: ", ", ".join(SCORES.names()))
     return 0
 
 
+#: Scalar game parameters shown by ``game solve`` when the reward depends on them (c_min, c_max always).
+SHOWN_PARAMS = ("kappa", "gamma", "rho", "P", "B", "r", "w0", "m0", "tau", "cost_power", "cost_alpha")
+
+
+def params_in_use(reward: str, params, samples: int = 32) -> list[str]:
+    """The parameters of ``SHOWN_PARAMS`` that change ``reward``'s payoffs (probed on random profiles),
+    so a variant's report leaves out what it does not use (pgg has no threshold B, no gamma, ...)."""
+    import dataclasses
+
+    import numpy as np
+
+    from spgg_jax.game.rewards import rewards
+
+    lo, hi = float(params.c_min), float(params.c_max)
+    q = np.random.default_rng(0).uniform(lo, hi, (samples, params.n))
+    q[0], q[1] = lo, hi  # the corners too
+    base = np.asarray(rewards(reward, q, params))
+    used = []
+    for name in SHOWN_PARAMS:
+        v = float(getattr(params, name))
+        moved = dataclasses.replace(params, **{name: v * 1.37 + 0.11})
+        if not np.allclose(np.asarray(rewards(reward, q, moved)), base, rtol=1e-6, atol=1e-7):
+            used.append(name)
+    return used
+
+
 def cmd_solve(args) -> int:
     import jax
-    import numpy as np
 
     from spgg_jax.game.rewards import get_reward
     from spgg_jax.game.solver import choose_method, solve
+    from spgg_jax.tidy import tidy
 
     params = _params(args)
-    method = choose_method(get_reward(args.reward), params, args.grid, args.method)
+    spec = get_reward(args.reward)
+    method = choose_method(spec, params, args.grid, args.method)
     t0 = time.perf_counter()
     eq = jax.device_get(solve(args.reward, params, args.grid, method, args.tol))
     elapsed = time.perf_counter() - t0
-    out = {
+    out = tidy({
         "reward": args.reward,
         "method": method,
         "grid": args.grid,
         "params": params.to_dict(),
-        "q": np.asarray(eq.q).tolist(),
-        "rewards": np.asarray(eq.rewards).tolist(),
-        "welfare": float(eq.welfare),
-        "final_score": float(eq.final_score),
-        "threshold_met": bool(eq.threshold_met),
-        "free_riders": np.asarray(eq.free_riders).tolist(),
+        "params_in_use": params_in_use(args.reward, params),
+        "q": eq.q,
+        "rewards": eq.rewards,
+        "welfare": eq.welfare,
+        "final_score": eq.final_score,
+        "threshold_met": bool(eq.threshold_met) if spec.has_threshold else None,
+        "free_riders": eq.free_riders,
         "unique": bool(eq.unique),
         "path_unique": bool(eq.path_unique),
         "n_ties": int(eq.n_ties),
-        "min_margin": float(eq.min_margin),
-        "path_margins": np.asarray(eq.path_margins).tolist(),
+        "min_margin": eq.min_margin,
+        "path_margins": eq.path_margins,
         "seconds": elapsed,
-    }
+    })
     if args.json:
         print(json.dumps(out, indent=2))
         return 0
     p = params
     print(f"{args.reward}  n={p.n}  observation={p.observation}  cost={p.cost}  score={p.score}  grid={args.grid}  method={method}")
-    print(f"params: c=[{float(p.c_min):g}, {float(p.c_max):g}] kappa={float(p.kappa):g} gamma={float(p.gamma):g} "
-          f"rho={float(p.rho):g} P={float(p.P):g} B={float(p.B):g} r={float(p.r):g} m0={float(p.m0):g}")
+    print(f"params: c=[{float(p.c_min):g}, {float(p.c_max):g}] "
+          + " ".join(f"{k}={float(getattr(p, k)):g}" for k in out["params_in_use"]))
     print(f"{'agent':>5} {'q_i':>8} {'R_i':>9} {'margin':>10}  free-rider")
     for i in range(p.n):
         print(f"{i + 1:>5} {out['q'][i]:8.4f} {out['rewards'][i]:9.4f} {out['path_margins'][i]:10.3g}  {'yes' if out['free_riders'][i] else 'no'}")
-    print(f"final score S = {out['final_score']:.4f}   threshold S >= B: {'met' if out['threshold_met'] else 'NOT met'}")
+    score = f"final score S = {out['final_score']:.4f}"
+    if spec.has_threshold:
+        score += f"   threshold S >= B: {'met' if out['threshold_met'] else 'NOT met'}"
+    print(score)
     print(f"welfare W = {out['welfare']:.4f}")
     uniq = "unique" if out["unique"] else (
         f"NOT unique ({out['n_ties']} tied decision nodes; the equilibrium path itself is "
@@ -185,8 +239,6 @@ def cmd_solve(args) -> int:
 
 
 def cmd_sweep(args) -> int:
-    from pathlib import Path
-
     from spgg_jax.game import report, sweep
 
     base = _params(args)
@@ -194,7 +246,7 @@ def cmd_sweep(args) -> int:
     if args.sweep:
         axes = dict(sweep.parse_axis(s) for s in args.sweep)
         points = sweep.cartesian(axes)
-        print(f"sweeping {len(points)} games ({' x '.join(f'{k}[{len(v)}]' for k, v in axes.items())}), grid {args.grid}")
+        _progress(args, f"sweeping {len(points)} games ({' x '.join(f'{k}[{len(v)}]' for k, v in axes.items())}), grid {args.grid}")
         rows = sweep.solve_points(args.reward, base, points, args.grid, args.method, args.chunk)
         names = list(axes)
         if len(names) == 1:
@@ -206,12 +258,15 @@ def cmd_sweep(args) -> int:
         for r in rows:
             r["analysis"] = next(iter(groups))
     else:
-        print(f"default analysis of {args.reward} around the base parameters (grid {args.grid}); this takes a few minutes on 2 CPU cores")
+        _progress(args, f"default analysis of {args.reward} around the base parameters (grid {args.grid}); this takes a few minutes on 2 CPU cores")
         groups = sweep.run_preset(args.reward, base, args.grid, args.method)
     elapsed = time.perf_counter() - t0
     files = report.write_report(
         groups, Path(args.out), {"reward": args.reward, "grid": args.grid, "base": base.to_dict(), "seconds": elapsed}
     )
+    if args.json:
+        print(Path(files["summary"]).read_text().rstrip())
+        return 0
     rows = sweep.flatten(groups)
     good = sum(r["good"] for r in rows)
     print(f"solved {len(rows)} games in {elapsed:.1f} s")
@@ -229,16 +284,14 @@ def cmd_learn(args) -> int:
     base = _params(args)
     axes = dict(sweep.parse_axis(a) for a in args.sweep)
     if "n" in axes:
-        raise SystemExit("spgg game learn: n cannot be swept (it changes shapes); run once per --agents")
-    if args.seeds < 1:
-        raise SystemExit(f"--seeds must be >= 1, got {args.seeds}")
+        raise ValueError("n cannot be swept (it changes shapes); run once per --agents")
     cfg = GameRLConfig(reward=args.reward, n=base.n, steps=args.steps, batch=args.batch, lr=args.lr,
                        algorithm=args.algorithm, actions=args.actions, grid_size=args.grid,
                        hidden=tuple(int(h) for h in args.hidden.split(",")), entropy_coef=args.entropy_coef,
                        max_concentration=args.max_concentration)
     points = sweep.cartesian(axes) if axes else [{}]
-    print(f"training {len(points) * args.seeds} runs ({len(points)} parameter points x {args.seeds} seeds) of "
-          f"{args.reward} n={base.n}, {args.steps} steps x {args.batch} episodes, {args.algorithm}/{args.actions}")
+    _progress(args, f"training {len(points) * args.seeds} runs ({len(points)} parameter points x {args.seeds} "
+              f"seeds) of {args.reward} n={base.n}, {args.steps} steps x {args.batch} episodes, {args.algorithm}/{args.actions}")
     eq_rows = sweep.solve_points(args.reward, base, points, args.grid, args.method)  # fail fast, before training
     t0 = time.perf_counter()
     runs, metrics = learn_points(cfg, base, points, range(args.seeds))
@@ -246,6 +299,9 @@ def cmd_learn(args) -> int:
     spne_rows = [eq_rows[j // args.seeds] for j in range(len(runs))]
     files = write_learning_report(args.out, cfg, runs, metrics, spne_rows, list(axes), args.log_every,
                                   {"reward": args.reward, "base": base.to_dict(), "grid": args.grid, "seconds": elapsed})
+    if args.json:
+        print(Path(files["summary"]).read_text().rstrip())
+        return 0
     print(f"trained in {elapsed:.1f} s (one jitted vmapped call, compile included)")
     k = max(1, args.steps // 10)
     has_threshold = get_reward(args.reward).has_threshold

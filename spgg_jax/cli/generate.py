@@ -22,8 +22,9 @@ DEFAULT_MODEL = "smollm2-135m-instruct"
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "generate",
-        help="greedy completions for one or more prompts",
-        description="Generate greedy completions. Prompts are wrapped in the model's chat template as a "
+        help="completions for one or more prompts (greedy, or sampled with --temperature/--top-p/--top-k)",
+        description="Generate completions: greedy by default (--temperature 0), sampled with --temperature > 0 "
+        "and optionally --top-p, --top-k and the penalties. Prompts are wrapped in the model's chat template as a "
         "single user message unless --no-chat-template is given (base models without a template get "
         "the raw prompt).",
     )

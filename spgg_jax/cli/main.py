@@ -11,6 +11,8 @@ import argparse
 import importlib
 import sys
 
+from spgg_jax.cli.parser import PARSER_ATTR, SpggParser
+
 # Command-group modules, in the order they appear in ``spgg --help``.
 COMMAND_MODULES = [
     "spgg_jax.cli.game",
@@ -28,10 +30,9 @@ class CliError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = SpggParser(
         prog="spgg",
         description="MAC-SPGG in JAX: game analysis, LLM agent teams, training and benchmarks.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
@@ -40,19 +41,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+def is_override(arg: str) -> bool:
+    """A ``KEY=VALUE`` config override (not a flag)."""
+    return "=" in arg and not arg.startswith("-")
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; a usage error exits with status 2, naming the subcommand."""
+    args, extra = build_parser().parse_known_args(argv)
     # KEY=VALUE overrides may come after flags (argparse stops collecting a positional list at a flag)
-    if extra and hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
-        args.overrides = list(args.overrides) + extra
-    elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if hasattr(args, "overrides"):
+        args.overrides = list(args.overrides) + [x for x in extra if is_override(x)]
+        extra = [x for x in extra if not is_override(x)]
+    if extra:
+        getattr(args, PARSER_ATTR).error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    command = getattr(args, PARSER_ATTR)  # the innermost parser: errors name the full subcommand
     try:
         result = args.func(args)
     except (CliError, ValueError, KeyError, FileNotFoundError) as err:
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"spgg {args.command}: error: {msg}", file=sys.stderr)
+        print(f"{command.prog}: error: {msg}", file=sys.stderr)
         return 2
     return int(result or 0)
 

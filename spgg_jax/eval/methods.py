@@ -92,7 +92,7 @@ class MethodResult:
     def rows(self) -> list[dict[str, Any]]:
         """One JSON-friendly dict per problem."""
         return [
-            {"method": self.method, "id": p.id, "answer": p.answer, "final_text": t, "extracted": e,
+            {"method": self.method, "id": p.id, "prompt": p.prompt, "answer": p.answer, "final_text": t, "extracted": e,
              "correct": bool(c), "score": float(s), "tokens_generated": int(g), "llm_calls": int(n),
              "tokens_exchanged": int(x), **d}
             for p, t, e, c, s, g, n, x, d in zip(self.problems, self.final_text, self.extracted, self.correct,
@@ -349,7 +349,8 @@ def _mac_spgg(name: str, observation: str, ctx: EvalContext, problems: Sequence[
     final_turn = choose_final(team.final, team.n, [e for _, _, e in per_turn])
     sc, ok, ext = select_final(final_turn, per_turn)
     final_text = [batch.turns[t].output_text[i] for i, t in enumerate(final_turn)]
-    details = [{"turns": [t.output_text[i] for t in batch.turns], "agent_scores": agent_sc[i].tolist(),
+    details = [{"agents": [team.agents[t.agent].name for t in batch.turns],
+                "turns": [t.output_text[i] for t in batch.turns], "agent_scores": agent_sc[i].tolist(),
                 "votes": [per_turn[t][2][i] for t in range(len(batch.turns))], "final_turn": int(final_turn[i]),
                 "truncated": [bool(t.truncated[i]) for t in batch.turns]} for i in range(len(problems))]
     return _result(name, problems, final_text, ext, ok, sc, batch.tokens_generated.sum(1),

@@ -14,6 +14,7 @@ import jax
 from spgg_jax.eval.methods import METHODS, EvalContext, MethodResult
 from spgg_jax.rollout.episode import ModelBundle
 from spgg_jax.rollout.team import TeamConfig
+from spgg_jax.tidy import tidy
 
 TABLE_COLUMNS = ("method", "accuracy", "score", "tokens_generated", "llm_calls", "tokens_exchanged", "wall_s")
 
@@ -72,12 +73,14 @@ def markdown_table(results: Sequence[MethodResult]) -> str:
 
 
 def write_results(results: Sequence[MethodResult], out_dir: str | os.PathLike, meta: Mapping[str, Any]) -> Path:
-    """``results.json`` (meta + summaries), ``results.csv`` (summaries) and ``problems_<method>.jsonl``."""
+    """``results.json`` (meta + summaries), ``results.csv`` (summaries) and ``problems_<method>.jsonl``
+    (one row per problem: its prompt, the answer, every completion, scores; floats rounded by ``tidy``)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    summaries = [r.summary() for r in results]
+    summaries = tidy([r.summary() for r in results])
     with open(out / "results.json", "w", encoding="utf-8") as f:
-        json.dump({**dict(meta), "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": summaries}, f, indent=2)
+        json.dump(tidy({**dict(meta), "written": time.strftime("%Y-%m-%dT%H:%M:%S"), "results": summaries}), f,
+                  indent=2)
         f.write("\n")
     if summaries:
         with open(out / "results.csv", "w", newline="", encoding="utf-8") as f:
@@ -87,5 +90,5 @@ def write_results(results: Sequence[MethodResult], out_dir: str | os.PathLike, m
     for r in results:
         with open(out / f"problems_{r.method}.jsonl", "w", encoding="utf-8") as f:
             for row in r.rows():
-                f.write(json.dumps(row, ensure_ascii=False, default=str) + "\n")
+                f.write(json.dumps(tidy(row), ensure_ascii=False, default=str) + "\n")
     return out

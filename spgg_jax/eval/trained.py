@@ -26,6 +26,7 @@ import numpy as np
 from spgg_jax.eval.stats import accuracy_ci, paired_comparison
 from spgg_jax.rollout.episode import run_episodes
 from spgg_jax.rollout.scoring import episode_rewards, free_riding, score_episodes
+from spgg_jax.tidy import tidy
 
 #: salt of the evaluation key: ``fold_in(key(seed), EVAL_KEY_SALT)`` (unchanged since the first trainer)
 EVAL_KEY_SALT = 10**6
@@ -97,13 +98,13 @@ def episode_records(result: Mapping[str, Any]) -> list[dict[str, Any]]:
                    "final_turn": int(np.asarray(sc.final_turn)[i])}
             if run.rewards is not None:
                 rec["rewards"] = np.asarray(run.rewards)[i].round(4).tolist()
-            out.append(rec)
+            out.append(tidy(rec))
     return out
 
 
 def eval_json(result: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON part of :func:`evaluate_trained`'s result."""
-    return {"rows": result["rows"], "comparisons": result["comparisons"]}
+    return tidy({"rows": result["rows"], "comparisons": result["comparisons"]})
 
 
 def format_eval_table(result: Mapping[str, Any]) -> str:

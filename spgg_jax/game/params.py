@@ -18,6 +18,8 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
+from spgg_jax.registry import did_you_mean, unknown_names
+
 OBSERVATIONS = ("fo", "po")
 
 
@@ -57,9 +59,7 @@ class GameParams:
         """Build validated parameters; ``m0`` defaults to the middle of [c_min, c_max]."""
         unknown = set(kwargs) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
-            raise ValueError(
-                f"unknown game parameter(s) {sorted(unknown)}; known: {sorted(field_names())}"
-            )
+            raise ValueError(unknown_names("game parameter(s)", unknown, field_names()))
         if "m0" not in kwargs:
             c_min = kwargs.get("c_min", 0.1)
             c_max = kwargs.get("c_max", 1.0)
@@ -164,7 +164,7 @@ def parse_overrides(items: list[str] | Mapping[str, Any]) -> dict[str, Any]:
         key, raw = item.split("=", 1)
         key = key.strip()
         if key not in known:
-            raise ValueError(f"unknown game parameter {key!r}; known: {sorted(known)}")
+            raise ValueError(f"unknown game parameter {key!r}{did_you_mean(key, known)}; known: {sorted(known)}")
         if key in ("observation", "cost", "score"):
             out[key] = raw.strip()
         elif key == "n":

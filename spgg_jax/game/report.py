@@ -9,6 +9,8 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from spgg_jax.tidy import tidy
+
 SCALAR_COLUMNS = [
     "analysis", "reward", "n", "c_min", "c_max", "w0", "r", "kappa", "gamma", "rho", "P", "B", "m0",
     "tau", "cost_power", "cost_alpha", "final_score", "welfare", "threshold_met", "any_free_rider",
@@ -41,59 +43,97 @@ def _plt():
     return plt
 
 
-def plot_profiles(groups: Mapping[str, Sequence[Mapping]], path: Path) -> Path | None:
-    """Contribution q_i by position: one line per n, and along the B sweep (who carries the load)."""
+def _title(meta: Mapping | None) -> str:
+    """What was run, for a figure's title: the reward, n and the contribution grid."""
+    meta = meta or {}
+    base = meta.get("base") or {}
+    parts = [str(meta.get("reward", "game"))]
+    if "n" in base:
+        parts.append(f"n={base['n']}")
+    text = ", ".join(parts)
+    return text + (f": equilibria on a contribution grid of {meta['grid']} points" if "grid" in meta else "")
+
+
+def _has_threshold(meta: Mapping | None) -> bool:
+    from spgg_jax.game.rewards import REWARDS
+
+    reward = (meta or {}).get("reward")
+    return reward not in REWARDS or REWARDS.get(reward).has_threshold
+
+
+def _edges(values: Sequence[float]) -> np.ndarray:
+    """Cell edges around sorted grid values (midpoints inside, half a step beyond each end)."""
+    v = np.asarray(values, float)
+    if len(v) == 1:
+        return np.array([v[0] - 0.5, v[0] + 0.5])
+    mid = (v[1:] + v[:-1]) / 2
+    return np.concatenate([[v[0] - (mid[0] - v[0])], mid, [v[-1] + (v[-1] - mid[-1])]])
+
+
+def _save(fig, plt, path: Path, title: str, rect=(0, 0, 1, 1)) -> Path:
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout(rect=rect)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def plot_profiles(groups: Mapping[str, Sequence[Mapping]], path: Path, meta: Mapping | None = None) -> Path | None:
+    """Contribution q_i by position: one line per n, and along the B or gamma sweep (who carries the load)."""
     panels = [(k, v) for k, v in groups.items() if k == "by_n" or k in ("1d_B", "1d_gamma")]
     if not panels:
         return None
     plt = _plt()
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.2), squeeze=False)
     for ax, (name, rows) in zip(axes[0], panels):
         if name == "by_n":
-            for r in rows:
-                ax.plot(range(1, r["n"] + 1), r["q"], marker="o", label=f"n={r['n']}")
-            ax.set_title("equilibrium contribution by position")
+            picks, labels = rows, [f"n={r['n']}" for r in rows]
+            ax.set_title("equilibrium contribution by position", fontsize=10)
         else:
             key = name[3:]
-            pick = rows[:: max(1, len(rows) // 6)]
-            for r in pick:
-                ax.plot(range(1, r["n"] + 1), r["q"], marker="o", label=f"{key}={r[key]:.2f}")
-            ax.set_title(f"profile along the {key} sweep")
-        ax.set_xlabel("position i")
-        ax.set_ylabel("q_i")
-        ax.set_ylim(0, max(1.05, max(max(r["q"]) for r in rows) * 1.05))
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+            picks = rows[:: max(1, int(np.ceil(len(rows) / 6)))]
+            labels = [f"{key}={r[key]:g}" for r in picks]
+            ax.set_title(f"equilibrium profile along the {key} sweep", fontsize=10)
+        colors = plt.cm.viridis(np.linspace(0, 0.9, len(picks)))  # ordered: dark = small, light = large
+        for r, label, c in zip(picks, labels, colors):
+            ax.plot(range(1, r["n"] + 1), r["q"], marker="o", color=c, label=label)
+        ax.set_xlabel("position i (1 moves first)")
+        ax.set_ylabel("equilibrium contribution q_i")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+        top = max(max(r["q"]) for r in rows)
+        ax.set_ylim(0, max(1.05, top * 1.05))
+        ax.legend(fontsize=7, loc="lower right")
+    return _save(fig, plt, path, _title(meta))
 
 
-def plot_welfare(groups: Mapping[str, Sequence[Mapping]], path: Path) -> Path | None:
-    """Welfare W and final score S against each swept parameter (1-D sweeps)."""
+def plot_welfare(groups: Mapping[str, Sequence[Mapping]], path: Path, meta: Mapping | None = None) -> Path | None:
+    """Welfare W (top row) and final score S (bottom row, with the threshold B) against each swept
+    parameter of the 1-D sweeps: one quantity, one scale per panel."""
     panels = [(k[3:], v) for k, v in groups.items() if k.startswith("1d_")]
     if not panels:
         return None
     plt = _plt()
-    cols = min(3, len(panels))
-    rows_n = int(np.ceil(len(panels) / cols))
-    fig, axes = plt.subplots(rows_n, cols, figsize=(5 * cols, 3.6 * rows_n), squeeze=False)
-    for ax, (key, rows) in zip(axes.ravel(), panels):
+    cols = len(panels)
+    fig, axes = plt.subplots(2, cols, figsize=(4.2 * cols, 6), squeeze=False, sharex="col")
+    for j, (key, rows) in enumerate(panels):
         x = [r[key] for r in rows]
-        ax.plot(x, [r["welfare"] for r in rows], color="C0", label="welfare W")
-        ax.plot(x, [r["final_score"] for r in rows], color="C1", ls="--", label="final score S")
-        bad = [r[key] for r in rows if not r["unique"]]
-        if bad:
-            ax.scatter(bad, [r["welfare"] for r in rows if not r["unique"]], color="red", s=12, zorder=3, label="tie (not unique)")
-        ax.set_xlabel(key)
-        ax.set_title(f"W and S against {key}")
-        ax.legend(fontsize=7)
-    for ax in axes.ravel()[len(panels):]:
-        ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+        tied = [i for i, r in enumerate(rows) if not r["unique"]]
+        for ax, col, label, color in ((axes[0][j], "welfare", "welfare W = sum of rewards", "C0"),
+                                      (axes[1][j], "final_score", "final score S", "C1")):
+            y = [r[col] for r in rows]
+            ax.plot(x, y, color=color, marker=".", label=label)
+            if tied:
+                ax.scatter([x[i] for i in tied], [y[i] for i in tied], color="red", s=18, zorder=3,
+                           label="tie (not unique)")
+            ax.set_ylabel(label)
+        if _has_threshold(meta) and all("B" in r for r in rows):
+            axes[1][j].plot(x, [r["B"] for r in rows], color="gray", ls=":", label="threshold B")
+        axes[1][j].set_ylim(0, max(1.05, 1.05 * max(r["final_score"] for r in rows)))  # S lives in [c_min, c_max]
+        axes[0][j].set_title(f"against {key}", fontsize=10)
+        axes[1][j].set_xlabel(key)
+        for ax in axes[:, j]:
+            ax.legend(fontsize=7, loc="best")
+    return _save(fig, plt, path, _title(meta))
 
 
 CATEGORY_LABELS = ["ties (not unique)", "unique, S < B", "unique, S >= B, free rider", "unique, S >= B, all > c_min"]
@@ -109,8 +149,8 @@ def category(row: Mapping) -> int:
     return 3
 
 
-def plot_maps(groups: Mapping[str, Sequence[Mapping]], path: Path) -> Path | None:
-    """Uniqueness / threshold-met / free-riding map for each 2-D sweep."""
+def plot_maps(groups: Mapping[str, Sequence[Mapping]], path: Path, meta: Mapping | None = None) -> Path | None:
+    """Uniqueness / threshold-met / free-riding map for each 2-D sweep; each cell is one solved game."""
     panels = [(k, v) for k, v in groups.items() if k.startswith("map_")]
     if not panels:
         return None
@@ -118,7 +158,7 @@ def plot_maps(groups: Mapping[str, Sequence[Mapping]], path: Path) -> Path | Non
     from matplotlib.colors import ListedColormap
 
     cmap = ListedColormap(["#d62728", "#ff7f0e", "#bcbd22", "#2ca02c"])
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.5 * len(panels), 4.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(max(6.5, 5.5 * len(panels)), 5.2), squeeze=False)
     for ax, (name, rows) in zip(axes[0], panels):
         x_key, y_key = name[4:].split("_", 1)
         xs = sorted({r[x_key] for r in rows})
@@ -126,17 +166,13 @@ def plot_maps(groups: Mapping[str, Sequence[Mapping]], path: Path) -> Path | Non
         img = np.full((len(ys), len(xs)), np.nan)
         for r in rows:
             img[ys.index(r[y_key]), xs.index(r[x_key])] = category(r)
-        ax.imshow(img, origin="lower", cmap=cmap, vmin=-0.5, vmax=3.5, aspect="auto",
-                  extent=[xs[0], xs[-1], ys[0], ys[-1]], interpolation="nearest")
+        ax.pcolormesh(_edges(xs), _edges(ys), img, cmap=cmap, vmin=-0.5, vmax=3.5)
         ax.set_xlabel(x_key)
         ax.set_ylabel(y_key)
-        ax.set_title(f"equilibrium map over ({x_key}, {y_key})")
+        ax.set_title(f"equilibrium over ({x_key}, {y_key}): {len(xs)} x {len(ys)} games", fontsize=10)
     handles = [plt.Rectangle((0, 0), 1, 1, color=cmap(i)) for i in range(4)]
-    fig.legend(handles, CATEGORY_LABELS, loc="lower center", ncol=4, fontsize=8)
-    fig.tight_layout(rect=(0, 0.08, 1, 1))
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    fig.legend(handles, CATEGORY_LABELS, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    return _save(fig, plt, path, _title(meta), rect=(0, 0.1, 1, 1))  # the legend below the panels
 
 
 def write_report(groups: Mapping[str, Sequence[Mapping]], out_dir: Path, meta: Mapping) -> dict[str, str]:
@@ -150,7 +186,7 @@ def write_report(groups: Mapping[str, Sequence[Mapping]], out_dir: Path, meta: M
         ("welfare", plot_welfare, "welfare_vs_params.png"),
         ("maps", plot_maps, "equilibrium_maps.png"),
     ):
-        p = fn(groups, out_dir / name)
+        p = fn(groups, out_dir / name, meta)
         if p is not None:
             files[key] = str(p)
     summary = {
@@ -162,6 +198,6 @@ def write_report(groups: Mapping[str, Sequence[Mapping]], out_dir: Path, meta: M
         "fraction_good": float(np.mean([r["good"] for r in rows])),
         "files": files,
     }
-    (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out_dir / "summary.json").write_text(json.dumps(tidy(summary), indent=2))
     files["summary"] = str(out_dir / "summary.json")
     return files

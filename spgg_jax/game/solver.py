@@ -347,6 +347,10 @@ def check_tol(tol: float) -> float:
     return t
 
 
+#: The most (profile, agent) payoffs the simultaneous-game (nash) enumeration evaluates.
+NASH_MAX_ENTRIES = 2 * 10**8
+
+
 def choose_method(spec: RewardSpec, params: GameParams, grid_size: int, method: str = "auto",
                   memory_budget: int | None = None) -> str:
     """Resolve ``method='auto'`` and check that the chosen solver can handle this game: the
@@ -365,8 +369,12 @@ def choose_method(spec: RewardSpec, params: GameParams, grid_size: int, method: 
             method = "exact"
         else:
             method = "markov"
-    if method == "nash" and grid_size**params.n * params.n > 2 * 10**8:
-        raise ValueError(f"nash enumeration of {grid_size}**{params.n} profiles is too large; use a smaller grid")
+    if method == "nash" and grid_size**params.n * params.n > NASH_MAX_ENTRIES:
+        fit = 2
+        while (fit + 1) ** params.n * params.n <= NASH_MAX_ENTRIES:
+            fit += 1
+        raise ValueError(f"nash enumeration of {grid_size}**{params.n} profiles is too large; "
+                         f"use --grid {fit} or smaller")
     if method == "markov":
         _check_markov(spec, params)
     if method == "exact" and grid_size**params.n > EXACT_MAX_PROFILES:

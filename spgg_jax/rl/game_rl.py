@@ -42,6 +42,7 @@ from spgg_jax.rl.gen_policy import EPS as BETA_EPS
 from spgg_jax.rl.gen_policy import beta_entropy, beta_log_prob
 from spgg_jax.rl.losses import value_loss
 from spgg_jax.rl.ppo import make_optimizer, ppo_update
+from spgg_jax.tidy import tidy
 
 #: the algorithms game-level learners run (both use a learned value baseline: ``spgg_jax.rl.algorithms``)
 ALGORITHMS = ("reinforce", "ppo")
@@ -407,7 +408,7 @@ def write_learning_report(out_dir, cfg: GameRLConfig, runs, metrics, spne_rows, 
     summary = {"config": dataclasses.asdict(cfg), "axes": list(axes), "runs": len(runs),
                "mean_max_abs_gap": float(np.mean([r["max_abs_gap"] for r in final])), "final": final, **(extra or {})}
     with open(out / "summary.json", "w") as f:
-        json.dump(summary, f, indent=2)
+        json.dump(tidy(summary), f, indent=2)
     files = {"learning": str(out / "learning.csv"), "final": str(out / "final.csv"), "summary": str(out / "summary.json")}
     png = _plot_learning(out / "learning_curves.png", cfg, runs, metrics, spne_rows, axes)
     if png:
@@ -438,13 +439,19 @@ def _plot_learning(path, cfg, runs, metrics, spne_rows, axes, max_panels: int = 
             c = colors[i % len(colors)]
             ax.plot(steps, q[:, :, i].mean(0), color=c, label=f"agent {i + 1}")
             ax.fill_between(steps, q[:, :, i].min(0), q[:, :, i].max(0), color=c, alpha=0.2, lw=0)
-            ax.axhline(spne_rows[idx[0]]["q"][i], color=c, ls="--", lw=1)
-        title = ", ".join(f"{a}={v:g}" for a, v in zip(axes, key)) or cfg.reward
-        ax.set_title(f"{title} ({len(idx)} seeds)")
+            # interleaved dashes: equal equilibrium contributions stay visible in every agent's colour
+            ax.axhline(spne_rows[idx[0]]["q"][i], color=c, lw=1.2, ls=(3 * i, (3, 3 * (cfg.n - 1))))
+        title = ", ".join(f"{a}={v:g}" for a, v in zip(axes, key)) or "base parameters"
+        ax.set_title(f"{title} ({len(idx)} seeds)", fontsize=10)
         ax.set_xlabel("training step")
-    axs[0][0].set_ylabel("mean contribution q_i (dashed: SPNE)")
-    axs[0][0].legend(loc="best", fontsize=8)
-    fig.suptitle(f"{cfg.reward}, n={cfg.n}: {cfg.algorithm}/{cfg.actions} learners vs the equilibrium")
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    axs[0][0].set_ylabel("mean contribution q_i")
+    handles, _ = axs[0][0].get_legend_handles_labels()
+    handles += [plt.Line2D([], [], color="gray", lw=1.2, ls="--", label="equilibrium (SPNE)"),
+                plt.Rectangle((0, 0), 1, 1, color="gray", alpha=0.2, lw=0, label="min-max over seeds")]
+    axs[0][0].legend(handles=handles, loc="best", fontsize=8)
+    fig.suptitle(f"{cfg.reward}, n={cfg.n}: {cfg.algorithm}/{cfg.actions} learners vs the equilibrium "
+                 f"({cfg.steps} steps x {cfg.batch} episodes, lr {cfg.lr:g})", fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import jax
+import numpy as np
 
 
 def _clean(v: Any) -> Any:
@@ -91,13 +92,30 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+#: Metrics that are shares in [0, 1]: their panels show the whole range.
+RATES = ("accuracy", "free_riding", "threshold_met")
+
+
+def _readable_y(ax, y, rate: bool) -> None:
+    """Plain tick labels (no "+3.1997e1" offset); rates on [0, 1]; a near-constant series gets a
+    visible span instead of a zoom into float noise."""
+    ax.ticklabel_format(axis="y", useOffset=False, style="plain")
+    if rate:
+        ax.set_ylim(-0.03, 1.03)
+        return
+    y = y[np.isfinite(y)]
+    if y.size and np.ptp(y) < 1e-3 * max(1.0, float(np.abs(y).max())):
+        mid, half = float(y.mean()), 0.05 * max(1.0, abs(float(y.mean())))
+        ax.set_ylim(mid - half, mid + half)
+
+
 def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
-    """PNG learning curves of a run: rewards, accuracy and threshold rate, free riding, gen params, KL."""
+    """PNG learning curves of a run, one quantity per panel: rewards, accuracy, free riding, tokens, the
+    generation parameters, entropy, KL."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    import numpy as np
 
     rows = read_metrics(run_dir)
     if not rows:
@@ -119,7 +137,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ("temperature per agent (policy mode)" if keys("mode/temperature/agent") else "temperature per agent (sampled)",
          temperature),
         ("max_new_tokens per agent (policy mode)", keys("mode/max_new_tokens/agent")),
-        ("policy entropy (nats)", [k for k in ("entropy",) if any(k in r for r in rows)]),
+        ("policy entropy (nats; a density's entropy, may be < 0)", [k for k in ("entropy",) if any(k in r for r in rows)]),
         ("approximate KL per update", [k for k in ("approx_kl", "kl_ref") if any(k in r for r in rows)]),
     ]
     panels = [(t, ks) for t, ks in panels if ks]
@@ -137,7 +155,9 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.legend(fontsize=7, loc="best")
+        _readable_y(ax, np.concatenate([series(k) for k in ks]), rate=ks[0] in RATES)
+        if len(ks) > 1:  # one series: the title names it
+            ax.legend(fontsize=7, loc="best")
     for ax in axes.ravel()[len(panels):]:
         ax.axis("off")
     cfg_path = Path(run_dir) / "config.json"

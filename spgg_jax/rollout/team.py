@@ -14,6 +14,8 @@ import os
 import types
 from typing import Any, Mapping, Sequence
 
+from spgg_jax.registry import unknown_names
+
 OBSERVATIONS = ("fo", "po")
 #: Final-answer rules (see docs/episodes.md): which turn's output is the team's answer.
 FINALS = ("last", "last_answer", "integrator", "majority", "majority_integrator")
@@ -109,7 +111,7 @@ class AgentConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown agent field(s) {unknown} in agent {d.get('name', '?')!r}; known: {sorted(known)}")
+            raise ValueError(unknown_names(f"field(s) of agent {d.get('name', '?')!r}:", unknown, known))
         return cls(**dict(d))
 
 
@@ -250,7 +252,7 @@ class TeamConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown team field(s) {unknown}; known: {sorted(known)}")
+            raise ValueError(unknown_names("team field(s)", unknown, known))
         if "agents" not in d:
             raise ValueError("a team config needs an 'agents' list")
         agents = d["agents"]

@@ -29,6 +29,7 @@ from typing import Any, Mapping
 
 from spgg_jax.parallel.rules import ParallelConfig
 from spgg_jax.rl.learners import METHOD_CONFIGS
+from spgg_jax.registry import unknown_names
 from spgg_jax.rollout.team import TeamConfig, load_team
 
 METHODS = tuple(METHOD_CONFIGS)
@@ -216,7 +217,7 @@ def _section(cls, prefix: str, d: Any):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = sorted(set(d) - set(fields))
     if unknown:
-        raise ValueError(f"unknown {prefix} key(s) {unknown}; known: {sorted(fields)}")
+        raise ValueError(unknown_names(f"{prefix} key(s)", unknown, fields))
     defaults = cls()
     kw = {}
     for k, v in d.items():
@@ -291,7 +292,7 @@ def _build(d: dict[str, Any]) -> TrainConfig:
                          f"method={other[0]}")
     unknown = sorted(set(d) - fields - {method})
     if unknown:
-        raise ValueError(f"unknown training config key(s) {unknown}; known: {sorted(fields | set(METHODS))}")
+        raise ValueError(unknown_names("training config key(s)", unknown, fields | set(METHODS)))
     section = _section(METHOD_CONFIGS[method], method, d.pop(method, {}))
     team_spec = d.pop("team", DEFAULT_TEAM)
     team = resolve_team(team_spec)

@@ -116,7 +116,7 @@ def test_bad_game_inputs_are_one_line_errors(tmp_path, capsys, argv, what, value
     assert main(["game"] + argv) == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "Traceback" not in err, err
-    assert err.startswith("spgg game: error: ") and what in err and value in err, err
+    assert err.startswith(f"spgg game {argv[0]}: error: ") and what in err and value in err, err
     assert not out.exists()
 
 
