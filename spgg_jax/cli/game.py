@@ -8,8 +8,8 @@ import time
 
 PARAM_HELP = (
     "override a game parameter, repeatable: key=value (e.g. gamma=0.5, B=0.7, observation=po, "
-    "cost=power, score=last, weights=0.2,0.3,0.5). Parameters: c_min c_max w0 r kappa gamma rho P B "
-    "m0 tau cost_power cost_alpha weights observation cost score; see docs/game.md"
+    "cost=power, score=last, weights=0.2,0.3,0.5). Shared: c_min c_max kappa cost_power cost_alpha B m0 "
+    "weights observation cost score; each variant's own parameters: `spgg game list`; see docs/game.md"
 )
 
 
@@ -31,7 +31,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     gsub = p.add_subparsers(dest="game_command", metavar="ACTION")
     gsub.required = True
 
-    lp = gsub.add_parser("list", help="list registered reward variants, costs and final scores")
+    lp = gsub.add_parser("list", help="list registered reward variants (with their own parameters), costs and final scores")
+    lp.add_argument("--json", action="store_true", help="print JSON instead of a table")
     lp.set_defaults(func=cmd_list)
 
     sp = gsub.add_parser("solve", help="print the equilibrium of one game", description="Solve one game exactly on a contribution grid and print the equilibrium path, rewards, welfare, final score, threshold, free riders and uniqueness.")
@@ -112,24 +113,38 @@ def _check_args(args) -> None:
 
 def _params(args):
     from spgg_jax.game.params import parse_overrides
-    from spgg_jax.game.rewards import make_params
+    from spgg_jax.game.rewards import get_reward, make_params
 
     _check_args(args)
-    over = parse_overrides(args.param)
+    over = parse_overrides(args.param, get_reward(args.reward).params.names(), args.reward)
     n = int(over.pop("n", args.agents))
     return make_params(args.reward, n, **over)
 
 
 def cmd_list(args) -> int:
     from spgg_jax.game.costs import COSTS
+    from spgg_jax.game.params import GameParams
     from spgg_jax.game.rewards import REWARDS
     from spgg_jax.game.scores import SCORES
 
-    print("reward variants:")
+    shared = {k: v for k, v in GameParams.create().to_dict().items() if k not in ("n", "reward", "weights")}
+    variants = []
     for name in REWARDS:
         spec = REWARDS.get(name)
         flags = [spec.timing] + (["smooth"] if spec.smooth else []) + (["per-agent/scalable"] if spec.per_agent else [])
-        print(f"  {name:18s} [{', '.join(flags)}] {spec.doc.splitlines()[0] if spec.doc else ''}")
+        variants.append({"name": name, "flags": flags, "own_cost": spec.own_cost_name, "doc": spec.doc,
+                         "params": spec.params.describe()})
+    if args.json:
+        print(json.dumps({"rewards": variants, "shared_params": shared, "costs": COSTS.names(),
+                          "scores": SCORES.names()}, indent=2, default=str))
+        return 0
+    print("reward variants (own parameters: default, range):")
+    for v in variants:
+        print(f"  {v['name']:18s} [{', '.join(v['flags'])}] {v['doc'].splitlines()[0] if v['doc'] else ''}")
+        for p in v["params"]:
+            rng = f" ({p['range']})" if p["range"] else ""
+            print(f"      {p['name']} = {p['default']:g}{rng}  {p['doc']}")
+    print("shared parameters:", ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shared.items()))
     print("costs:  ", ", ".join(COSTS.names()))
     print("scores: ", ", ".join(SCORES.names()))
     return 0
@@ -170,8 +185,8 @@ def cmd_solve(args) -> int:
         return 0
     p = params
     print(f"{args.reward}  n={p.n}  observation={p.observation}  cost={p.cost}  score={p.score}  grid={args.grid}  method={method}")
-    print(f"params: c=[{float(p.c_min):g}, {float(p.c_max):g}] kappa={float(p.kappa):g} gamma={float(p.gamma):g} "
-          f"rho={float(p.rho):g} P={float(p.P):g} B={float(p.B):g} r={float(p.r):g} m0={float(p.m0):g}")
+    shown = [k for k in p.param_names() if k not in ("c_min", "c_max", "weights", "cost_power", "cost_alpha")]
+    print(f"params: c=[{float(p.c_min):g}, {float(p.c_max):g}] " + " ".join(f"{k}={float(getattr(p, k)):g}" for k in shown))
     print(f"{'agent':>5} {'q_i':>8} {'R_i':>9} {'margin':>10}  free-rider")
     for i in range(p.n):
         print(f"{i + 1:>5} {out['q'][i]:8.4f} {out['rewards'][i]:9.4f} {out['path_margins'][i]:10.3g}  {'yes' if out['free_riders'][i] else 'no'}")
@@ -192,7 +207,7 @@ def cmd_sweep(args) -> int:
     base = _params(args)
     t0 = time.perf_counter()
     if args.sweep:
-        axes = dict(sweep.parse_axis(s) for s in args.sweep)
+        axes = dict(sweep.parse_axis(s, args.reward) for s in args.sweep)
         points = sweep.cartesian(axes)
         print(f"sweeping {len(points)} games ({' x '.join(f'{k}[{len(v)}]' for k, v in axes.items())}), grid {args.grid}")
         rows = sweep.solve_points(args.reward, base, points, args.grid, args.method, args.chunk)
@@ -227,7 +242,7 @@ def cmd_learn(args) -> int:
     from spgg_jax.rl.game_rl import GameRLConfig, learn_points, write_learning_report
 
     base = _params(args)
-    axes = dict(sweep.parse_axis(a) for a in args.sweep)
+    axes = dict(sweep.parse_axis(a, args.reward) for a in args.sweep)
     if "n" in axes:
         raise SystemExit("spgg game learn: n cannot be swept (it changes shapes); run once per --agents")
     if args.seeds < 1:

@@ -37,7 +37,6 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from spgg_jax.game.sweep import SWEEPABLE
 from spgg_jax.train.config import load_config
 
 GAME_OPTIONS = ("grid", "method", "chunk")
@@ -210,13 +209,18 @@ def plan_vmap(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG)
             raise SweepError(f"--mode vmap: team.from must be 'default:N' (the team size), got {spec!r}")
         return int(m.group(1))
 
-    bad = [k for k in sweep["axes"] if game_key(k) is None or (game_key(k) != "n" and game_key(k) not in SWEEPABLE)]
+    from spgg_jax.game.sweep import sweepable
+
+    base = sweep["base"]
+    reward = str(base.get("team.reward", "mac_spgg"))
+    names = sweepable(reward)
+    bad = [k for k in sweep["axes"] if game_key(k) is None or (game_key(k) != "n" and game_key(k) not in names)]
     if bad:
         raise SweepError(
-            f"--mode vmap sweeps game parameters only (team.from=default:N, team.reward_params.{{{', '.join(SWEEPABLE)}}}); "
-            f"cannot sweep {bad}: use --mode jobs (seeds, models and training keys need training runs)")
-    base = sweep["base"]
-    argv = [*shlex.split(spgg), "game", "sweep", "--reward", str(base.get("team.reward", "mac_spgg")),
+            f"--mode vmap sweeps game parameters only (team.from=default:N, team.reward_params.{{{', '.join(names)}}} "
+            f"for reward {reward!r}); cannot sweep {bad}: use --mode jobs (seeds, models and training keys need "
+            f"training runs)")
+    argv = [*shlex.split(spgg), "game", "sweep", "--reward", reward,
             "--agents", str(n_agents(base.get("team.from", "default:3")))]
     if "team.observation" in base:
         argv += ["--param", f"observation={base['team.observation']}"]
