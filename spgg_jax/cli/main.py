@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="MAC-SPGG in JAX: game analysis, LLM agent teams, training and benchmarks.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+        help="load a plugin (reward variants, episode scorers) before the command; repeatable, allowed anywhere "
+        "on the line. Also loaded: SPGG_PLUGINS (':'-separated) and installed 'spgg_jax.plugins' entry points "
+        "(docs/game.md)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -41,6 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from spgg_jax.plugins import PluginError, load_plugins, split_plugin_args
+
+    try:  # plugins first: they register the names the command's arguments refer to
+        plugins, argv = split_plugin_args(list(sys.argv[1:] if argv is None else argv))
+        load_plugins(plugins)
+    except PluginError as err:
+        print(f"spgg: error: {err}", file=sys.stderr)
+        return 2
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     # KEY=VALUE overrides may come after flags (argparse stops collecting a positional list at a flag)

@@ -42,6 +42,7 @@ def param(default: float, *, ge: Optional[float] = None, gt: Optional[float] = N
     return struct.field(pytree_node=True, default=default, metadata={"bounds": bounds, "doc": doc})
 
 
+_VARIANT_CLASSES: list[type] = []  # every VariantParams subclass defined (for parse_overrides' default)
 _BOUND_TEXT = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}
 _BOUND_OK = {"ge": np.greater_equal, "gt": np.greater, "le": np.less_equal, "lt": np.less}
 
@@ -60,6 +61,10 @@ class VariantParams:
         class RelativeParams(VariantParams):
             alpha: Any = param(0.3, ge=0.0, doc="weight of the bonus for beating the team mean")
     """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        _VARIANT_CLASSES.append(cls)
 
     @classmethod
     def fields(cls) -> list[dataclasses.Field]:
@@ -287,14 +292,12 @@ def parse_overrides(items: list[str] | Mapping[str, Any], known_variant: Optiona
     """Parse ``["gamma=0.5", "observation=po", "weights=0.2,0.3,0.5"]`` into typed values.
 
     Keys must be shared fields or in ``known_variant`` (the reward's own parameters; ``None``: any
-    registered variant's). ``reward`` names the variant in the error for an unknown key.
+    variant's). ``reward`` names the variant in the error for an unknown key.
     """
     if isinstance(items, Mapping):
         return dict(items)
     if known_variant is None:
-        from spgg_jax.game.rewards import all_variant_param_names
-
-        known_variant = all_variant_param_names()
+        known_variant = sorted({k for c in _VARIANT_CLASSES if dataclasses.is_dataclass(c) for k in c.names()})
     known = [k for k in shared_field_names() if k != "reward"] + [k for k in known_variant]
     out: dict[str, Any] = {}
     for item in items:

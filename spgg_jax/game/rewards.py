@@ -228,9 +228,10 @@ def param_names(reward: str) -> list[str]:
     return shared_numeric_names() + get_reward(reward).params.names()
 
 
-def all_variant_param_names() -> list[str]:
-    """Every registered variant's own parameter names (sorted, without repeats)."""
-    return sorted({k for name in REWARDS for k in get_reward(name).params.names()})
+def accepted_keys(reward: str) -> list[str]:
+    """Every key ``make_params(reward, ...)`` accepts: the shared fields (static ones too), then the
+    variant's own parameters."""
+    return [k for k in shared_field_names() if k != "reward"] + get_reward(reward).params.names()
 
 
 def make_params(reward: str, n: int = 3, **kwargs) -> GameParams:
@@ -240,7 +241,7 @@ def make_params(reward: str, n: int = 3, **kwargs) -> GameParams:
     spec = get_reward(reward)
     own_names = spec.params.names()
     shared = set(shared_field_names()) - {"reward"}
-    unknown = sorted(set(kwargs) - shared - set(own_names))
+    unknown = sorted(set(kwargs) - set(accepted_keys(reward)))
     if unknown:
         raise ValueError(
             f"unknown game parameter(s) {unknown} for reward {reward!r}; its own parameters: "
