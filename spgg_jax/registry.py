@@ -11,12 +11,16 @@ from typing import Callable, Generic, Iterator, TypeVar
 
 T = TypeVar("T")
 
+#: the unknown-name hint of registries that plugins fill (rewards, episode scorers)
+PLUGIN_HINT = "a plugin's? load it with --plugin FILE_OR_MODULE or SPGG_PLUGINS"
+
 
 class Registry(Generic[T]):
     """A mapping from names to objects with a ``register`` decorator and helpful errors."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, hint: str = ""):
         self.kind = kind
+        self.hint = hint  # appended to the unknown-name error (e.g. how to load a plugin)
         self._items: dict[str, T] = {}
 
     def register(self, name: str, *, overwrite: bool = False) -> Callable[[T], T]:
@@ -40,6 +44,7 @@ class Registry(Generic[T]):
         except KeyError:
             raise KeyError(
                 f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._items)) or '(none)'}"
+                + (f" ({self.hint})" if self.hint else "")
             ) from None
 
     def names(self) -> list[str]:

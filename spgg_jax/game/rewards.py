@@ -37,7 +37,7 @@ from flax import struct
 from spgg_jax.game.costs import COSTS
 from spgg_jax.game.params import GameParams, VariantParams, param, shared_field_names, shared_numeric_names
 from spgg_jax.game.scores import final_score, predecessor_quality
-from spgg_jax.registry import Registry
+from spgg_jax.registry import PLUGIN_HINT, Registry
 
 RewardFn = Callable[[jax.Array, GameParams], jax.Array]
 
@@ -106,7 +106,7 @@ subclass). ``has_threshold``
         return self.fn(q, params)
 
 
-REWARDS: Registry[RewardSpec] = Registry("reward")
+REWARDS: Registry[RewardSpec] = Registry("reward", hint=PLUGIN_HINT)
 
 
 def register_reward(

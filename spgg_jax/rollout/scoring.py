@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import struct
 
-from spgg_jax.registry import Registry
+from spgg_jax.registry import PLUGIN_HINT, Registry
 
 #: scorers whose score is not a verifiable correctness signal (an LLM judge is preferred).
 NON_VERIFIABLE_SCORERS = frozenset({"rouge_l"})
@@ -234,7 +234,7 @@ class TextScores:
 #: ``scorer(problems, outputs, *, team, judge=None) -> TextScores``: ``outputs[b]`` holds problem b's
 #: texts in turn order (``team.n_turns`` of them: the n agents, then the integrator's under the
 #: integrator rules). Select with ``team.scorer``; register with :func:`register_episode_scorer`.
-EPISODE_SCORERS: Registry[Callable[..., TextScores]] = Registry("episode scorer")
+EPISODE_SCORERS: Registry[Callable[..., TextScores]] = Registry("episode scorer", hint=PLUGIN_HINT)
 
 
 def register_episode_scorer(name: str, *, overwrite: bool = False):
@@ -322,18 +322,28 @@ def free_riding(scores: EpisodeScores, team: Any, frac: float = FREE_RIDE_FRAC) 
     return np.asarray(scores.tokens) <= frac * team.effort_budget
 
 
-def episode_reward_terms(scores: EpisodeScores, team: Any, params: Any = None) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """``(benefit, own_cost)`` f32[B, n]: R = benefit - own_cost (own_cost is 0 when effort="none")."""
+def check_team_reward(team: Any) -> None:
+    """The team's reward can reward LLM episodes: a per-agent form (S is measured, not derived from
+    q), and an own-cost term when the team charges token effort."""
     from spgg_jax.game import get_reward
-    from spgg_jax.game.rewards import reward_terms_given_score
 
-    params = team.game_params() if params is None else params
     spec = get_reward(team.reward)
-    if team.effort == "tokens" and spec.per_agent is not None and spec.own_cost_name == "none":
+    if spec.per_agent is None:
+        raise ValueError(f"reward {team.reward!r} has no per-agent form, so it cannot take a measured final score: "
+                         f"register it with register_per_agent_reward")
+    if team.effort == "tokens" and spec.own_cost_name == "none":
         raise ValueError(
             f"reward {team.reward!r} declares no own-cost term (own_cost='none'), so effort='tokens' has "
             f"nothing to charge: register it with register_per_agent_reward(..., own_cost=...) or set the "
             f"team's effort to 'none'")
+
+
+def episode_reward_terms(scores: EpisodeScores, team: Any, params: Any = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(benefit, own_cost)`` f32[B, n]: R = benefit - own_cost (own_cost is 0 when effort="none")."""
+    from spgg_jax.game.rewards import reward_terms_given_score
+
+    params = team.game_params() if params is None else params
+    check_team_reward(team)
     benefit, cost = reward_terms_given_score(team.reward, scores.q, scores.S, params, effort=scores.effort)
     if team.effort == "none":
         cost = jnp.zeros_like(cost)
