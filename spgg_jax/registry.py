@@ -38,14 +38,15 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unknown_message(self, name: str) -> str:
+        return (f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._items)) or '(none)'}"
+                + (f" ({self.hint})" if self.hint else ""))
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}; registered: {', '.join(sorted(self._items)) or '(none)'}"
-                + (f" ({self.hint})" if self.hint else "")
-            ) from None
+            raise KeyError(self.unknown_message(name)) from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -81,9 +81,9 @@ class RewardSpec:
 
     ``timing`` is "sequential" (solved by backward induction: SPNE) or "simultaneous" (pure Nash
     equilibria by enumeration). ``per_agent`` enables the scalable solver. ``validate`` adds checks
-    specific to the variant (beyond :func:`spgg_jax.game.params.validate`: cross-field checks; the
-ranges of single parameters are declared on ``params``, the variant's :class:`VariantParams`
-subclass). ``has_threshold``
+    specific to the variant beyond :func:`spgg_jax.game.params.validate` (cross-field checks; single
+    parameters' ranges are declared on ``params``, the variant's :class:`VariantParams` subclass).
+    ``has_threshold``
     says whether the threshold B is part of the variant (reports of ``S >= B`` are only meaningful
     then). Per-agent variants also carry ``benefit`` (R_i without its own cost), ``own_cost``
     ``(x, params) -> f32`` and its name ``own_cost_name``; ``per_agent`` = benefit - own_cost(q_i).
@@ -240,12 +240,12 @@ def make_params(reward: str, n: int = 3, **kwargs) -> GameParams:
     variant's own checks too."""
     spec = get_reward(reward)
     own_names = spec.params.names()
-    shared = set(shared_field_names()) - {"reward"}
     unknown = sorted(set(kwargs) - set(accepted_keys(reward)))
     if unknown:
+        shared = sorted(set(shared_field_names()) - {"n", "reward"})
         raise ValueError(
             f"unknown game parameter(s) {unknown} for reward {reward!r}; its own parameters: "
-            f"{', '.join(own_names) or '(none)'}; shared: {', '.join(sorted(shared - {'n'}))}")
+            f"{', '.join(own_names) or '(none)'}; shared: {', '.join(shared)}")
     own = {k: kwargs.pop(k) for k in list(kwargs) if k in own_names}
     params = GameParams.create(n=n, variant=spec.params.create(reward, **own), reward=reward, **kwargs)
     if spec.validate is not None:

@@ -292,9 +292,8 @@ def shared_credit_scorer(problems, outputs, *, team, judge=None) -> TextScores:
     """As ``task`` for S, but every agent's q is the team's S (no individual credit: the ablation where
     an agent's own output matters only through the team's answer)."""
     t = task_scorer(problems, outputs, team=team, judge=judge)
-    n = team.n
-    return TextScores(np.repeat(t.final_score[:, None], n, 1), t.final_score,
-                      np.repeat(np.asarray(t.final_correct)[:, None], n, 1), t.final_correct, t.final_turn)
+    return TextScores(np.repeat(t.final_score[:, None], team.n, 1), t.final_score,
+                      np.repeat(np.asarray(t.final_correct)[:, None], team.n, 1), t.final_correct, t.final_turn)
 
 
 def score_episodes(batch: Any, team: Any = None, judge: JudgeFn | None = None) -> EpisodeScores:

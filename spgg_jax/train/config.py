@@ -12,8 +12,8 @@
 finaliser team of N agents), or an object: ``{"from": PATH_OR_DEFAULT, ...overrides}`` where the
 overrides are team fields (``observation``, ``final``, ``reward``, ``reward_params`` (merged into the
 team's; when ``reward`` names another variant, the file's parameters that variant does not accept
-are dropped first), ``scorer``, ...), ``model`` (every agent's model) and ``agents`` (fields applied to every agent, or a list
-of per-agent objects). Overrides always win over the file. Command-line ``team.KEY=VALUE`` overrides
+are dropped first), ``scorer``, ...), ``model`` (every agent's model) and ``agents`` (fields applied
+to every agent, or a list of per-agent objects). Overrides always win over the file. Command-line ``team.KEY=VALUE`` overrides
 are merged into the same object (``team.reward_params.B=0.7``, ``team.agents.max_new_tokens=32``).
 
 The saved ``RUN_DIR/config.json`` is the *effective* configuration: the resolved team inline (every
@@ -170,7 +170,7 @@ def _game_errors(team: TeamConfig) -> list[str]:
     from spgg_jax.rollout.scoring import EPISODE_SCORERS
 
     if team.scorer not in EPISODE_SCORERS:
-        out.append(f"team.scorer: unknown episode scorer {team.scorer!r}; registered: {', '.join(EPISODE_SCORERS.names())}")
+        out.append(f"team.scorer: {EPISODE_SCORERS.unknown_message(team.scorer)}")
     if not out:
         try:
             team.game_params()
