@@ -23,7 +23,6 @@ instead of the score of one final answer. Select it with ``team.scorer=mean_cred
 
 from typing import Any
 
-import jax.numpy as jnp
 import numpy as np
 from flax import struct
 

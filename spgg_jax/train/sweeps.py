@@ -141,11 +141,15 @@ def parse_sweep(spec: Any, default_name: str = "sweep", where: str = "sweep") ->
     return {"name": name, "base": base, "points": points, "axes": axes, "game": dict(game)}
 
 
-def _validate(base: Mapping[str, Any], point: Mapping[str, Any], where: str) -> None:
-    """Build the ``TrainConfig`` of base + point (the same parsing as ``spgg train KEY=VALUE``)."""
+def _point_config(base: Mapping[str, Any], point: Mapping[str, Any], config: str | None = None):
+    """The ``TrainConfig`` of base + point (the same parsing as ``spgg train KEY=VALUE``)."""
     merged = {k: v for k, v in {**base, **point}.items() if k != "run_dir"}
+    return load_config(config, [f"{k}={format_value(k, v)}" for k, v in merged.items()])
+
+
+def _validate(base: Mapping[str, Any], point: Mapping[str, Any], where: str) -> None:
     try:
-        load_config(None, [f"{k}={format_value(k, v)}" for k, v in merged.items()])
+        _point_config(base, point)
     except (ValueError, TypeError) as err:
         raise SweepError(f"{where}: {err}") from None
 
@@ -182,9 +186,8 @@ def check_points(sweep: Mapping[str, Any], config: str | None = None, files: boo
     from spgg_jax.train.setup import check_run
 
     for i, pt in enumerate(sweep["points"]):
-        merged = {k: v for k, v in {**sweep["base"], **pt}.items() if k != "run_dir"}
         try:
-            check_run(load_config(config, [f"{k}={format_value(k, v)}" for k, v in merged.items()]), files=files)
+            check_run(_point_config(sweep["base"], pt, config), files=files)
         except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
             msg = err.args[0] if isinstance(err, KeyError) and err.args else err
             raise SweepError(f"point {i} {pt}: {msg}") from None
