@@ -32,8 +32,7 @@ import time
 
 import numpy as np
 
-from spgg_jax.game.params import GameParams
-from spgg_jax.game.rewards import THRESHOLD_TOL
+from spgg_jax.game.rewards import THRESHOLD_TOL, make_params
 from spgg_jax.game.solver import solve
 from spgg_jax.game.sweep import solve_points
 
@@ -332,7 +331,7 @@ def s2_monotone(out, quick):
 
 
 def sweep_4d(n, obs, gam, rho, Ps, Bs, method="markov"):
-    base = GameParams.create(n=n, observation=obs)
+    base = make_params("mac_spgg", n=n, observation=obs)
     pts = [dict(gamma=g_, rho=r_, P=P_, B=B_) for g_, r_, P_, B_ in itertools.product(gam, rho, Ps, Bs)]
     rows = solve_points("mac_spgg", base, pts, G, method, chunk=256)
     h = (DEF["c_max"] - DEF["c_min"]) / (G - 1)
@@ -465,7 +464,7 @@ def s3_region(out, quick):
     Px = np.round(np.arange(0, 3.0001, 0.1 if not quick else 0.3), 3).tolist()
     By = np.round(np.arange(0.1, 1.0001, 0.03 if not quick else 0.09), 3).tolist()
     for name, (xn, xs, yn, ys) in {"gamma_rho": ("gamma", gx, "rho", ry), "P_B": ("P", Px, "B", By)}.items():
-        base = GameParams.create(n=3)
+        base = make_params("mac_spgg", n=3)
         pts = [{xn: x, yn: y} for y in ys for x in xs]
         rows = solve_points("mac_spgg", base, pts, G, "markov", chunk=256)
         lines = []
@@ -495,7 +494,7 @@ def s3_region(out, quick):
 
 def s4_theorems(out, quick):
     print("== S4 Theorem 2: welfare comparative statics (solver, markov, G=101)")
-    base = GameParams.create(n=3)
+    base = make_params("mac_spgg", n=3)
     axes = {"B": np.round(np.arange(0.1, 1.0001, 0.01), 3).tolist(),
             "gamma": np.round(np.arange(0.0, 1.5001, 0.02), 3).tolist(),
             "rho": np.round(np.arange(0.0, 3.0001, 0.04), 3).tolist()}
@@ -503,7 +502,7 @@ def s4_theorems(out, quick):
         axes = {k: v[::3] for k, v in axes.items()}
     res = {}
     for obs in ("fo", "po"):
-        b = GameParams.create(n=3, observation=obs)
+        b = make_params("mac_spgg", n=3, observation=obs)
         for name, vals in axes.items():
             if obs == "po" and name != "B":
                 continue
@@ -614,7 +613,7 @@ def s5_load(out, quick):
     prof = {}
     for obs in ("fo", "po"):
         for n in (2, 3, 4, 8):
-            e = solve("mac_spgg", GameParams.create(n=n, observation=obs), G, "markov")
+            e = solve("mac_spgg", make_params("mac_spgg", n=n, observation=obs), G, "markov")
             prof[f"{obs}_n{n}"] = dict(q=[round(float(x), 3) for x in e.q], S=round(float(e.final_score), 4),
                                        W=round(float(e.welfare), 4), unique=bool(e.unique),
                                        path_unique=bool(e.path_unique),
@@ -650,8 +649,8 @@ def s5_load(out, quick):
     if quick:
         gam, rho = gam[::3], rho[::3]
     pts = [dict(gamma=g_, rho=r_) for g_ in gam for r_ in rho]
-    rf = solve_points("mac_spgg", GameParams.create(n=3), pts, G, "markov", chunk=256)
-    rp = solve_points("mac_spgg", GameParams.create(n=3, observation="po"), pts, G, "markov", chunk=64)
+    rf = solve_points("mac_spgg", make_params("mac_spgg", n=3), pts, G, "markov", chunk=256)
+    rp = solve_points("mac_spgg", make_params("mac_spgg", n=3, observation="po"), pts, G, "markov", chunk=64)
     diff = [(a["gamma"], a["rho"], [round(x, 3) for x in a["q"]], [round(x, 3) for x in b["q"]])
             for a, b in zip(rf, rp) if not np.allclose(a["q"], b["q"], atol=1e-5)]
     dW = [b["welfare"] - a["welfare"] for a, b in zip(rf, rp)]
@@ -669,7 +668,7 @@ def s6_classic(out):
             if r >= n:
                 continue
             for reward in ("pgg", "spgg"):
-                e = solve(reward, GameParams.create(n=n, r=r), 21 if reward == "pgg" and n == 4 else G)
+                e = solve(reward, make_params(reward, n=n, r=r), 21 if reward == "pgg" and n == 4 else G)
                 rows.append(dict(reward=reward, n=n, r=r, q=[round(float(x), 3) for x in e.q],
                                  unique=bool(e.unique), min_margin=float(e.min_margin)))
                 print("  ", rows[-1])

@@ -12,6 +12,9 @@ from typing import Callable, Generic, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
 
+#: the unknown-name hint of registries that plugins fill (rewards, episode scorers)
+PLUGIN_HINT = "a plugin's? load it with --plugin FILE_OR_MODULE or SPGG_PLUGINS"
+
 
 def did_you_mean(names: str | Iterable[str], choices: Iterable[str]) -> str:
     """A hint naming the closest of ``choices`` to each of ``names`` (a typo): ``" (did you mean 'x'?)"``
@@ -35,8 +38,9 @@ def unknown_names(what: str, unknown: Iterable[str], known: Iterable[str]) -> st
 class Registry(Generic[T]):
     """A mapping from names to objects with a ``register`` decorator and helpful errors."""
 
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, hint: str = ""):
         self.kind = kind
+        self.hint = hint  # appended to the unknown-name error (e.g. how to load a plugin)
         self._items: dict[str, T] = {}
 
     def register(self, name: str, *, overwrite: bool = False) -> Callable[[T], T]:
@@ -54,14 +58,16 @@ class Registry(Generic[T]):
 
         return deco
 
+    def unknown_message(self, name: str) -> str:
+        return (f"unknown {self.kind} {name!r}{did_you_mean(str(name), self._items)}; "
+                f"registered: {', '.join(sorted(self._items)) or '(none)'}"
+                + (f" ({self.hint})" if self.hint else ""))
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]
         except KeyError:
-            raise KeyError(
-                f"unknown {self.kind} {name!r}{did_you_mean(str(name), self._items)}; "
-                f"registered: {', '.join(sorted(self._items)) or '(none)'}"
-            ) from None
+            raise KeyError(self.unknown_message(name)) from None
 
     def names(self) -> list[str]:
         return sorted(self._items)

@@ -8,7 +8,8 @@ usage() {
   cat <<USAGE
 Usage: $(basename "$0") --sweep FILE [--mode jobs|vmap] [--placement sequential|slices]
                  [--run-root DIR] [--log-dir DIR] [--config FILE] [--resume] [--local]
-                 [--create TYPE [--spot]] [--env KEY=VALUE]... [--spgg CMD] [--dry-run]
+                 [--create TYPE [--spot]] [--env KEY=VALUE]... [--spgg CMD] [--plugin FILE]...
+                 [--check-files] [--dry-run]
                  --name NAME --zone ZONE
 
 Expand a sweep file (JSON: {"base": {...}, "grid": {"KEY": [values], ...}} or {"base": {...},
@@ -37,6 +38,11 @@ Options:
   --env KEY=VALUE     extra environment for the jobs (repeatable; passed to launch.sh)
   --spgg CMD          the spgg command on the workers, split into words like a shell would
                       (default: .venv/bin/spgg)
+  --plugin FILE       a plugin (reward variants, scorers; a file path relative to the project root, or a
+                      module): loaded by the planner and passed to every job (repeatable; SPGG_PLUGINS
+                      here is passed on the same way)
+  --check-files       also check model paths and read task data here (default: the planner checks every
+                      point's reward, parameters, scorer, team and task names, as 'spgg train --dry-run')
 
 $COMMON_USAGE
 USAGE
@@ -54,6 +60,8 @@ CREATE=""
 SPOT=0
 SPGG=".venv/bin/spgg"
 ENVS=()
+PLUGINS=()
+CHECK_FILES=0
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --sweep) need_value "$@"; SWEEP="$2"; shift 2 ;;
@@ -67,6 +75,8 @@ while [[ $# -gt 0 ]]; do
     --create) need_value "$@"; CREATE="$2"; shift 2 ;;
     --spot) SPOT=1; shift ;;
     --spgg) need_value "$@"; SPGG="$2"; shift 2 ;;
+    --plugin) need_value "$@"; PLUGINS+=(--plugin "$2"); shift 2 ;;
+    --check-files) CHECK_FILES=1; shift ;;
     --env)
       need_value "$@"
       [[ "$2" =~ ^[A-Za-z_][A-Za-z0-9_]*= ]] || die "--env needs KEY=VALUE, got '$2'"
@@ -114,6 +124,8 @@ plan_args=(--mode "$MODE" --spgg "$SPGG" --format nul)
 [[ -z "$RUN_ROOT" ]] || plan_args+=(--run-root "$RUN_ROOT")
 [[ -z "$CONFIG" ]] || plan_args+=(--config "$CONFIG")
 ((RESUME == 0)) || plan_args+=(--resume)
+((CHECK_FILES == 0)) || plan_args+=(--check-files)
+((${#PLUGINS[@]} == 0)) || plan_args+=("${PLUGINS[@]}")
 PLAN_FILE="$(mktemp)"
 trap 'rm -f "$PLAN_FILE"' EXIT
 PYTHONPATH="$PROJECT_ROOT${PYTHONPATH:+:$PYTHONPATH}" \

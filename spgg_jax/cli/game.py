@@ -10,8 +10,8 @@ from pathlib import Path
 
 PARAM_HELP = (
     "override a game parameter, repeatable: key=value (e.g. gamma=0.5, B=0.7, observation=po, "
-    "cost=power, score=last, weights=0.2,0.3,0.5). Parameters: c_min c_max w0 r kappa gamma rho P B "
-    "m0 tau cost_power cost_alpha weights observation cost score; see docs/game.md"
+    "cost=power, score=last, weights=0.2,0.3,0.5). Shared: c_min c_max kappa cost_power cost_alpha B m0 "
+    "weights observation cost score; each variant's own parameters: `spgg game list`; see docs/game.md"
 )
 
 
@@ -37,7 +37,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     gsub = p.add_subparsers(dest="game_command", metavar="ACTION")
     gsub.required = True
 
-    lp = gsub.add_parser("list", help="list registered reward variants, costs and final scores")
+    lp = gsub.add_parser("list", help="list registered reward variants (with their own parameters), costs and final scores")
     lp.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     lp.set_defaults(func=cmd_list)
 
@@ -122,10 +122,10 @@ def _check_args(args) -> None:
 
 def _params(args):
     from spgg_jax.game.params import parse_overrides
-    from spgg_jax.game.rewards import make_params
+    from spgg_jax.game.rewards import get_reward, make_params
 
     _check_args(args)
-    over = parse_overrides(args.param)
+    over = parse_overrides(args.param, get_reward(args.reward).params.names(), args.reward)
     n = int(over.pop("n", args.agents))
     return make_params(args.reward, n, **over)
 
@@ -137,36 +137,38 @@ def _progress(args, line: str) -> None:
 
 def cmd_list(args) -> int:
     from spgg_jax.game.costs import COSTS
+    from spgg_jax.game.params import GameParams
     from spgg_jax.game.rewards import REWARDS
     from spgg_jax.game.scores import SCORES
 
-    rewards = []
+    shared = {k: v for k, v in GameParams.create().to_dict().items() if k not in ("n", "reward", "weights")}
+    variants = []
     for name in REWARDS:
         spec = REWARDS.get(name)
         flags = [spec.timing] + (["smooth"] if spec.smooth else []) + (["per-agent/scalable"] if spec.per_agent else [])
-        rewards.append({"name": name, "timing": spec.timing, "smooth": spec.smooth,
-                        "per_agent": spec.per_agent is not None, "threshold": spec.has_threshold,
-                        "flags": flags, "doc": spec.doc.splitlines()[0] if spec.doc else ""})
+        variants.append({"name": name, "timing": spec.timing, "smooth": spec.smooth,
+                         "per_agent": spec.per_agent is not None, "threshold": spec.has_threshold, "flags": flags,
+                         "own_cost": spec.own_cost_name, "doc": spec.doc, "params": spec.params.describe()})
     if args.json:
-        print(json.dumps({"rewards": rewards, "costs": COSTS.names(), "scores": SCORES.names()}, indent=2))
+        print(json.dumps({"rewards": variants, "shared_params": shared, "costs": COSTS.names(),
+                          "scores": SCORES.names()}, indent=2, default=str))
         return 0
-    print("reward variants:")
-    for r in rewards:
-        print(f"  {r['name']:18s} [{', '.join(r['flags'])}] {r['doc']}")
+    print("reward variants (own parameters: default, range):")
+    for v in variants:
+        print(f"  {v['name']:18s} [{', '.join(v['flags'])}] {v['doc'].splitlines()[0] if v['doc'] else ''}")
+        for p in v["params"]:
+            rng = f" ({p['range']})" if p["range"] else ""
+            print(f"      {p['name']} = {p['default']:g}{rng}  {p['doc']}")
+    print("shared parameters:", ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shared.items()))
     print("costs:  ", ", ".join(COSTS.names()))
     print("scores: ", ", ".join(SCORES.names()))
     return 0
 
 
 #: Scalar game parameters shown by ``game solve`` when the reward depends on them (c_min, c_max always).
-SHOWN_PARAMS = ("kappa", "gamma", "rho", "P", "B", "r", "w0", "m0", "tau", "cost_power", "cost_alpha")
-
-
 def params_in_use(reward: str, params, samples: int = 32) -> list[str]:
-    """The parameters of ``SHOWN_PARAMS`` that change ``reward``'s payoffs (probed on random profiles),
-    so a variant's report leaves out what it does not use (pgg has no threshold B, no gamma, ...)."""
-    import dataclasses
-
+    """The numeric parameters (shared and the variant's own) that change ``reward``'s payoffs, probed
+    on random profiles, so a variant's report leaves out what it does not use (pgg has no threshold B)."""
     import numpy as np
 
     from spgg_jax.game.rewards import rewards
@@ -176,9 +178,11 @@ def params_in_use(reward: str, params, samples: int = 32) -> list[str]:
     q[0], q[1] = lo, hi  # the corners too
     base = np.asarray(rewards(reward, q, params))
     used = []
-    for name in SHOWN_PARAMS:
+    for name in params.param_names():
+        if name in ("c_min", "c_max"):
+            continue
         v = float(getattr(params, name))
-        moved = dataclasses.replace(params, **{name: v * 1.37 + 0.11})
+        moved = params.replace(**{name: v * 1.37 + 0.11})
         if not np.allclose(np.asarray(rewards(reward, q, moved)), base, rtol=1e-6, atol=1e-7):
             used.append(name)
     return used
@@ -244,7 +248,7 @@ def cmd_sweep(args) -> int:
     base = _params(args)
     t0 = time.perf_counter()
     if args.sweep:
-        axes = dict(sweep.parse_axis(s) for s in args.sweep)
+        axes = dict(sweep.parse_axis(s, args.reward) for s in args.sweep)
         points = sweep.cartesian(axes)
         _progress(args, f"sweeping {len(points)} games ({' x '.join(f'{k}[{len(v)}]' for k, v in axes.items())}), grid {args.grid}")
         rows = sweep.solve_points(args.reward, base, points, args.grid, args.method, args.chunk)
@@ -282,7 +286,7 @@ def cmd_learn(args) -> int:
     from spgg_jax.rl.game_rl import GameRLConfig, learn_points, write_learning_report
 
     base = _params(args)
-    axes = dict(sweep.parse_axis(a) for a in args.sweep)
+    axes = dict(sweep.parse_axis(a, args.reward) for a in args.sweep)
     if "n" in axes:
         raise ValueError("n cannot be swept (it changes shapes); run once per --agents")
     cfg = GameRLConfig(reward=args.reward, n=base.n, steps=args.steps, batch=args.batch, lr=args.lr,

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spgg",
         description="MAC-SPGG in JAX: game analysis, LLM agent teams, training and benchmarks.",
     )
+    parser.add_argument(
+        "--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+        help="load a plugin (reward variants, episode scorers) before the command; repeatable, allowed anywhere "
+        "on the line. Also loaded: SPGG_PLUGINS (':'-separated) and installed 'spgg_jax.plugins' entry points "
+        "(docs/game.md)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMAND_MODULES:
@@ -59,6 +64,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from spgg_jax.plugins import PluginError, load_plugins, split_plugin_args
+
+    try:  # plugins first: they register the names the command's arguments refer to
+        plugins, argv = split_plugin_args(list(sys.argv[1:] if argv is None else argv))
+        load_plugins(plugins)
+    except PluginError as err:
+        print(f"spgg: error: {err}", file=sys.stderr)
+        return 2
     args = parse_args(argv)
     command = getattr(args, PARSER_ATTR)  # the innermost parser: errors name the full subcommand
     try:

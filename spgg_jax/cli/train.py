@@ -12,7 +12,8 @@ CONFIG_HELP = (
     "(gen_params|token), mesh, rules, checkpoint_every (5), keep (3), progress (true), shuffle_rewards (false: "
     "the ablation with rewards permuted across episodes). team: team.from "
     "(default:N or a team JSON), team.model, team.observation (fo|po), team.final, team.reward, "
-    "team.reward_params.KEY (e.g. team.reward_params.B=0.7), team.agents.KEY (every agent, e.g. "
+    "team.reward_params.KEY (e.g. team.reward_params.B=0.7; a variant's own keys: `spgg game list`), team.scorer "
+    "(task|shared_credit|a plugin's), team.agents.KEY (every agent, e.g. "
     "team.agents.max_new_tokens=32). gen_params: algorithm (ppo|reinforce), lr (5e-4), epochs (4), minibatch "
     "(16), clip_eps (0.2), target_kl (0.015), value_coef (0.5), entropy_coef (0.02), grad_clip (0.5), hidden "
     "(128,128), controls (temperature,top_p,max_new_tokens), init_concentration (6). token: algorithm (grpo|reinforce_group), lr (1e-4), epochs (4), clip_eps (0.2), grad_clip (0.5), "
@@ -36,6 +37,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume-from", help="with --resume: start from this checkpoint directory when RUN_DIR has none")
     p.add_argument("--overwrite", action="store_true", help="delete an existing RUN_DIR and start over")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
+    p.add_argument("--dry-run", action="store_true",
+                   help="validate the whole configuration (reward and its parameters, scorer, team, task, models, "
+                   "run directory) and print the effective configuration; trains nothing, writes nothing")
     g = p.add_argument_group(
         "multi-host", "One `spgg train` per host, same arguments; jax.distributed is initialized before anything "
         "else. On a TPU pod slice, SLURM or Open MPI nothing needs setting (JAX detects the cluster); elsewhere give "
@@ -52,7 +56,34 @@ def register(sub: argparse._SubParsersAction) -> None:
     pp.set_defaults(func=cmd_plot)
 
 
+def dry_run(args) -> int:
+    """``spgg train --dry-run``: every check of a run, without JAX devices, weights or writes."""
+    import json
+    from pathlib import Path
+
+    from spgg_jax.train import load_config
+    from spgg_jax.train.loop import check_run_dir
+    from spgg_jax.train.setup import check_run
+
+    overrides = list(args.overrides) + ([f"run_dir={args.run_dir}"] if args.run_dir else [])
+    cfg = load_config(args.config, overrides)
+    findings = check_run(cfg)
+    run_dir = Path(cfg.run_dir)
+    clear = check_run_dir(run_dir, cfg, args.resume, args.overwrite)
+    state = ("would be cleared (--overwrite)" if clear else "exists: resumed" if args.resume and run_dir.exists()
+             else "exists (empty or never started)" if run_dir.exists() else "does not exist yet")
+    findings.append(("run dir", f"{run_dir} ({state})"))
+    print("dry run: the configuration is valid; nothing was trained or written")
+    for what, finding in findings:
+        print(f"  {what:8s} {finding}")
+    print("effective configuration:")
+    print(json.dumps(cfg.to_dict(), indent=2))
+    return 0
+
+
 def cmd_train(args) -> int:
+    if args.dry_run:
+        return dry_run(args)
     from spgg_jax.parallel import initialize_distributed, is_main_process
 
     initialize_distributed(args.coordinator, args.num_processes, args.process_id)  # first JAX call

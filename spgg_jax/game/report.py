@@ -19,9 +19,14 @@ SCALAR_COLUMNS = [
 
 
 def write_csv(rows: Sequence[Mapping], path: Path) -> Path:
-    """One row per solved game; per-agent q_i and R_i spread over columns q_1.., R_1.."""
+    """One row per solved game; per-agent q_i and R_i spread over columns q_1.., R_1.. A variant's
+    own parameters (not in ``SCALAR_COLUMNS``) come right after the shared ones."""
     max_n = max(int(r["n"]) for r in rows)
     header = [c for c in SCALAR_COLUMNS if any(c in r for r in rows)]
+    extra = [k for r in rows for k, v in r.items()
+             if k not in SCALAR_COLUMNS and k != "all_above_cmin" and not isinstance(v, (list, tuple))]
+    at = header.index("final_score") if "final_score" in header else len(header)
+    header[at:at] = list(dict.fromkeys(extra))
     header += [f"q_{i + 1}" for i in range(max_n)] + [f"R_{i + 1}" for i in range(max_n)]
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="") as f:

@@ -16,6 +16,11 @@ Every variant works under ``jit``, ``vmap`` (over batches of contributions and o
    callable ``(x, params) -> f32``. The full reward is derived from it, and the scalable solver
    (state = running sum and last contribution) solves it for large n.
 
+Both decorators take ``params=``: the variant's own parameters, a :class:`VariantParams` subclass
+(a ``flax.struct`` dataclass with defaults, ranges and docs, see :mod:`spgg_jax.game.params`). The
+reward reads them from the one ``GameParams`` argument as ``p.NAME``; the shared parameters (range,
+cost, score weights, m0, B) stay shared. ``make_params(reward, n, **kw)`` routes each key to its owner.
+
 See docs/game.md for the formulas and the reasons behind each default.
 """
 
@@ -27,11 +32,12 @@ from typing import Any, Callable, Optional
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from spgg_jax.game.costs import COSTS
-from spgg_jax.game.params import GameParams
+from spgg_jax.game.params import GameParams, VariantParams, param, shared_field_names, shared_numeric_names
 from spgg_jax.game.scores import final_score, predecessor_quality
-from spgg_jax.registry import Registry
+from spgg_jax.registry import PLUGIN_HINT, Registry
 
 RewardFn = Callable[[jax.Array, GameParams], jax.Array]
 
@@ -75,7 +81,9 @@ class RewardSpec:
 
     ``timing`` is "sequential" (solved by backward induction: SPNE) or "simultaneous" (pure Nash
     equilibria by enumeration). ``per_agent`` enables the scalable solver. ``validate`` adds checks
-    specific to the variant (beyond :func:`spgg_jax.game.params.validate`). ``has_threshold``
+    specific to the variant beyond :func:`spgg_jax.game.params.validate` (cross-field checks; single
+    parameters' ranges are declared on ``params``, the variant's :class:`VariantParams` subclass).
+    ``has_threshold``
     says whether the threshold B is part of the variant (reports of ``S >= B`` are only meaningful
     then). Per-agent variants also carry ``benefit`` (R_i without its own cost), ``own_cost``
     ``(x, params) -> f32`` and its name ``own_cost_name``; ``per_agent`` = benefit - own_cost(q_i).
@@ -92,12 +100,13 @@ class RewardSpec:
     benefit: Optional[PerAgentFn] = None
     own_cost: Optional[OwnCostFn] = None
     own_cost_name: str = "none"
+    params: type = VariantParams
 
     def __call__(self, q, params):
         return self.fn(q, params)
 
 
-REWARDS: Registry[RewardSpec] = Registry("reward")
+REWARDS: Registry[RewardSpec] = Registry("reward", hint=PLUGIN_HINT)
 
 
 def register_reward(
@@ -107,14 +116,18 @@ def register_reward(
     smooth: bool = False,
     has_threshold: bool = False,
     validate: Optional[Callable[[GameParams], None]] = None,
+    params: type = VariantParams,
     overwrite: bool = False,
 ):
-    """Decorator registering a full reward ``fn(q, params) -> f32[..., n]`` under ``name``."""
+    """Decorator registering a full reward ``fn(q, params) -> f32[..., n]`` under ``name``;
+    ``params`` is the variant's own :class:`VariantParams` subclass (default: none of its own)."""
     if timing not in ("sequential", "simultaneous"):
         raise ValueError(f"timing must be 'sequential' or 'simultaneous', got {timing!r}")
+    _check_params_class(name, params)
 
     def deco(fn: RewardFn) -> RewardFn:
-        spec = RewardSpec(name, fn, timing, smooth, has_threshold, None, validate, (fn.__doc__ or "").strip())
+        spec = RewardSpec(name, fn, timing, smooth, has_threshold, None, validate, (fn.__doc__ or "").strip(),
+                          params=params)
         REWARDS.register(name, overwrite=overwrite)(spec)
         return fn
 
@@ -168,6 +181,7 @@ def register_per_agent_reward(
     smooth: bool = False,
     has_threshold: bool = False,
     validate: Optional[Callable[[GameParams], None]] = None,
+    params: type = VariantParams,
     overwrite: bool = False,
 ):
     """Decorator registering a per-agent reward by its benefits and own-cost term (see module doc).
@@ -178,16 +192,17 @@ def register_per_agent_reward(
     function is the whole reward (it must then not contain a cost of q_i, or LLM episodes would
     charge correctness; effort modes that charge an own cost refuse such a variant). For the
     incentive property of LLM episodes, benefit must be non-decreasing in q_i and in S. Returns the
-    benefit function.
+    benefit function. ``params``: the variant's own :class:`VariantParams` subclass.
     """
     cost_fn, cost_name = _resolve_own_cost(own_cost)
+    _check_params_class(name, params)
 
     def deco(benefit: PerAgentFn) -> PerAgentFn:
         per_agent = per_agent_from_benefit(benefit, cost_fn)
         fn = full_reward_from_per_agent(per_agent)
         spec = RewardSpec(
             name, fn, timing, smooth, has_threshold, per_agent, validate, (benefit.__doc__ or "").strip(),
-            benefit=benefit, own_cost=cost_fn, own_cost_name=cost_name,
+            benefit=benefit, own_cost=cost_fn, own_cost_name=cost_name, params=params,
         )
         REWARDS.register(name, overwrite=overwrite)(spec)
         return benefit
@@ -195,22 +210,65 @@ def register_per_agent_reward(
     return deco
 
 
+def _check_params_class(name: str, params: Any) -> None:
+    if not (isinstance(params, type) and issubclass(params, VariantParams) and dataclasses.is_dataclass(params)):
+        raise ValueError(f"reward {name!r}: params must be a VariantParams subclass decorated with "
+                         f"@flax.struct.dataclass, got {params!r}")
+    clash = sorted(set(params.names()) & set(shared_field_names()) | ({"variant"} & set(params.names())))
+    if clash:
+        raise ValueError(f"reward {name!r}: parameter(s) {clash} clash with the shared game parameters; rename them")
+
+
 def get_reward(name: str) -> RewardSpec:
     return REWARDS.get(name)
 
 
+def param_names(reward: str) -> list[str]:
+    """The numeric parameters of ``reward``'s games: the shared ones, then the variant's own."""
+    return shared_numeric_names() + get_reward(reward).params.names()
+
+
+def accepted_keys(reward: str) -> list[str]:
+    """Every key ``make_params(reward, ...)`` accepts: the shared fields (static ones too), then the
+    variant's own parameters."""
+    return [k for k in shared_field_names() if k != "reward"] + get_reward(reward).params.names()
+
+
 def make_params(reward: str, n: int = 3, **kwargs) -> GameParams:
-    """Validated ``GameParams`` for a variant (runs the variant's own checks too)."""
+    """Validated ``GameParams`` for a variant: each key goes to its owner (shared or the variant's
+    own parameters); an unknown key is an error naming the variant and the key. Runs the
+    variant's own checks too."""
     spec = get_reward(reward)
-    params = GameParams.create(n=n, **kwargs)
+    own_names = spec.params.names()
+    unknown = sorted(set(kwargs) - set(accepted_keys(reward)))
+    if unknown:
+        shared = sorted(set(shared_field_names()) - {"n", "reward"})
+        raise ValueError(
+            f"unknown game parameter(s) {unknown} for reward {reward!r}; its own parameters: "
+            f"{', '.join(own_names) or '(none)'}; shared: {', '.join(shared)}")
+    own = {k: kwargs.pop(k) for k in list(kwargs) if k in own_names}
+    params = GameParams.create(n=n, variant=spec.params.create(reward, **own), reward=reward, **kwargs)
     if spec.validate is not None:
         spec.validate(params)
     return params
 
 
+def check_params(spec: RewardSpec, params: GameParams) -> None:
+    """The parameters must carry ``spec``'s own parameters (built by ``make_params(spec.name, ...)``)."""
+    if not isinstance(params, GameParams):
+        raise ValueError(f"reward {spec.name!r} needs GameParams, got {type(params).__name__}")
+    if not isinstance(params.variant, spec.params):
+        raise ValueError(
+            f"reward {spec.name!r} needs its own parameters ({spec.params.__name__}), but these parameters "
+            f"were built for {params.reward or 'no variant'!r} ({type(params.variant).__name__}); "
+            f"use make_params({spec.name!r}, n, ...)")
+
+
 def validate_for(reward: str, params: GameParams) -> None:
     """Run the variant-specific checks on already-built (possibly stacked) params."""
     spec = get_reward(reward)
+    check_params(spec, params)
+    params.variant.validate(reward)
     if spec.validate is not None:
         spec.validate(params)
 
@@ -229,12 +287,21 @@ def _validate_classic(p: GameParams) -> None:
         )
 
 
+@struct.dataclass
+class ClassicParams(VariantParams):
+    """The classic public-goods games' own parameters."""
+
+    w0: Any = param(1.0, doc="endowment: R_i = w0 - q_i + (r / n) sum_j q_j")
+    r: Any = param(1.8, doc="public-good multiplier, 1 < r < n (a social dilemma)")
+
+
 def _classic_benefit(i, q_i, m_i, total, s, p):
     del i, m_i, s
     return p.w0 + (p.r / p.n) * total * jnp.ones_like(q_i)
 
 
-@register_per_agent_reward("pgg", own_cost="linear", timing="simultaneous", smooth=True, validate=_validate_classic)
+@register_per_agent_reward("pgg", own_cost="linear", timing="simultaneous", smooth=True, validate=_validate_classic,
+                           params=ClassicParams)
 def pgg(i, q_i, m_i, total, s, p):
     """Simultaneous public-goods game: R_i = w0 - q_i + (r / n) * sum_j q_j, 1 < r < n.
 
@@ -242,7 +309,8 @@ def pgg(i, q_i, m_i, total, s, p):
     return _classic_benefit(i, q_i, m_i, total, s, p)
 
 
-@register_per_agent_reward("spgg", own_cost="linear", timing="sequential", smooth=True, validate=_validate_classic)
+@register_per_agent_reward("spgg", own_cost="linear", timing="sequential", smooth=True, validate=_validate_classic,
+                           params=ClassicParams)
 def spgg(i, q_i, m_i, total, s, p):
     """Sequential public-goods game: the PGG payoff, agents move in order 1..n (SPNE).
 
@@ -253,6 +321,22 @@ def spgg(i, q_i, m_i, total, s, p):
 # ----------------------------------------------------------------------------------------------
 # MAC-SPGG
 # ----------------------------------------------------------------------------------------------
+
+
+@struct.dataclass
+class MacSpggParams(VariantParams):
+    """MAC-SPGG's own parameters (the threshold B is shared: every variant reports S >= B)."""
+
+    gamma: Any = param(0.5, ge=0.0, doc="synergy weight: gamma q_i m_i")
+    rho: Any = param(1.8, ge=0.0, doc="equal share of the final score: (rho / n) S")
+    P: Any = param(1.5, ge=0.0, doc="penalty paid by everyone when S < B")
+
+
+@struct.dataclass
+class MacSpggSmoothParams(MacSpggParams):
+    """MAC-SPGG's parameters plus the temperature of the smooth penalty."""
+
+    tau: Any = param(0.05, gt=0.0, doc="temperature of the penalty sigmoid((B - S) / tau)")
 
 
 def mac_spgg_terms(i, q_i, m_i, total, s, p):
@@ -268,7 +352,7 @@ def mac_spgg_terms(i, q_i, m_i, total, s, p):
     return cost, synergy, share
 
 
-@register_per_agent_reward("mac_spgg", own_cost="cost", has_threshold=True)
+@register_per_agent_reward("mac_spgg", own_cost="cost", has_threshold=True, params=MacSpggParams)
 def mac_spgg(i, q_i, m_i, total, s, p):
     """MAC-SPGG: R_i = -C(q_i) + gamma q_i m_i + (rho / n) S - P 1[S < B].
 
@@ -278,7 +362,8 @@ def mac_spgg(i, q_i, m_i, total, s, p):
     return synergy + share - penalty
 
 
-@register_per_agent_reward("mac_spgg_smooth", own_cost="cost", smooth=True, has_threshold=True)
+@register_per_agent_reward("mac_spgg_smooth", own_cost="cost", smooth=True, has_threshold=True,
+                           params=MacSpggSmoothParams)
 def mac_spgg_smooth(i, q_i, m_i, total, s, p):
     """MAC-SPGG with a smooth penalty: P * sigmoid((B - S) / tau) replaces P * 1[S < B].
 
@@ -297,6 +382,7 @@ def reward_terms_given_score(name: str, q, score, params: GameParams, effort=Non
     ``q`` (the game's x_i = q_i).
     """
     spec = get_reward(name)
+    check_params(spec, params)
     if spec.per_agent is None:
         raise ValueError(f"reward {name!r} has no per-agent form, so it cannot take a measured final score")
     q = jnp.asarray(q, jnp.float32)
@@ -327,4 +413,6 @@ def rewards(name: str, q, params: GameParams):
     q = jnp.asarray(q, jnp.float32)
     if q.shape[-1] != params.n:
         raise ValueError(f"contributions have {q.shape[-1]} agents on the last axis, params.n={params.n}")
-    return get_reward(name).fn(q, params)
+    spec = get_reward(name)
+    check_params(spec, params)
+    return spec.fn(q, params)

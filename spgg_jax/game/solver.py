@@ -30,7 +30,7 @@ import numpy as np
 from flax import struct
 
 from spgg_jax.game.params import GameParams
-from spgg_jax.game.rewards import THRESHOLD_TOL, RewardSpec, get_reward
+from spgg_jax.game.rewards import THRESHOLD_TOL, RewardSpec, check_params, get_reward
 from spgg_jax.game.scores import final_score
 
 DEFAULT_TOL = 1e-6
@@ -407,6 +407,7 @@ def solve(
 ) -> Equilibrium:
     """Solve one game (jitted). ``method``: auto | exact | markov | nash."""
     spec = get_reward(reward)
+    check_params(spec, params)
     tol = check_tol(tol)
     method = choose_method(spec, params, grid_size, method)
     return _solve_jit(params, reward, grid_size, method, tol)
@@ -431,6 +432,7 @@ def solve_batch(
     Games are vmapped ``chunk`` at a time (``lax.map`` with ``batch_size``) to bound memory.
     """
     spec = get_reward(reward)
+    check_params(spec, params)
     tol = check_tol(tol)
     if isinstance(chunk, bool) or not isinstance(chunk, (int, np.integer)) or chunk < 1:
         raise ValueError(f"chunk must be an integer >= 1, got {chunk!r}")

@@ -1,7 +1,8 @@
 """Parameter sweeps: many games solved in one jitted, vmapped call.
 
 A sweep is a list of parameter points around a base ``GameParams``; the points are stacked into one
-``GameParams`` pytree with a leading batch axis and solved with :func:`solve_batch`. ``n`` is static
+``GameParams`` pytree with a leading batch axis and solved with :func:`solve_batch`. Any numeric
+parameter can be swept: the shared ones and the variant's own (:func:`sweepable`). ``n`` is static
 (it changes shapes), so each distinct ``n`` is its own call.
 """
 
@@ -13,24 +14,30 @@ from typing import Any, Iterable, Mapping, Sequence
 import jax
 import numpy as np
 
-from spgg_jax.game.params import GameParams, numeric_field_names
-from spgg_jax.game.rewards import get_reward, validate_for
+from spgg_jax.game.params import GameParams
+from spgg_jax.game.rewards import param_names, validate_for
 from spgg_jax.game.solver import solve_batch
 
-SWEEPABLE = tuple(k for k in numeric_field_names() if k != "weights")
+
+def sweepable(reward: str) -> list[str]:
+    """The parameters a sweep of ``reward`` may vary (besides ``n``): shared and the variant's own,
+    every numeric one except the per-agent ``weights``."""
+    return [k for k in param_names(reward) if k != "weights"]
 
 
 #: Most values one sweep axis may have.
 MAX_AXIS_POINTS = 10_000
 
 
-def parse_axis(spec: str) -> tuple[str, list[float]]:
-    """``"gamma=0:1:11"`` (start:stop:count, inclusive) or ``"rho=1,1.5,2"`` -> (name, values)."""
+def parse_axis(spec: str, reward: str = "mac_spgg") -> tuple[str, list[float]]:
+    """``"gamma=0:1:11"`` (start:stop:count, inclusive) or ``"rho=1,1.5,2"`` -> (name, values); the
+    name must be ``n`` or a parameter of ``reward`` (:func:`sweepable`)."""
     if "=" not in spec:
         raise ValueError(f"sweep axis {spec!r} must look like name=start:stop:count or name=v1,v2,...")
     name, raw = (s.strip() for s in spec.split("=", 1))
-    if name != "n" and name not in SWEEPABLE:
-        raise ValueError(f"cannot sweep {name!r}; sweepable: n, {', '.join(SWEEPABLE)}")
+    names = sweepable(reward)
+    if name != "n" and name not in names:
+        raise ValueError(f"cannot sweep {name!r} for reward {reward!r}; sweepable: n, {', '.join(names)}")
     try:
         if ":" in raw:
             start, stop, count = raw.split(":")
@@ -59,10 +66,13 @@ def parse_axis(spec: str) -> tuple[str, list[float]]:
 
 def stack_params(base: GameParams, points: Sequence[Mapping[str, float]]) -> GameParams:
     """Stack parameter points (dicts of overrides of ``base``) into one batched ``GameParams``."""
-    cols = {k: np.asarray(getattr(base, k), np.float32) for k in numeric_field_names()}
+    cols = {k: np.asarray(getattr(base, k), np.float32) for k in base.param_names()}
     batch = {k: np.broadcast_to(v, (len(points),) + v.shape).copy() for k, v in cols.items()}
     for j, point in enumerate(points):
         for k, v in point.items():
+            if k not in batch:
+                raise ValueError(f"cannot sweep {k!r} for reward {base.reward or '(none)'!r}; sweepable: "
+                                 f"{', '.join(k2 for k2 in batch if k2 != 'weights')}")
             batch[k][j] = v
     return base.updated(**batch)
 
@@ -95,8 +105,9 @@ def solve_points(
         eq = jax.device_get(solve_batch(reward, stacked, grid_size, method, chunk=chunk))
         for b, (j, pt) in enumerate(items):
             row: dict[str, Any] = {"reward": reward, "n": n}
-            for k in SWEEPABLE:
-                row[k] = float(np.asarray(getattr(stacked, k))[b])
+            for k in stacked.param_names():
+                if k != "weights":
+                    row[k] = float(np.asarray(getattr(stacked, k))[b])
             row["final_score"] = float(eq.final_score[b])
             row["welfare"] = float(eq.welfare[b])
             row["threshold_met"] = bool(eq.threshold_met[b])
@@ -142,17 +153,19 @@ PRESET_N = [2, 3, 4]
 
 
 def run_preset(reward: str, base: GameParams, grid_size: int = 101, method: str = "auto") -> dict[str, list[dict]]:
-    """The default analysis (see ``PRESET_*``); returns rows grouped by sub-analysis."""
-    spec = get_reward(reward)
-    del spec
+    """The default analysis (see ``PRESET_*``; axes that ``reward`` does not have are left out);
+    returns rows grouped by sub-analysis."""
+    names = set(sweepable(reward))
     groups: dict[str, list[dict]] = {}
-    pts = one_at_a_time(base, PRESET_1D)
+    pts = one_at_a_time(base, {k: v for k, v in PRESET_1D.items() if k in names})
     axis_tags = [p.pop("_axis") for p in pts]
     rows = solve_points(reward, base, pts, grid_size, method)
     for tag, row in zip(axis_tags, rows):
         row["analysis"] = f"1d_{tag}"
         groups.setdefault(f"1d_{tag}", []).append(row)
     for (x, y), (xs, ys) in PRESET_MAPS.items():
+        if not {x, y} <= names:
+            continue
         rows = solve_points(reward, base, cartesian({x: xs, y: ys}), grid_size, method)
         for row in rows:
             row["analysis"] = f"map_{x}_{y}"

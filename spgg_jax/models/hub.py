@@ -344,6 +344,25 @@ def convert_gguf_file(path: str | os.PathLike, *, force: bool = False) -> Path:
         return _convert_into_cache(src, target, info, keep_source=False)
 
 
+def classify_model(name_or_path: str | os.PathLike) -> tuple[str, Path]:
+    """What a model reference is, without fetching or converting anything: ``("registered", cache
+    dir)``, ``("hf_dir", dir)`` or ``("gguf", file)``. Raises like :func:`resolve_model` for a bad one."""
+    ref = os.fspath(name_or_path)
+    if isinstance(name_or_path, str) and ref in MODELS:
+        return "registered", cache_dir() / "models" / ref
+    p = Path(ref).expanduser()
+    if p.is_dir():
+        if (p / "config.json").is_file():
+            return "hf_dir", p
+        raise FileNotFoundError(f"{ref!r} is a directory without config.json (not an HF model directory)")
+    if p.is_file() and p.suffix.lower() == ".gguf":
+        return "gguf", p
+    raise KeyError(
+        f"unknown model {ref!r}: not a registered name ({', '.join(MODELS.names())}), "
+        "an HF model directory with config.json, or a .gguf file"
+    )
+
+
 def resolve_model(name_or_path: str | os.PathLike) -> Path:
     """Turn a model reference into an HF directory.
 
@@ -351,20 +370,10 @@ def resolve_model(name_or_path: str | os.PathLike) -> Path:
     * a directory with ``config.json`` -> itself;
     * a ``.gguf`` file -> converted into the cache (keyed by its sha256).
     """
-    ref = os.fspath(name_or_path)
-    if isinstance(name_or_path, str) and ref in MODELS:
-        return fetch_model(ref)
-    p = Path(ref).expanduser()
-    if p.is_dir():
-        if (p / "config.json").is_file():
-            return p
-        raise FileNotFoundError(f"{ref!r} is a directory without config.json (not an HF model directory)")
-    if p.is_file() and p.suffix.lower() == ".gguf":
-        return convert_gguf_file(p)
-    raise KeyError(
-        f"unknown model {ref!r}: not a registered name ({', '.join(MODELS.names())}), "
-        "an HF model directory with config.json, or a .gguf file"
-    )
+    kind, path = classify_model(name_or_path)
+    if kind == "registered":
+        return fetch_model(os.fspath(name_or_path))
+    return convert_gguf_file(path) if kind == "gguf" else path
 
 
 def source_gguf(name_or_path: str | os.PathLike) -> Path | None:

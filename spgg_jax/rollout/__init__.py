@@ -32,7 +32,9 @@ from spgg_jax.rollout.prompts import (
     visible_turns,
 )
 from spgg_jax.rollout.scoring import (
+    EPISODE_SCORERS,
     EpisodeScores,
+    TextScores,
     choose_final,
     effort_from_lengths,
     episode_reward_terms,
@@ -40,6 +42,7 @@ from spgg_jax.rollout.scoring import (
     episode_rewards,
     is_verifiable,
     make_scores,
+    register_episode_scorer,
     score_episodes,
     score_texts,
     score_texts_extracted,
@@ -56,5 +59,5 @@ __all__ = [
     "load_bundles", "prompt_features", "run_episodes",
     "EpisodeScores", "effort_from_lengths", "episode_rewards", "is_verifiable", "make_scores",
     "score_episodes", "score_texts", "to_contribution", "choose_final", "episode_reward_terms", "free_riding",
-    "score_texts_extracted", "vote_key",
+    "score_texts_extracted", "vote_key", "EPISODE_SCORERS", "TextScores", "register_episode_scorer",
 ]

@@ -15,16 +15,24 @@ rewarded less than a wrong one (docs/episodes.md, with a worked example).
 - final answer: per problem, the turn chosen by the team's rule (:func:`choose_final`: last,
   last_answer, integrator, majority, majority_integrator) from the outputs' extracted answers.
 - S: the score in [0, 1] of the chosen final output, same scorer.
+
+The text-to-score step (everything above but effort) is an *episode scorer*, registered in
+:data:`EPISODE_SCORERS` and picked by ``team.scorer``: ``scorer(problems, outputs, *, team, judge)
+-> TextScores`` (per-agent scores and S in [0, 1]). ``task`` is the default just described;
+``shared_credit`` gives every agent the team's S; plugins register their own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
 import jax.numpy as jnp
 import numpy as np
 from flax import struct
+
+from spgg_jax.registry import PLUGIN_HINT, Registry
 
 #: scorers whose score is not a verifiable correctness signal (an LLM judge is preferred).
 NON_VERIFIABLE_SCORERS = frozenset({"rouge_l"})
@@ -204,24 +212,102 @@ def select_final(final_turn: Any, per_turn: Sequence[tuple[np.ndarray, np.ndarra
     return sc, ok, ext
 
 
-def score_episodes(batch: Any, team: Any = None, judge: JudgeFn | None = None,
-                   max_workers: int | None = None) -> EpisodeScores:
-    """Score every agent's own output, choose each problem's final answer by ``team.final``, score it.
+# ------------------------------------------------------------------------------------ episode scorers
+@dataclasses.dataclass(frozen=True)
+class TextScores:
+    """What an episode scorer returns for a batch of B problems and an n-agent team (numpy arrays).
 
-    Every turn is scored once (the integrator's too under the integrator rules); S is the chosen
-    turn's score (``EpisodeScores.final_turn``).
+    ``agent_score`` f32[B, n]: each agent's contribution in [0, 1] (q before the linear map into
+    [c_min, c_max]); ``final_score`` f32[B]: the team's score S in [0, 1]. Optional:
+    ``agent_correct`` bool[B, n] and ``final_correct`` bool[B] (default: score >= 0.5, for accuracy
+    metrics), ``final_turn`` i32[B] (the turn whose output is the team's answer, for logs; default
+    the last agent, n - 1).
     """
+
+    agent_score: Any
+    final_score: Any
+    agent_correct: Any = None
+    final_correct: Any = None
+    final_turn: Any = None
+
+
+#: ``scorer(problems, outputs, *, team, judge=None) -> TextScores``: ``outputs[b]`` holds problem b's
+#: texts in turn order (``team.n_turns`` of them: the n agents, then the integrator's under the
+#: integrator rules). Select with ``team.scorer``; register with :func:`register_episode_scorer`.
+EPISODE_SCORERS: Registry[Callable[..., TextScores]] = Registry("episode scorer", hint=PLUGIN_HINT)
+
+
+def register_episode_scorer(name: str, *, overwrite: bool = False):
+    """Decorator registering ``scorer(problems, outputs, *, team, judge=None) -> TextScores``."""
+    return EPISODE_SCORERS.register(name, overwrite=overwrite)
+
+
+def _check_text_scores(name: str, out: Any, b: int, n: int, n_turns: int) -> TextScores:
+    """The scorer's output checked at the boundary: shapes, ranges, defaults filled in."""
+    if not isinstance(out, TextScores):
+        raise ValueError(f"episode scorer {name!r} must return a TextScores, got {type(out).__name__}")
+    agent = np.asarray(out.agent_score, np.float32)
+    final = np.asarray(out.final_score, np.float32)
+    for what, v, shape in (("agent_score", agent, (b, n)), ("final_score", final, (b,))):
+        if v.shape != shape:
+            raise ValueError(f"episode scorer {name!r}: {what} must have shape {shape}, got {v.shape}")
+        if not np.all(np.isfinite(v) & (v >= 0) & (v <= 1)):
+            raise ValueError(f"episode scorer {name!r}: {what} must lie in [0, 1], got {v.ravel()[:6].tolist()}")
+    agent_ok = agent >= 0.5 if out.agent_correct is None else np.asarray(out.agent_correct, bool)
+    final_ok = final >= 0.5 if out.final_correct is None else np.asarray(out.final_correct, bool)
+    turn = np.full(b, n - 1, np.int32) if out.final_turn is None else np.asarray(out.final_turn, np.int32)
+    for what, v, shape in (("agent_correct", agent_ok, (b, n)), ("final_correct", final_ok, (b,)),
+                           ("final_turn", turn, (b,))):
+        if v.shape != shape:
+            raise ValueError(f"episode scorer {name!r}: {what} must have shape {shape}, got {v.shape}")
+    if not np.all((turn >= 0) & (turn < n_turns)):
+        raise ValueError(f"episode scorer {name!r}: final_turn must lie in [0, {n_turns}), got {turn[:6].tolist()}")
+    return TextScores(agent, final, agent_ok, final_ok, turn)
+
+
+def score_texts_with(name: str, problems: Sequence[Any], outputs: Sequence[Sequence[str]], team: Any,
+                     judge: JudgeFn | None = None) -> TextScores:
+    """Run the registered episode scorer ``name`` on ``outputs[b][t]`` and check what it returns."""
+    scorer = EPISODE_SCORERS.get(name)
+    if len(outputs) != len(problems) or any(len(o) != team.n_turns for o in outputs):
+        raise ValueError(f"episode scorer {name!r}: need {team.n_turns} outputs for each of {len(problems)} "
+                         f"problems, got {[len(o) for o in outputs][:6]}")
+    out = scorer(list(problems), [list(o) for o in outputs], team=team, judge=judge)
+    return _check_text_scores(name, out, len(problems), team.n, team.n_turns)
+
+
+@register_episode_scorer("task")
+def task_scorer(problems, outputs, *, team, judge=None) -> TextScores:
+    """Every turn scored on its own by the task's scorer (an LLM judge for unverifiable tasks when one
+    is given); each problem's final answer chosen by ``team.final``; S is that turn's score."""
+    per = [score_texts_extracted(problems, [o[t] for o in outputs], judge) for t in range(team.n_turns)]
+    final_turn = choose_final(team.final, team.n, [p[2] for p in per])
+    final_score, final_correct, _ = select_final(final_turn, per)
+    return TextScores(np.stack([s for s, _, _ in per[: team.n]], axis=1), final_score,
+                      np.stack([c for _, c, _ in per[: team.n]], axis=1), final_correct, final_turn)
+
+
+@register_episode_scorer("shared_credit")
+def shared_credit_scorer(problems, outputs, *, team, judge=None) -> TextScores:
+    """As ``task`` for S, but every agent's q is the team's S (no individual credit: the ablation where
+    an agent's own output matters only through the team's answer)."""
+    t = task_scorer(problems, outputs, team=team, judge=judge)
+    return TextScores(np.repeat(t.final_score[:, None], team.n, 1), t.final_score,
+                      np.repeat(np.asarray(t.final_correct)[:, None], team.n, 1), t.final_correct, t.final_turn)
+
+
+def score_episodes(batch: Any, team: Any = None, judge: JudgeFn | None = None) -> EpisodeScores:
+    """q_i, S and effort of every episode: the team's episode scorer (``team.scorer``, default
+    ``task``: every agent's own output scored, the final answer chosen by ``team.final`` and scored)
+    on the batch's texts, plus token effort from the generated lengths."""
     team = batch.team if team is None else team
     if len(batch.turns) != team.n_turns:
         raise ValueError(f"team final={team.final!r} plays {team.n_turns} turns, the batch has {len(batch.turns)}")
-    per = [score_texts_extracted(batch.problems, t.output_text, judge, max_workers) for t in batch.turns]
-    final_turn = choose_final(team.final, team.n, [p[2] for p in per])
-    final_score, final_correct, _ = select_final(final_turn, per)
-    agent_score = np.stack([s for s, _, _ in per[: team.n]], axis=1)
-    agent_correct = np.stack([c for _, c, _ in per[: team.n]], axis=1)
+    outputs = [[t.output_text[i] for t in batch.turns] for i in range(len(batch.problems))]
+    out = score_texts_with(team.scorer, batch.problems, outputs, team, judge)
     lengths = np.stack([t.lengths for t in batch.agent_turns], axis=1)
-    return make_scores(agent_score, agent_correct, final_score, final_correct, lengths, team.effort_budget,
-                       team.c_min, team.c_max, final_turn=final_turn)
+    return make_scores(out.agent_score, out.agent_correct, out.final_score, out.final_correct, lengths,
+                       team.effort_budget, team.c_min, team.c_max, final_turn=out.final_turn)
 
 
 #: an agent free-rides when it spends at most this share of the token budget (the game-level learners'
@@ -235,18 +321,28 @@ def free_riding(scores: EpisodeScores, team: Any, frac: float = FREE_RIDE_FRAC) 
     return np.asarray(scores.tokens) <= frac * team.effort_budget
 
 
-def episode_reward_terms(scores: EpisodeScores, team: Any, params: Any = None) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """``(benefit, own_cost)`` f32[B, n]: R = benefit - own_cost (own_cost is 0 when effort="none")."""
+def check_team_reward(team: Any) -> None:
+    """The team's reward can reward LLM episodes: a per-agent form (S is measured, not derived from
+    q), and an own-cost term when the team charges token effort."""
     from spgg_jax.game import get_reward
-    from spgg_jax.game.rewards import reward_terms_given_score
 
-    params = team.game_params() if params is None else params
     spec = get_reward(team.reward)
-    if team.effort == "tokens" and spec.per_agent is not None and spec.own_cost_name == "none":
+    if spec.per_agent is None:
+        raise ValueError(f"reward {team.reward!r} has no per-agent form, so it cannot take a measured final score: "
+                         f"register it with register_per_agent_reward")
+    if team.effort == "tokens" and spec.own_cost_name == "none":
         raise ValueError(
             f"reward {team.reward!r} declares no own-cost term (own_cost='none'), so effort='tokens' has "
             f"nothing to charge: register it with register_per_agent_reward(..., own_cost=...) or set the "
             f"team's effort to 'none'")
+
+
+def episode_reward_terms(scores: EpisodeScores, team: Any, params: Any = None) -> tuple[jnp.ndarray, jnp.ndarray]:
+    """``(benefit, own_cost)`` f32[B, n]: R = benefit - own_cost (own_cost is 0 when effort="none")."""
+    from spgg_jax.game.rewards import reward_terms_given_score
+
+    params = team.game_params() if params is None else params
+    check_team_reward(team)
     benefit, cost = reward_terms_given_score(team.reward, scores.q, scores.S, params, effort=scores.effort)
     if team.effort == "none":
         cost = jnp.zeros_like(cost)

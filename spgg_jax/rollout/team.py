@@ -133,7 +133,10 @@ class TeamConfig:
         the task never is.
       c_min, c_max: contribution range of the game; quality scores in [0, 1] map into it.
       reward: registered reward name (``spgg game list``), needs a per-agent form.
-      reward_params: extra ``GameParams`` fields (gamma, rho, P, B, kappa, ...).
+      reward_params: the game's parameters beyond n, c_min, c_max and observation: the shared ones
+        (kappa, B, cost, score, ...) and the reward variant's own (``spgg game list``).
+      scorer: the registered episode scorer that turns the outputs' texts into q and S
+        (``spgg_jax.rollout.scoring.EPISODE_SCORERS``; default ``task``).
       effort: what the reward's own-cost term is charged on (q_i, the measured quality, enters only
         the benefits): ``"tokens"`` (default) effort_i = agent i's generated tokens / the fixed
         ``token_budget``, clipped to [0, 1] and mapped into [c_min, c_max]; ``"none"``: no own-cost
@@ -153,6 +156,7 @@ class TeamConfig:
     reward_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     effort: str = "tokens"
     token_budget: int = 0
+    scorer: str = "task"
 
     def __post_init__(self) -> None:
         agents = tuple(self.agents) if isinstance(self.agents, (list, tuple)) else self.agents
@@ -181,6 +185,8 @@ class TeamConfig:
             raise ValueError(f"team needs 0 < c_min < c_max, got c_min={self.c_min!r}, c_max={self.c_max!r}")
         if not isinstance(self.reward, str) or not self.reward:
             raise ValueError(f"team.reward must be a reward name, got {self.reward!r}")
+        if not isinstance(self.scorer, str) or not self.scorer:
+            raise ValueError(f"team.scorer must be an episode scorer name, got {self.scorer!r}")
         if not isinstance(self.reward_params, Mapping):
             raise ValueError(f"team.reward_params must be a mapping, got {self.reward_params!r:.80}")
         clash = sorted({"n", "c_min", "c_max", "observation"} & set(self.reward_params))

@@ -11,8 +11,9 @@
 ``team`` in a config file is a team JSON path, ``"default"``/``"default:N"`` (the solver / checker /
 finaliser team of N agents), or an object: ``{"from": PATH_OR_DEFAULT, ...overrides}`` where the
 overrides are team fields (``observation``, ``final``, ``reward``, ``reward_params`` (merged into the
-team's), ...), ``model`` (every agent's model) and ``agents`` (fields applied to every agent, or a list
-of per-agent objects). Overrides always win over the file. Command-line ``team.KEY=VALUE`` overrides
+team's; when ``reward`` names another variant, the file's parameters that variant does not accept
+are dropped first), ``scorer``, ...), ``model`` (every agent's model) and ``agents`` (fields applied
+to every agent, or a list of per-agent objects). Overrides always win over the file. Command-line ``team.KEY=VALUE`` overrides
 are merged into the same object (``team.reward_params.B=0.7``, ``team.agents.max_new_tokens=32``).
 
 The saved ``RUN_DIR/config.json`` is the *effective* configuration: the resolved team inline (every
@@ -167,6 +168,10 @@ def _game_errors(team: TeamConfig) -> list[str]:
             ok = isinstance(v, (int, float)) and not isinstance(v, bool)
         if not ok:
             out.append(f"team.reward_params.{k} must be a {'name' if k in ('cost', 'score') else 'number'}, got {v!r}")
+    from spgg_jax.rollout.scoring import EPISODE_SCORERS
+
+    if team.scorer not in EPISODE_SCORERS:
+        out.append(f"team.scorer: {EPISODE_SCORERS.unknown_message(team.scorer)}")
     if not out:
         try:
             team.game_params()
@@ -269,6 +274,13 @@ def resolve_team(spec: Any) -> TeamConfig:
             a.update(o)
     elif agents is not None:
         raise ValueError(f"team.agents must be an object (for every agent) or a list (one per agent), got {agents!r:.80}")
+    if isinstance(spec.get("reward"), str) and spec["reward"] != d["reward"]:
+        # the file's reward parameters belong to the file's reward: keep those the new one accepts
+        from spgg_jax.game.rewards import REWARDS, accepted_keys
+
+        if spec["reward"] in REWARDS:
+            keep = set(accepted_keys(spec["reward"]))
+            d["reward_params"] = {k: v for k, v in d["reward_params"].items() if k in keep}
     if "reward_params" in spec:
         if not isinstance(spec["reward_params"], Mapping):
             raise ValueError(f"team.reward_params must be a JSON object, got {spec['reward_params']!r:.80}")

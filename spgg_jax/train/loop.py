@@ -49,14 +49,9 @@ def _looks_like_run(run_dir: Path) -> bool:
     return "config.json" in names and names <= set(RUN_FILES)
 
 
-def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
-    """Check (every process), then clear / create / write config.json (process 0 only).
-
-    Called only once the whole configuration has been resolved (models and data loaded), so a bad
-    configuration never touches an existing run. ``overwrite`` deletes only a directory that holds a
-    run of this project; a run that never got to its first step (only ``config.json``) may be
-    started again without ``--overwrite``.
-    """
+def check_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool) -> bool:
+    """Whether ``run_dir`` may be used as asked (``RunDirError`` if not); reads, never writes. Returns
+    True when the existing run there is to be cleared (``--overwrite``)."""
     cfg_path = run_dir / "config.json"
     clear = False
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -78,6 +73,19 @@ def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bo
         elif not resume and (started or not _looks_like_run(run_dir)):
             raise RunDirError(f"run directory {run_dir} already exists; pass --resume to continue it or --overwrite "
                               "to start over")
+    return clear
+
+
+def prepare_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool) -> None:
+    """Check (every process), then clear / create / write config.json (process 0 only).
+
+    Called only once the whole configuration has been resolved (models and data loaded), so a bad
+    configuration never touches an existing run. ``overwrite`` deletes only a directory that holds a
+    run of this project; a run that never got to its first step (only ``config.json``) may be
+    started again without ``--overwrite``.
+    """
+    clear = check_run_dir(run_dir, cfg, resume, overwrite)
+    cfg_path = run_dir / "config.json"
     sync_global_devices("run-dir-checked")  # nobody sees process 0's writes as "already exists"
     if is_main_process():
         if clear:

@@ -4,11 +4,16 @@
 team and its game parameters, the training and held-out problems, the models (each distinct model
 loaded once, placed on the mesh), the judge, and the learner of the configured method. It touches
 no run directory, so a bad configuration fails before any file is written.
+
+``check_run(cfg)`` is the same resolution without loading weights or building anything: what
+``spgg train --dry-run`` and the sweep planner (``spgg_jax.train.sweeps``) run.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import json
 from typing import Any, Mapping, Optional
 
 from spgg_jax.parallel.placement import StatePlacement
@@ -73,3 +78,56 @@ def build_setup(cfg: TrainConfig, bundles: Optional[Mapping[str, ModelBundle]] =
         judge = LLMJudge.load(cfg.judge, dtype=cfg.dtype, mesh=placement.mesh, rules=placement.rules)
     learner = make_learner(cfg.method, cfg.method_cfg, team, bundles, placement)
     return Setup(cfg, team, game_params, train_problems, eval_problems, bundles, judge, placement, learner)
+
+
+@functools.lru_cache(maxsize=64)
+def _check_task(task: str, options_json: str, seed: int, files: bool) -> str:
+    spec = get_task(task)
+    if not files:
+        return f"{task} (registered; its data is not read here)"
+    problems = load_problems(task, "train", 1, seed=seed, generate=1, **json.loads(options_json))
+    if not problems:
+        raise ValueError(f"task {task!r} gave no training problems")
+    return f"{task} ({'one problem generated' if spec.generated else 'data files read'}: ok)"
+
+
+@functools.lru_cache(maxsize=64)
+def _check_model(ref: str, files: bool) -> str:
+    from spgg_jax.models.hub import MODELS, classify_model, is_fetched
+
+    if not files and ref not in MODELS:
+        return f"{ref} (not registered: a path on the machines that run the job, not checked here)"
+    kind, path = classify_model(ref)
+    if kind == "registered":
+        state = f"fetched at {path}" if is_fetched(path) else "not fetched yet: fetched on first use"
+        return f"{ref} (registered; {state})"
+    return f"{ref} ({'HF directory' if kind == 'hf_dir' else 'GGUF file, converted on first use'})"
+
+
+def check_run(cfg: TrainConfig, *, files: bool = True) -> list[tuple[str, str]]:
+    """Check everything a run needs without loading weights or touching a run directory; returns
+    ``(what, finding)`` lines, raises ``ValueError``/``KeyError``/``FileNotFoundError`` on the first
+    problem. Checked: the reward and its parameters, the episode scorer (both also when ``cfg`` was
+    built), the task and its options (one training problem is loaded), every model and the judge
+    (registered name, HF directory or ``.gguf`` file; nothing is fetched) and the mesh spec.
+    ``files=False`` skips reading the task's data and checking model paths (they may exist only on
+    the machines that will run the job); names are still checked."""
+    from spgg_jax.rollout.scoring import check_team_reward
+
+    team = cfg.team
+    params = team.game_params()
+    own = ", ".join(f"{k}={v:g}" for k, v in params.variant.to_dict().items()) or "none"
+    out = [("reward", f"{team.reward} (own parameters: {own}; shared: "
+                      f"B={float(params.B):g} kappa={float(params.kappa):g} cost={params.cost} score={params.score})")]
+    check_team_reward(team)
+    out.append(("scorer", team.scorer))
+    out.append(("team", f"{team.n} agents ({', '.join(a.name for a in team.agents)}), observation={team.observation}, "
+                        f"final={team.final}, effort={team.effort}"))
+    out.append(("task", _check_task(cfg.task, json.dumps(dict(cfg.task_options), sort_keys=True), cfg.seed, files)))
+    for ref in team.models():
+        out.append(("model", _check_model(ref, files)))
+    if cfg.judge:
+        out.append(("judge", _check_model(cfg.judge, files)))
+    out.append(("method", f"{cfg.method} ({type(cfg.method_cfg).__name__})"))
+    out.append(("mesh", cfg.mesh or "one device"))
+    return out

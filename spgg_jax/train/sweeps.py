@@ -20,6 +20,13 @@ Two plans:
 - ``vmap``: a game-level sweep (only ``team.from`` = ``default:N`` and ``team.reward_params.*`` may vary,
   on a grid) becomes one ``spgg game sweep`` call that solves the whole grid in one vmapped program.
 
+Before printing a plan, every point's configuration goes through the checks of ``spgg train
+--dry-run`` (:func:`spgg_jax.train.setup.check_run`): reward, its parameters, scorer, team, task name.
+Model paths and task data usually exist only on the workers, so they are read here only with
+``--check-files``. Plugins (``SPGG_PLUGINS`` and ``--plugin FILE_OR_MODULE``, docs/game.md) are
+loaded first, and every planned command gets ``--plugin`` for each of them, so the workers load the
+same ones (a plugin file must then exist at that path on the workers: keep it inside the project).
+
 ``python -m spgg_jax.train.sweeps --mode jobs FILE`` prints the plan (``--format text``: one
 shell-quoted command per line; ``json``; ``nul``: the NUL-separated records ``sweep.sh`` reads).
 """
@@ -37,7 +44,6 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from spgg_jax.game.sweep import SWEEPABLE
 from spgg_jax.train.config import load_config
 
 GAME_OPTIONS = ("grid", "method", "chunk")
@@ -135,11 +141,15 @@ def parse_sweep(spec: Any, default_name: str = "sweep", where: str = "sweep") ->
     return {"name": name, "base": base, "points": points, "axes": axes, "game": dict(game)}
 
 
-def _validate(base: Mapping[str, Any], point: Mapping[str, Any], where: str) -> None:
-    """Build the ``TrainConfig`` of base + point (the same parsing as ``spgg train KEY=VALUE``)."""
+def _point_config(base: Mapping[str, Any], point: Mapping[str, Any], config: str | None = None):
+    """The ``TrainConfig`` of base + point (the same parsing as ``spgg train KEY=VALUE``)."""
     merged = {k: v for k, v in {**base, **point}.items() if k != "run_dir"}
+    return load_config(config, [f"{k}={format_value(k, v)}" for k, v in merged.items()])
+
+
+def _validate(base: Mapping[str, Any], point: Mapping[str, Any], where: str) -> None:
     try:
-        load_config(None, [f"{k}={format_value(k, v)}" for k, v in merged.items()])
+        _point_config(base, point)
     except (ValueError, TypeError) as err:
         raise SweepError(f"{where}: {err}") from None
 
@@ -171,8 +181,20 @@ def point_name(index: int, point: Mapping[str, Any], varying: Sequence[str]) -> 
     return "_".join(parts)[:120]
 
 
+def check_points(sweep: Mapping[str, Any], config: str | None = None, files: bool = False) -> None:
+    """Run ``spgg train --dry-run``'s checks (:func:`~spgg_jax.train.setup.check_run`) on every point."""
+    from spgg_jax.train.setup import check_run
+
+    for i, pt in enumerate(sweep["points"]):
+        try:
+            check_run(_point_config(sweep["base"], pt, config), files=files)
+        except (ValueError, TypeError, KeyError, FileNotFoundError) as err:
+            msg = err.args[0] if isinstance(err, KeyError) and err.args else err
+            raise SweepError(f"point {i} {pt}: {msg}") from None
+
+
 def plan_jobs(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG, config: str | None = None,
-              resume: bool = False) -> list[Job]:
+              resume: bool = False, plugins: Sequence[str] = ()) -> list[Job]:
     """One ``spgg train`` command per point, each with its own ``--run-dir RUN_ROOT/<point>``."""
     varying = list(sweep["axes"]) if sweep["axes"] is not None else list(
         dict.fromkeys(k for pt in sweep["points"] for k in pt))
@@ -181,7 +203,7 @@ def plan_jobs(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG,
         name = point_name(i, pt, varying)
         run_dir = f"{run_root.rstrip('/')}/{name}"
         merged = {**sweep["base"], **pt}
-        argv = [*shlex.split(spgg), "train"]
+        argv = [*shlex.split(spgg), *_plugin_args(plugins), "train"]
         if config:
             argv += ["--config", config]
         argv += [f"{k}={format_value(k, v)}" for k, v in merged.items() if k != "run_dir"]
@@ -192,7 +214,11 @@ def plan_jobs(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG,
     return jobs
 
 
-def plan_vmap(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG) -> Job:
+def _plugin_args(plugins: Sequence[str]) -> list[str]:
+    return [a for p in plugins for a in ("--plugin", p)]
+
+
+def plan_vmap(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG, plugins: Sequence[str] = ()) -> Job:
     """One ``spgg game sweep`` over the whole grid (the game is deterministic: seeds and training
     keys cannot be swept here)."""
     if sweep["axes"] is None:
@@ -210,13 +236,18 @@ def plan_vmap(sweep: Mapping[str, Any], run_root: str, spgg: str = DEFAULT_SPGG)
             raise SweepError(f"--mode vmap: team.from must be 'default:N' (the team size), got {spec!r}")
         return int(m.group(1))
 
-    bad = [k for k in sweep["axes"] if game_key(k) is None or (game_key(k) != "n" and game_key(k) not in SWEEPABLE)]
+    from spgg_jax.game.sweep import sweepable
+
+    base = sweep["base"]
+    reward = str(base.get("team.reward", "mac_spgg"))
+    names = sweepable(reward)
+    bad = [k for k in sweep["axes"] if game_key(k) is None or (game_key(k) != "n" and game_key(k) not in names)]
     if bad:
         raise SweepError(
-            f"--mode vmap sweeps game parameters only (team.from=default:N, team.reward_params.{{{', '.join(SWEEPABLE)}}}); "
-            f"cannot sweep {bad}: use --mode jobs (seeds, models and training keys need training runs)")
-    base = sweep["base"]
-    argv = [*shlex.split(spgg), "game", "sweep", "--reward", str(base.get("team.reward", "mac_spgg")),
+            f"--mode vmap sweeps game parameters only (team.from=default:N, team.reward_params.{{{', '.join(names)}}} "
+            f"for reward {reward!r}); cannot sweep {bad}: use --mode jobs (seeds, models and training keys need "
+            f"training runs)")
+    argv = [*shlex.split(spgg), *_plugin_args(plugins), "game", "sweep", "--reward", reward,
             "--agents", str(n_agents(base.get("team.from", "default:3")))]
     if "team.observation" in base:
         argv += ["--param", f"observation={base['team.observation']}"]
@@ -265,15 +296,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--config", help="a training config JSON passed to every job as --config")
     ap.add_argument("--resume", action="store_true", help="append --resume to every training job")
     ap.add_argument("--format", choices=["text", "json", "nul"], default="text")
+    ap.add_argument("--plugin", action="append", default=[], metavar="FILE_OR_MODULE",
+                    help="load a plugin (besides SPGG_PLUGINS) and pass it to every planned command; repeatable")
+    ap.add_argument("--check-files", action="store_true",
+                    help="also check model paths and read the task data here (default: names only; the files "
+                    "usually exist only on the workers)")
     args = ap.parse_args(argv)
+    from spgg_jax.plugins import PluginError, env_specs, load_plugins
+
     try:
+        load_plugins(args.plugin)
+        plugins = list(dict.fromkeys([*env_specs(), *args.plugin]))
         sweep = load_sweep(args.sweep_file)
+        # the config file is read here when it exists here (else it is only on the workers)
+        local_config = args.config if args.config and Path(args.config).is_file() else None
+        check_points(sweep, local_config, files=args.check_files)
         root = args.run_root or f"runs/sweeps/{sweep['name']}"
         if args.mode == "jobs":
-            jobs = plan_jobs(sweep, root, args.spgg, args.config, args.resume)
+            jobs = plan_jobs(sweep, root, args.spgg, args.config, args.resume, plugins)
         else:
-            jobs = [plan_vmap(sweep, root, args.spgg)]
-    except SweepError as err:
+            jobs = [plan_vmap(sweep, root, args.spgg, plugins)]
+    except (SweepError, PluginError) as err:
         print(f"spgg_jax.train.sweeps: error: {err}", file=sys.stderr)
         return 2
     out = sys.stdout

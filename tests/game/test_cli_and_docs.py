@@ -2,7 +2,11 @@
 
 import csv
 import json
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -13,17 +17,50 @@ from spgg_jax.cli.main import main
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_docs_custom_reward_example_runs(capsys):
-    text = (ROOT / "docs" / "game.md").read_text()
-    blocks = re.findall(r"```python\n(.*?)```", text, re.S)
-    assert blocks, "docs/game.md lost its example"
-    ns: dict = {}
-    exec(compile(blocks[0], "docs/game.md", "exec"), ns)  # our own documentation, not model output
-    eq = ns["eq"]
-    assert eq.q.shape == (3,)
-    from spgg_jax.game import REWARDS
+def _fenced_blocks(text: str) -> list[tuple[str, str]]:
+    return re.findall(r"^```(\w*)\n(.*?)^```", text, re.S | re.M)
 
-    assert "mac_spgg_relative" in REWARDS
+
+@pytest.mark.slow
+def test_every_code_block_of_docs_game_md_runs(tmp_path, monkeypatch, capsys):
+    """docs/game.md walks from a reward function to a pod sweep: every fenced block is run here
+    (python: executed; sh: each `spgg` line through the CLI, each `tpu_scripts/` line in bash), and
+    there is no other kind of code block."""
+    text = (ROOT / "docs" / "game.md").read_text()
+    lines, fence = text.splitlines(), False
+    for i, line in enumerate(lines):  # no indented (unfenced, so unrun) code blocks
+        fence ^= line.startswith("```")
+        assert fence or line.startswith("```") or not (line.startswith("    ") and not lines[i - 1].strip()), \
+            f"docs/game.md:{i + 1} is an indented code block; fence it so it is run"
+    blocks = _fenced_blocks(text)
+    assert {lang for lang, _ in blocks} == {"python", "sh"} and len(blocks) >= 6, blocks
+    for name in ("experiments", "tpu_scripts"):  # relative paths as from the project root, outputs in tmp
+        (tmp_path / name).symlink_to(ROOT / name)
+    monkeypatch.chdir(tmp_path)
+    env = {"PYTHONPATH": str(ROOT), "SPGG_PYTHON": sys.executable}
+    for lang, body in blocks:
+        if lang == "python":
+            exec(compile(body, "docs/game.md", "exec"), {})  # our own documentation, not model output
+            continue
+        for line in body.strip().splitlines():
+            argv = shlex.split(line)
+            if argv[0] == "export":
+                key, value = argv[1].split("=", 1)
+                env[key] = value
+                monkeypatch.setenv(key, value)
+            elif argv[0] == "spgg":
+                assert main(argv[1:]) == 0, (line, capsys.readouterr().err)
+            else:
+                assert argv[0].startswith("tpu_scripts/"), line
+                out = subprocess.run(["bash", *argv], capture_output=True, text=True, timeout=120,
+                                     env={**os.environ, **env})
+                assert out.returncode == 0, (line, out.stderr)
+                assert "relative_reward.py" in out.stdout, out.stdout
+    out = capsys.readouterr().out
+    assert "mac_spgg_relative" in out and "alpha" in out and "dry run: the configuration is valid" in out
+    rows = list(csv.DictReader(open(tmp_path / "runs" / "relative_map" / "sweep.csv")))
+    assert len(rows) == 10 and {r["alpha"] for r in rows} == {"0.0", "0.25", "0.5", "0.75", "1.0"}
+    assert not (tmp_path / "runs" / "train").exists()  # the dry run wrote nothing
 
 
 def test_solve_json(capsys):

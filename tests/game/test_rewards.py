@@ -72,12 +72,14 @@ def test_batch_dims_jit_and_vmap_over_params(name):
     chex.assert_shape(out, (4, 5, 3))
     chex.assert_tree_all_finite(out)
     np.testing.assert_allclose(out, fn(q, p), rtol=1e-6, atol=1e-6)
-    # vmap over a stack of parameter pytrees: a sweep is one call
+    # vmap over a stack of parameter pytrees: a sweep is one call, over a shared parameter (kappa) and
+    # the variant's own first parameter (gamma for MAC-SPGG, w0 for the classic games)
+    own = get_reward(name).params.names()[0]
     gammas = [0.0, 0.3, 0.9]
-    stacked = stack_params(p, [{"gamma": g, "rho": 1.0 + g} for g in gammas])
+    stacked = stack_params(p, [{own: g, "kappa": 1.0 + g} for g in gammas])
     batched = jax.vmap(fn, in_axes=(None, 0))(q[0, 0], stacked)
     for j, g in enumerate(gammas):
-        np.testing.assert_allclose(batched[j], fn(q[0, 0], p.updated(gamma=g, rho=1.0 + g)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(batched[j], fn(q[0, 0], p.updated(**{own: g, "kappa": 1.0 + g})), rtol=1e-5, atol=1e-6)
 
 
 def test_grad_of_smooth_variant_matches_finite_differences():
@@ -120,7 +122,8 @@ def test_validation_errors_name_the_bad_value(kwargs, match):
 def test_classic_r_must_be_a_social_dilemma(r):
     with pytest.raises(ValueError, match=r"r must lie in \(1, n=3\)"):
         make_params("pgg", 3, r=r)
-    make_params("mac_spgg", 3, r=r)  # r is irrelevant to MAC-SPGG
+    with pytest.raises(ValueError, match=r"unknown game parameter\(s\) \['r'\] for reward 'mac_spgg'"):
+        make_params("mac_spgg", 3, r=r)  # r is the classic games' own parameter, not MAC-SPGG's
 
 
 def test_unknown_reward_lists_registered():

@@ -132,3 +132,38 @@ def test_judge_used_for_non_verifiable_tasks():
     bad = lambda ps, ts: np.full(len(ts), 2.0)  # noqa: E731
     with pytest.raises(ValueError, match="judge"):
         score_episodes(batch, team, judge=bad)
+
+
+def test_episode_scorers_registered_and_checked():
+    """team.scorer picks the text-to-(q, S) step; the reward is unchanged; bad scorer output is refused."""
+    from spgg_jax.rollout.scoring import EPISODE_SCORERS, TextScores, register_episode_scorer
+
+    team = default_team(n=3)
+    base = score_episodes(_batch(team), team)
+    assert team.scorer == "task" and set(EPISODE_SCORERS.names()) >= {"task", "shared_credit"}
+    shared = score_episodes(_batch(team), team.replace(scorer="shared_credit"))
+    np.testing.assert_allclose(shared.q, np.repeat(np.asarray(base.S)[:, None] * 0.9 + 0.1, 3, 1), rtol=1e-6)
+    np.testing.assert_allclose(shared.S, base.S)
+
+    @register_episode_scorer("test_only_length", overwrite=True)
+    def by_length(problems, outputs, *, team, judge=None):
+        """q_i: output length / 20 (clipped); S: 1 if the last output mentions the answer."""
+        agent = np.clip([[len(o) / 20 for o in row[: team.n]] for row in outputs], 0, 1)
+        final = np.asarray([float(p.answer in row[-1]) for p, row in zip(problems, outputs)])
+        return TextScores(agent, final)
+
+    custom = score_episodes(_batch(team), team.replace(scorer="test_only_length"))
+    np.testing.assert_allclose(custom.agent_score[0], [16 / 20, 16 / 20, 16 / 20], rtol=1e-6)
+    np.testing.assert_allclose(custom.S, [1.0, 0.0, 1.0])
+    np.testing.assert_array_equal(custom.final_turn, [2, 2, 2])
+    assert episode_rewards(custom, team).shape == (3, 3)
+
+    for bad, msg in [(lambda *a, **k: (1, 2), "must return a TextScores"),
+                     (lambda p, o, **k: TextScores(np.ones((3, 2)), np.ones(3)), r"agent_score must have shape \(3, 3\)"),
+                     (lambda p, o, **k: TextScores(np.ones((3, 3)), np.full(3, 1.5)), r"final_score must lie in \[0, 1\]"),
+                     (lambda p, o, **k: TextScores(np.ones((3, 3)), np.ones(3), final_turn=[0, 1, 5]), "final_turn")]:
+        register_episode_scorer("test_only_bad", overwrite=True)(bad)
+        with pytest.raises(ValueError, match=msg):
+            score_episodes(_batch(team), team.replace(scorer="test_only_bad"))
+    with pytest.raises(KeyError, match="unknown episode scorer 'nope'.*--plugin"):
+        score_episodes(_batch(team), team.replace(scorer="nope"))
