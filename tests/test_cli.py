@@ -40,7 +40,7 @@ def test_several_unknown_flags_each_get_a_suggestion(capsys):
 
 @pytest.mark.parametrize("argv,prog,hint", [
     (["game", "solve", "--reward", "mac_spg"], "spgg game solve", "unknown reward 'mac_spg' (did you mean 'mac_spgg'?)"),
-    (["game", "solve", "--param", "gama=0.5"], "spgg game solve", "unknown game parameter 'gama' (did you mean 'gamma'?)"),
+    (["game", "solve", "--param", "gama=0.5"], "spgg game solve", "unknown game parameter 'gama' of reward 'mac_spgg' (did you mean 'gamma'?)"),
     (["eval", "--task", "basic_arithmetc"], "spgg eval", "(did you mean 'basic_arithmetic'?)"),
     (["eval", "--task", "basic_arithmetic", "--method", "single,mac_spgg_f"], "spgg eval",
      "(did you mean 'mac_spgg_fo'?)"),

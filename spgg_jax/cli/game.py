@@ -179,7 +179,7 @@ def params_in_use(reward: str, params, samples: int = 32) -> list[str]:
     base = np.asarray(rewards(reward, q, params))
     used = []
     for name in params.param_names():
-        if name in ("c_min", "c_max"):
+        if name in ("c_min", "c_max") or np.ndim(getattr(params, name)) != 0:  # weights: a vector
             continue
         v = float(getattr(params, name))
         moved = params.replace(**{name: v * 1.37 + 0.11})
