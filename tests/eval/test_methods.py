@@ -22,13 +22,13 @@ B, N, K, R, MAX_NEW = 3, 3, 4, 2, 6
 def setup():
     bundle = tiny_bundle("tiny", seed=0)
     calls = []
-    orig = bundle.sampler.generate
+    orig = bundle.sampler.prefill  # every rollout turn prefills once, then decodes
 
-    def spy(prompts, sampling, *a, **kw):
+    def spy(prompts, *a, **kw):
         calls.append(len(prompts))
-        return orig(prompts, sampling, *a, **kw)
+        return orig(prompts, *a, **kw)
 
-    bundle.sampler.generate = spy
+    bundle.sampler.prefill = spy
     team = default_team("tiny", n=N, max_new_tokens=MAX_NEW, temperature=1.0)
     problems = load_task("basic_arithmetic", split="test", limit=B)
     ctx = EvalContext(team=team, bundles={"tiny": bundle}, task="basic_arithmetic",
