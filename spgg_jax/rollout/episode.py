@@ -6,7 +6,8 @@ so a team may mix models with different tokenizers; every distinct model is load
 
 The RL hook: ``sampling_fn(agent_index, features, key) -> (SamplingParams, aux)`` chooses each
 agent's generation parameters per row. ``features`` are the agent model's final hidden states of
-its prompt, mean-pooled over real tokens (one jitted forward; no random noise), or ``None`` unless
+its prompt, mean-pooled over real tokens (from the sampler's prefill, which the decoding then
+continues from: the prompt runs once; no random noise), or ``None`` unless
 ``need_features=True``. ``agent_params[i]`` replaces agent i's weights (trained per-agent weights on
 a shared base model; same shapes, no recompilation).
 """
