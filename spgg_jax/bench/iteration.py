@@ -80,18 +80,13 @@ def run(args) -> int:
                                                               "eval_size=0", "progress=false"])
         tr = Trainer(cfg, log=lambda *a: None)
         c0 = compile_seconds()
-        rows = []
-        for step in range(args.steps):
-            t0 = time.perf_counter()
-            m = tr.train_step(step)
-            m["wall"] = time.perf_counter() - t0
-            rows.append(m)
+        rows = [tr.train_step(step) for step in range(args.steps)]
         compile_total = compile_seconds() - c0
         batch = tr.last_batch
         tr.ckpt.close()
     last, first = rows[-1], rows[0]
     turns = batch.turns
-    prompt_tokens = int(sum(int(np.sum(t.prompt_mask)) for t in turns))
+    prompt_tokens = batch.prompt_tokens
     padded = sum(int(np.prod(np.shape(t.prompt_ids))) for t in turns)  # rows x the encoder's width
     new_tokens = int(np.sum(batch.tokens_generated))
     decode_steps = int(sum(int(np.max(t.lengths)) for t in turns))

@@ -133,6 +133,11 @@ class EpisodeBatch:
         return np.stack([t.lengths for t in self.turns], axis=1).astype(np.int32)
 
     @property
+    def prompt_tokens(self) -> int:
+        """Real (unpadded) prompt tokens over every turn and problem: what the prefills processed."""
+        return int(sum(int(np.sum(t.prompt_mask)) for t in self.turns))
+
+    @property
     def tokens_exchanged(self) -> np.ndarray:
         """i32[B, turns]: predecessor tokens each turn read in its prompt."""
         return np.stack([t.exchanged_tokens for t in self.turns], axis=1).astype(np.int32)

@@ -184,7 +184,6 @@ class Trainer:
         q = np.asarray(scores.q)
         s = np.asarray(scores.S)
         tokens = np.asarray(batch.tokens_generated)[:, : self.n]
-        prompt_tokens = int(sum(int(np.sum(t.prompt_mask)) for t in batch.turns))
         free = free_riding(scores, self.team)
         _, own_cost = episode_reward_terms(scores, self.team, self.setup.game_params)
         own_cost = np.asarray(own_cost)
@@ -195,7 +194,7 @@ class Trainer:
             "free_riding": float(np.mean(free)),
             "reward/mean": float(np.mean(rewards)),
         }
-        m.update(phase_metrics(phases, prompt_tokens, int(np.sum(batch.tokens_generated)), compile_s))
+        m.update(phase_metrics(phases, batch.prompt_tokens, int(np.sum(batch.tokens_generated)), compile_s))
         for a in range(self.n):
             m[f"reward/agent{a + 1}"] = float(np.mean(rewards[:, a]))
             m[f"q/agent{a + 1}"] = float(np.mean(q[:, a]))
