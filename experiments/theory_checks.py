@@ -15,8 +15,9 @@ from an independent float64 numpy backward induction in this file (same grid, sa
 used as a cross-check and for the off-path diagnostics the solver does not return (full policies,
 tie positions). Both use the same threshold convention as the solver: S counts as meeting B when
 S >= B - THRESHOLD_TOL (spgg_jax.game.rewards.THRESHOLD_TOL = 1e-6), so that S == B on the grid is
-"met" whatever the rounding. "path_unique" (solver) = every on-path decision strict; "unique" =
-every decision node (on and off path) strict.
+"met" whatever the rounding. "path_unique" (solver) = the equilibrium path is the same under every
+tie-break (every on-path decision strict against the best any tie-break makes of the alternatives;
+sufficient, see spgg_jax.game.solver); "unique" = every decision node (on and off path) strict.
 
 Options: --quick (coarser sweeps, a smoke test of 2.5-4 min), --json OUT (all numbers as JSON),
 --only S1,S4 (a subset of sections). The full run takes 7-10 minutes on 2 shared CPU cores.
@@ -400,7 +401,7 @@ def s3_region(out, quick):
     out["S3_A_fail_classes"] = cls
     print("  certified-(A) points flagged non-unique by the solver, classified by bi64:", cls)
     # ties overall: classification and on-path share (bi64) + agreement of paths with the solver
-    agree = met_mismatch = pu_mismatch = dis_onpath = 0
+    agree = met_mismatch = pu_mismatch = dis_onpath = pu_offpath_changes = 0
     pu_margins = []  # bi64 smallest on-path margin where the float32 and float64 path-tie verdicts differ
     dis_by_B: dict = {}
     dis_examples = []
@@ -420,9 +421,11 @@ def s3_region(out, quick):
                                          solver_path_unique=r["path_unique"], bi64_on_path_ties=ts["on_path"]))
         if r["threshold_met"] != bool(res["q"].mean() >= r["pt"]["B"] - THRESHOLD_TOL):
             met_mismatch += 1
-        if r["path_unique"] != (ts["on_path"] == 0):
+        if r["path_unique"] and ts["on_path"] > 0:
             pu_mismatch += 1
             pu_margins.append(ts["min_on_path_margin"])
+        if not r["path_unique"] and ts["on_path"] == 0:
+            pu_offpath_changes += 1
         if ts["ties"]:
             tclass["points_with_ties"] += 1
             tclass["adjacent_only"] += ts["distant"] == 0
@@ -431,7 +434,10 @@ def s3_region(out, quick):
     tclass["solver_nonunique"] = sum(not r["unique"] for r in rows3)
     tclass["solver_path_nonunique"] = sum(not r["path_unique"] for r in rows3)
     tclass["solver_offpath_ties_only"] = sum(r["path_unique"] and not r["unique"] for r in rows3)
+    # path_unique although bi64 sees an on-path tie (float32 vs float64 rounding at margin ~ tol)
     tclass["path_unique_flag_mismatch_solver_bi64"] = pu_mismatch
+    # not path_unique although bi64's selected path is strict: an off-path tie could change it
+    tclass["not_path_unique_without_onpath_tie_bi64"] = pu_offpath_changes
     tclass["path_unique_mismatch_bi64_margin_range"] = [min(pu_margins), max(pu_margins)] if pu_margins else None
     tclass["path_disagree_with_onpath_tie"] = dis_onpath
     tclass["path_disagree_examples"] = dis_examples

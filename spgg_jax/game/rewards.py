@@ -101,6 +101,9 @@ class RewardSpec:
     own_cost: Optional[OwnCostFn] = None
     own_cost_name: str = "none"
     params: type = VariantParams
+    #: the per-agent reward is non-decreasing in the final outcome (``total`` and ``S``) for fixed
+    #: (i, q_i, m_i); lets the scalable solver bound every tie-break's outcome (``path_unique``)
+    outcome_monotone: bool = False
 
     def __call__(self, q, params):
         return self.fn(q, params)
@@ -183,6 +186,7 @@ def register_per_agent_reward(
     validate: Optional[Callable[[GameParams], None]] = None,
     params: type = VariantParams,
     overwrite: bool = False,
+    outcome_monotone: bool = False,
 ):
     """Decorator registering a per-agent reward by its benefits and own-cost term (see module doc).
 
@@ -193,6 +197,9 @@ def register_per_agent_reward(
     charge correctness; effort modes that charge an own cost refuse such a variant). For the
     incentive property of LLM episodes, benefit must be non-decreasing in q_i and in S. Returns the
     benefit function. ``params``: the variant's own :class:`VariantParams` subclass.
+    ``outcome_monotone=True`` declares the benefit non-decreasing in ``total`` and in ``S`` (for
+    fixed i, q_i, m_i); the scalable solver then bounds the outcome of every tie-break by its
+    extremes, which makes its ``path_unique`` much less conservative. Declare it only when true.
     """
     cost_fn, cost_name = _resolve_own_cost(own_cost)
     _check_params_class(name, params)
@@ -203,6 +210,7 @@ def register_per_agent_reward(
         spec = RewardSpec(
             name, fn, timing, smooth, has_threshold, per_agent, validate, (benefit.__doc__ or "").strip(),
             benefit=benefit, own_cost=cost_fn, own_cost_name=cost_name, params=params,
+            outcome_monotone=bool(outcome_monotone),
         )
         REWARDS.register(name, overwrite=overwrite)(spec)
         return benefit
@@ -301,7 +309,7 @@ def _classic_benefit(i, q_i, m_i, total, s, p):
 
 
 @register_per_agent_reward("pgg", own_cost="linear", timing="simultaneous", smooth=True, validate=_validate_classic,
-                           params=ClassicParams)
+                           params=ClassicParams, outcome_monotone=True)
 def pgg(i, q_i, m_i, total, s, p):
     """Simultaneous public-goods game: R_i = w0 - q_i + (r / n) * sum_j q_j, 1 < r < n.
 
@@ -310,7 +318,7 @@ def pgg(i, q_i, m_i, total, s, p):
 
 
 @register_per_agent_reward("spgg", own_cost="linear", timing="sequential", smooth=True, validate=_validate_classic,
-                           params=ClassicParams)
+                           params=ClassicParams, outcome_monotone=True)
 def spgg(i, q_i, m_i, total, s, p):
     """Sequential public-goods game: the PGG payoff, agents move in order 1..n (SPNE).
 
@@ -352,7 +360,7 @@ def mac_spgg_terms(i, q_i, m_i, total, s, p):
     return cost, synergy, share
 
 
-@register_per_agent_reward("mac_spgg", own_cost="cost", has_threshold=True, params=MacSpggParams)
+@register_per_agent_reward("mac_spgg", own_cost="cost", has_threshold=True, params=MacSpggParams, outcome_monotone=True)
 def mac_spgg(i, q_i, m_i, total, s, p):
     """MAC-SPGG: R_i = -C(q_i) + gamma q_i m_i + (rho / n) S - P 1[S < B].
 
@@ -363,7 +371,7 @@ def mac_spgg(i, q_i, m_i, total, s, p):
 
 
 @register_per_agent_reward("mac_spgg_smooth", own_cost="cost", smooth=True, has_threshold=True,
-                           params=MacSpggSmoothParams)
+                           params=MacSpggSmoothParams, outcome_monotone=True)
 def mac_spgg_smooth(i, q_i, m_i, total, s, p):
     """MAC-SPGG with a smooth penalty: P * sigmoid((B - S) / tau) replaces P * 1[S < B].
 

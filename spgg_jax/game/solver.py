@@ -16,6 +16,16 @@ Uniqueness is checked, not assumed: at every decision node (on and off the equil
 mover's best response must beat its runner-up by more than ``tol``; nodes that fail are counted in
 ``n_ties`` and reported rather than broken silently (ties are broken towards the lower index only
 to produce *a* path).
+
+``path_unique`` says the equilibrium *path* is the same under every tie-break (every selection of
+best responses within ``tol`` at every node, on and off the path). Backward induction carries, for
+every node, bounds on what any such selection can lead to: the exact solver the [min, max] of each
+player's reward, the scalable solver the [min, max] of the final (running-sum, last) state. A mover
+may pick an action when its upper bound reaches the best lower bound minus ``tol``; ``path_unique``
+holds when at every on-path node the selected action's lower bound beats every alternative's upper
+bound by more than ``tol``. This is sufficient (``path_unique`` implies a single SPNE path) and
+exact for two movers (the exact solver); with more movers the bounds can be loose, so a game with a
+single SPNE path may still be reported ``False``. ``unique`` implies ``path_unique``.
 """
 
 from __future__ import annotations
@@ -49,14 +59,17 @@ class Equilibrium:
     threshold_met: jax.Array  # bool[] S >= B
     free_riders: jax.Array  # bool[n] q_i == c_min
     unique: jax.Array  # bool[] every decision node strict (Nash: exactly one strict NE)
-    # bool[] every ON-PATH decision strict given the lower-index tie-break off the path. NOT a
-    # claim that other tie-breaks give the same path: an off-path tie changes the value of a
-    # subgame an on-path mover compares against (docs/theory.md, "Uniqueness"). `unique` (no
-    # tie anywhere) is the flag that implies a single SPNE.
+    # bool[] the equilibrium PATH is the same under every tie-break (any best response within tol
+    # at any node, on or off the path): at each on-path decision the selected action's worst case
+    # beats every alternative's best case by more than tol (module doc; a sufficient condition,
+    # exact for two movers). Nash: exactly one pure equilibrium (within tol).
     path_unique: jax.Array
     min_margin: jax.Array  # f32[] smallest best-minus-runner-up gap over all decision nodes
     n_ties: jax.Array  # i32[] decision nodes whose gap is <= tol (Nash: extra or weak equilibria)
-    path_margins: jax.Array  # f32[n] the gap at each on-path decision
+    path_margins: jax.Array  # f32[n] the gap at each on-path decision (given the solver's tie-break)
+    # f32[n] the gap at each on-path decision against every tie-break: the selected action's lower
+    # bound minus the best upper bound of the alternatives (<= path_margins; -inf when unbounded)
+    path_robust_margins: jax.Array
 
     @property
     def any_free_rider(self):
@@ -76,7 +89,24 @@ def _top2_margin(payoff: jax.Array) -> tuple[jax.Array, jax.Array]:
     return best.astype(jnp.int32), top2[..., 0] - top2[..., 1]
 
 
-def _summarise(spec: RewardSpec, params: GameParams, grid, index, margins_all, path_margins, tol, n_ties=None):
+def _robust_pick(lo, hi, best, tol):
+    """Bounds over every tie-break at one node (last axis = the mover's actions).
+
+    ``lo``/``hi`` bound the mover's payoff of each action over every selection below. Returns the
+    actions some selection can make the mover pick (``hi`` reaches the best ``lo`` minus ``tol``)
+    and the robust margin of ``best``: its ``lo`` minus the largest ``hi`` of the other actions.
+    """
+    possible = hi >= jnp.max(lo, axis=-1, keepdims=True) - tol
+    g = lo.shape[-1]
+    is_best = jnp.arange(g, dtype=jnp.int32) == best[..., None]
+    rival = jnp.max(jnp.where(is_best, -jnp.inf, hi), axis=-1)
+    mine = jnp.take_along_axis(lo, best[..., None], axis=-1)[..., 0]
+    robust = mine - rival
+    return possible, jnp.where(jnp.isnan(robust), -jnp.inf, robust)
+
+
+def _summarise(spec: RewardSpec, params: GameParams, grid, index, margins_all, path_margins, tol, n_ties=None,
+               path_robust=None, path_unique=None):
     q = grid[index]
     r = spec.fn(q, params)
     s = final_score(q, params)
@@ -89,12 +119,13 @@ def _summarise(spec: RewardSpec, params: GameParams, grid, index, margins_all, p
         welfare=jnp.sum(r),
         final_score=s,
         threshold_met=s >= params.B - THRESHOLD_TOL,
-        path_unique=jnp.all(path_margins > tol),
+        path_unique=jnp.all(path_robust > tol) if path_unique is None else path_unique,
         free_riders=index == 0,
         unique=n_ties == 0,
         min_margin=jnp.min(margins_all),
         n_ties=n_ties,
         path_margins=path_margins,
+        path_robust_margins=path_robust,
     )
 
 
@@ -129,30 +160,43 @@ def solve_exact(
     grid = contribution_grid(params, g)
     actions = jnp.arange(g, dtype=jnp.int32)
     cont = jnp.zeros((g**n, 0), jnp.int32)  # continuation actions after the last agent: none
+    # [min, max] of every player's reward over every tie-break in the subgame after each history
+    lo_c = hi_c = None  # (the last mover's children are terminal: their rewards are exact)
     margins = [None] * n
+    robust = [None] * n
     for i in range(n, 0, -1):  # agent i (1-based) moves after histories of length i-1
         n_hist = g ** (i - 1)
 
-        def node(h, cont=cont, i=i):
+        def node(h, cont=cont, lo_c=lo_c, hi_c=hi_c, i=i):
             prefix = _digits(h, i - 1, g)  # [i-1]
             suffix = cont[h * g + actions]  # [G, n-i]
             idx = jnp.concatenate(
                 [jnp.broadcast_to(prefix, (g, i - 1)), actions[:, None], suffix], axis=-1
             )
-            payoff = spec.fn(grid[idx], params)[:, i - 1]
+            vals = spec.fn(grid[idx], params)  # [G, n]
+            payoff = vals[:, i - 1]
             best, margin = _top2_margin(payoff)
-            return jnp.concatenate([best[None], suffix[best]]), margin
+            if i == n:
+                lo, hi = vals, vals
+            else:
+                lo, hi = lo_c[h * g + actions], hi_c[h * g + actions]  # [G, n]
+            possible, rob = _robust_pick(lo[:, i - 1], hi[:, i - 1], best, tol)
+            node_lo = jnp.min(jnp.where(possible[:, None], lo, jnp.inf), axis=0)
+            node_hi = jnp.max(jnp.where(possible[:, None], hi, -jnp.inf), axis=0)
+            return (jnp.concatenate([best[None], suffix[best]]), node_lo, node_hi), (margin, rob)
 
         hist = jnp.arange(n_hist, dtype=jnp.int32)
-        cont, margins[i - 1] = jax.lax.map(lambda h: node(h), hist, batch_size=min(batch_size, n_hist))
+        (cont, lo_c, hi_c), (margins[i - 1], robust[i - 1]) = jax.lax.map(
+            lambda h: node(h), hist, batch_size=min(batch_size, n_hist))
     index = cont[0]  # [n]
     # history index of each on-path decision node
     path_h = [jnp.int32(0)]
     for i in range(1, n):
         path_h.append(path_h[-1] * g + index[i - 1])
     path_margins = jnp.stack([margins[i][path_h[i]] for i in range(n)])
+    path_robust = jnp.stack([robust[i][path_h[i]] for i in range(n)])
     all_margins = jnp.concatenate(margins)
-    return _summarise(spec, params, grid, index, all_margins, path_margins, tol)
+    return _summarise(spec, params, grid, index, all_margins, path_margins, tol, path_robust=path_robust)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -201,8 +245,12 @@ def solve_markov(
     fin_k0 = jnp.broadcast_to(ks[:, :, 0], (k_size, l_size))
     fin_l0 = jnp.broadcast_to(ls[:, :, 0], (k_size, l_size))
 
+    monotone = bool(getattr(spec, "outcome_monotone", False))
+
     def level(carry, i):
-        fin_k, fin_l = carry  # final (sum, last) reached from each state after agent i acts
+        # final (sum, last) reached from each state after agent i acts (solver's tie-break), and
+        # its [min, max] over every tie-break
+        fin_k, fin_l, kmin, kmax, lmin, lmax = carry
         nk = jnp.minimum(ks + acts, k_size - 1)  # [K,1,G]
         nl = acts if need_last else jnp.zeros_like(acts)
         fk = fin_k[nk, nl]  # [K,L,G]
@@ -213,12 +261,30 @@ def solve_markov(
             m_i = jnp.where(i == 1, params.m0, grid[ls])
         else:
             m_i = jnp.where(i == 1, params.m0, params.c_min + ks * h / jnp.maximum(i_f - 1, 1.0))
-        total = n * params.c_min + fk * h
-        s = total / n if params.score == "mean" else grid[fl]
+
+        def pay(fk, fl):
+            total = n * params.c_min + fk * h
+            s = total / n if params.score == "mean" else grid[fl]
+            return jnp.broadcast_to(spec.per_agent(i, q_i, m_i, total, s, params), full)
+
         full = (k_size, l_size, g)
-        payoff = jnp.broadcast_to(spec.per_agent(i, q_i, m_i, total, s, params), full)
+        payoff = pay(fk, fl)
         fk, fl = jnp.broadcast_to(fk, full), jnp.broadcast_to(fl, full)
         best, margin = _top2_margin(payoff)  # [K,L]
+        ckmin, ckmax = (jnp.broadcast_to(t[nk, nl], full) for t in (kmin, kmax))
+        clmin, clmax = (jnp.broadcast_to(t[nk, nl], full) for t in (lmin, lmax))
+        if monotone:  # the mover's reward is non-decreasing in the final (sum, last): corners bound it
+            lo, hi = pay(ckmin, clmin), pay(ckmax, clmax)
+        else:  # no bound unless every tie-break reaches the same final state
+            settled = (ckmin == ckmax) & (clmin == clmax)
+            lo = jnp.where(settled, payoff, -jnp.inf)
+            hi = jnp.where(settled, payoff, jnp.inf)
+        possible, robust = _robust_pick(lo, hi, best, tol)
+        big = jnp.int32(2**30)
+        new_bounds = (jnp.min(jnp.where(possible, ckmin, big), axis=-1),
+                      jnp.max(jnp.where(possible, ckmax, -1), axis=-1),
+                      jnp.min(jnp.where(possible, clmin, big), axis=-1),
+                      jnp.max(jnp.where(possible, clmax, -1), axis=-1))
         # valid states before agent i: sum of i-1 contributions, last one consistent with it
         k2 = ks[:, :, 0]
         l2 = ls[:, :, 0]
@@ -233,20 +299,24 @@ def solve_markov(
         n_ties = jnp.sum(valid & (margin <= tol))
         min_margin = jnp.min(jnp.where(valid, margin, jnp.inf))
         take = lambda t: jnp.take_along_axis(t, best[..., None], axis=-1)[..., 0]  # noqa: E731
-        return (take(fk), take(fl)), (best, margin, n_ties, min_margin)
+        return (take(fk), take(fl)) + new_bounds, (best, margin, robust, n_ties, min_margin)
 
     levels = jnp.arange(n, 0, -1, dtype=jnp.int32)
-    _, (policy, margin, ties, mins) = jax.lax.scan(level, (fin_k0, fin_l0), levels)
+    init = (fin_k0, fin_l0, fin_k0, fin_k0, fin_l0, fin_l0)
+    _, (policy, margin, robust, ties, mins) = jax.lax.scan(level, init, levels)
     # policy[j] is agent n-j's choice; walk forward from the empty history
     def step(state, j):
         k, l = state
         a = policy[n - 1 - j][k, l]
         pm = margin[n - 1 - j][k, l]
-        return (k + a, a if need_last else jnp.int32(0)), (a, pm)
+        pr = robust[n - 1 - j][k, l]
+        return (k + a, a if need_last else jnp.int32(0)), (a, pm, pr)
 
-    _, (index, path_margins) = jax.lax.scan(step, (jnp.int32(0), jnp.int32(0)), jnp.arange(n))
+    _, (index, path_margins, path_robust) = jax.lax.scan(
+        step, (jnp.int32(0), jnp.int32(0)), jnp.arange(n))
     n_ties = jnp.sum(ties).astype(jnp.int32)
-    return _summarise(spec, params, grid, index, jnp.min(mins)[None], path_margins, tol, n_ties=n_ties)
+    return _summarise(spec, params, grid, index, jnp.min(mins)[None], path_margins, tol, n_ties=n_ties,
+                      path_robust=path_robust)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -263,8 +333,8 @@ def solve_nash(
     """Pure Nash equilibria of the simultaneous game by enumerating every profile (G^n).
 
     ``unique`` means exactly one equilibrium and it is strict (every player's action beats its
-    best deviation by more than ``tol``); ``n_ties`` counts the extra equilibria plus one if the
-    first one is weak.
+    best deviation by more than ``tol``); ``path_unique`` means exactly one equilibrium, possibly
+    weak; ``n_ties`` counts the extra equilibria plus one if the first one is weak.
     """
     spec = get_reward(reward) if isinstance(reward, str) else reward
     n, g = params.n, grid_size
@@ -289,7 +359,10 @@ def solve_nash(
     n_ties = (count - 1 + (margin <= tol).astype(count.dtype)).astype(jnp.int32)
     n_ties = jnp.where(count == 0, jnp.int32(1), n_ties)
     path_margins = jnp.full((n,), margin)
-    return _summarise(spec, params, grid, index, margin[None], path_margins, tol, n_ties=n_ties)
+    # one pure equilibrium (within tol): every tie-break gives the same profile
+    path_robust = jnp.where(count == 1, path_margins, -jnp.inf)
+    return _summarise(spec, params, grid, index, margin[None], path_margins, tol, n_ties=n_ties,
+                      path_robust=path_robust, path_unique=count == 1)
 
 
 # ------------------------------------------------------------------------------------------------

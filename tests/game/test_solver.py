@@ -191,44 +191,133 @@ def test_threshold_exactly_on_grid_sum_is_consistent(B):
         np.testing.assert_allclose(float(ex.welfare), 1.3698, atol=2e-4)
 
 
-def _spne_paths_n2(reward, params, grid_size, tol=1e-6):
-    """Every SPNE path of a two-agent sequential game, by brute force over tie-breaks: agent 2 may
-    pick any best response (within tol) after each q_1; q_1 is on an SPNE path with q_2 when some
-    such selection makes it a best response for agent 1."""
-    from spgg_jax.game.rewards import get_reward
-    from spgg_jax.game.solver import contribution_grid
-
-    spec = get_reward(reward)
-    g = grid_size
-    grid = np.asarray(contribution_grid(params, g))
-    idx = np.stack(np.meshgrid(np.arange(g), np.arange(g), indexing="ij"), -1).reshape(-1, 2)
-    r = np.asarray(spec.fn(jnp.asarray(grid[idx]), params)).reshape(g, g, 2)
-    best2 = [np.nonzero(r[a, :, 1] >= r[a, :, 1].max() - tol)[0] for a in range(g)]
-    worst1 = np.array([r[a, best2[a], 0].min() for a in range(g)])
-    paths = set()
-    for a in range(g):
-        rival = max((worst1[b] for b in range(g) if b != a), default=-np.inf)
-        paths.update((a, int(c)) for c in best2[a] if r[a, c, 0] >= rival - tol)
-    return paths
+def _mac_spgg_f64(q, n, obs, c_min=0.1, c_max=1.0, kappa=1.0, gamma=0.5, rho=1.8, P=1.5, B=0.6):
+    """MAC-SPGG rewards in float64 (quadratic cost), the reference for the brute force below."""
+    q = np.asarray(q, np.float64)
+    m0 = 0.5 * (c_min + c_max)
+    m = np.concatenate([[m0], q[:-1]]) if obs == "po" else np.array([m0] + [q[:i].mean() for i in range(1, n)])
+    s = q.mean()
+    return -0.5 * kappa * q * q + gamma * q * m + (rho / n) * s - P * (s < B - 1e-6)
 
 
-def test_path_unique_is_only_about_the_selected_path():
-    """path_unique (docs/theory.md): the solver's path is strict given its own off-path
-    tie-break, yet another tie-break off the path selects another SPNE path. `unique` games have
-    exactly one SPNE path."""
+def _spne_paths(n, g, obs, tol=1e-6, **kw):
+    """Every SPNE path of MAC-SPGG on the grid over EVERY tie-break, by brute force in float64.
+
+    A subgame's outcome set is the union, over the mover's actions a, of the outcomes o of a's
+    subgame at which a is a best response within tol when every other action b is followed by
+    its worst outcome for the mover (choices in different subgames are independent).
+    """
+    grid = 0.1 + 0.9 * np.arange(g) / (g - 1)
+
+    def outcomes(h):
+        i = len(h)
+        if i == n:
+            return {h: _mac_spgg_f64(grid[list(h)], n, obs, **kw)}
+        sub = [outcomes(h + (a,)) for a in range(g)]
+        worst = [min(v[i] for v in c.values()) for c in sub]
+        out = {}
+        for a, c in enumerate(sub):
+            rival = max(worst[b] for b in range(g) if b != a)
+            out.update({o: v for o, v in c.items() if v[i] >= rival - tol})
+        return out
+
+    return set(outcomes(()))
+
+
+def test_f64_reference_matches_the_registered_reward():
     from spgg_jax.game.rewards import make_params
-    from spgg_jax.game.solver import solve
 
-    params = make_params("mac_spgg", 2, observation="po", gamma=0.3, rho=2.0, P=0.5, B=0.4)
-    eq = jax.device_get(solve("mac_spgg", params, 19, "exact"))
-    assert bool(eq.path_unique) and not bool(eq.unique)
-    paths = _spne_paths_n2("mac_spgg", params, 19)
-    assert tuple(np.asarray(eq.index).tolist()) in paths and len(paths) >= 2, paths
+    p = make_params("mac_spgg", 3, observation="po", gamma=0.7, rho=1.3, P=0.8, B=0.5)
+    q = np.array([[0.1, 0.55, 1.0], [0.3, 0.2, 0.9]])
+    np.testing.assert_allclose(np.asarray(get_reward("mac_spgg").fn(jnp.asarray(q, jnp.float32), p)),
+                               [_mac_spgg_f64(x, 3, "po", gamma=0.7, rho=1.3, P=0.8, B=0.5) for x in q],
+                               atol=1e-6)
+
+
+# The issue's counterexample: flagged path_unique when the flag only checked the on-path margins
+# under the lower-index tie-break, yet it has four SPNE paths in exact arithmetic.
+FOUR_PATHS = dict(gamma=0.5, rho=1.6, P=0.5, B=0.6)
+
+
+@pytest.mark.parametrize("method", ["exact", "markov"])
+def test_path_unique_means_one_path_under_every_tie_break(method):
+    """path_unique = the equilibrium path is the same under every tie-break (docs/theory.md)."""
+    p = make_params("mac_spgg", 2, observation="po", **FOUR_PATHS)
+    eq = jax.device_get(solve("mac_spgg", p, 19, method))
+    paths = _spne_paths(2, 19, "po", **FOUR_PATHS)
+    assert paths == {(13, 14), (15, 15), (16, 15), (17, 16)}
+    assert tuple(np.asarray(eq.index).tolist()) in paths
+    if method == "exact":  # the old flag's condition (all on-path margins strict) holds here
+        assert np.all(np.asarray(eq.path_margins) > 1e-6)
+    assert not bool(eq.path_unique) and not bool(eq.unique)
+    assert float(eq.path_robust_margins[0]) <= 1e-6
+    # the previous test game (two SPNE paths) is not path_unique either
+    p2 = make_params("mac_spgg", 2, observation="po", gamma=0.3, rho=2.0, P=0.5, B=0.4)
+    e2 = jax.device_get(solve("mac_spgg", p2, 19, method))
+    assert _spne_paths(2, 19, "po", gamma=0.3, rho=2.0, P=0.5, B=0.4) == {(14, 13), (13, 13)}
+    assert not bool(e2.path_unique)
+
+
+@pytest.mark.parametrize("n,g,count", [(2, 19, 40), (3, 7, 10)])
+def test_path_unique_against_brute_force_over_tie_breaks(n, g, count):
+    """Over random games (FO and PO): path_unique implies exactly one SPNE path (both solvers);
+    for two movers it is exact (path_unique iff one path); unique implies path_unique."""
+    rng = np.random.default_rng(n)
+    for obs in ("po", "fo"):
+        pts = [dict(gamma=float(rng.choice(np.arange(0, 16) / 10)), rho=float(rng.choice(np.arange(0, 16) / 5)),
+                    P=float(rng.choice([0.25, 0.5, 1.0, 1.5, 3.0])), B=float(rng.choice(np.arange(1, 11) / 10)))
+               for _ in range(count)]
+        pts[0] = dict(FOUR_PATHS)
+        ps = stack_params(make_params("mac_spgg", n, observation=obs), pts)
+        sols = {m: jax.device_get(solve_batch("mac_spgg", ps, g, m)) for m in ("exact", "markov")}
+        singles = 0
+        for b, d in enumerate(pts):
+            paths = _spne_paths(n, g, obs, **d)
+            for m, e in sols.items():
+                pu = bool(e.path_unique[b])
+                if pu:
+                    assert paths == {tuple(np.asarray(e.index[b]).tolist())}, (m, obs, d, paths)
+                if bool(e.unique[b]):
+                    assert pu
+                if n == 2:
+                    assert pu == (len(paths) == 1), (m, obs, d, paths)
+            singles += len(paths) == 1
+        assert singles >= count // 2
+
+
+def test_path_unique_without_a_monotone_declaration_is_conservative():
+    """A per-agent reward not declared outcome-monotone: the scalable solver only trusts subgames
+    whose every tie-break ends in the same state, so it never claims more than the exact solver."""
+    import dataclasses
+
+    from spgg_jax.game.rewards import make_params
+
+    spec = dataclasses.replace(get_reward("mac_spgg"), outcome_monotone=False)
+    pts = [dict(FOUR_PATHS), dict(gamma=0.9, rho=1.0, P=1.5, B=0.3), dict(gamma=0.3, rho=2.0, P=0.5, B=0.4)]
+    for d in pts:
+        p = make_params("mac_spgg", 2, observation="po", **d)
+        mk = jax.device_get(solve_markov(spec, p, 19))
+        ex = jax.device_get(solve_exact("mac_spgg", p, 19))
+        assert bool(mk.path_unique) <= bool(ex.path_unique)
+        if bool(mk.unique):
+            assert bool(mk.path_unique)
+
+
+def test_path_unique_nash_means_one_equilibrium():
+    p = make_params("pgg", 3)
+    e = jax.device_get(solve("pgg", p, 11, "nash"))
+    assert bool(e.path_unique) and bool(e.unique)
+
+
+def test_unique_games_have_one_spne_path():
+    from spgg_jax.game.rewards import make_params
+
     checked = 0
     for gamma in (0.3, 0.5, 0.7, 0.9, 1.1):
         p = make_params("mac_spgg", 2, gamma=gamma)
         e = jax.device_get(solve("mac_spgg", p, 19, "exact"))
         if bool(e.unique):
-            assert _spne_paths_n2("mac_spgg", p, 19) == {tuple(np.asarray(e.index).tolist())}
+            assert bool(e.path_unique)
+            assert _spne_paths(2, 19, "fo", gamma=gamma) == {tuple(np.asarray(e.index).tolist())}
             checked += 1
     assert checked >= 1
