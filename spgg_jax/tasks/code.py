@@ -7,11 +7,15 @@ Two ways to run HumanEval tests: :func:`build_humaneval_program` is the official
 candidate's code and the tests in one program, one process: what published pass@1 figures use, and
 what an adversarial candidate can subvert from inside that process), and
 :func:`build_humaneval_checked` (tests in a separate checker process that only sees plain-data
-return values; what rewards use).
+return values; what rewards use). MBPP likewise: :func:`build_mbpp_program` runs the asserts in
+the candidate's process (``mbpp_classic``), :func:`build_mbpp_checked` in a checker process
+(``mbpp``, what rewards use).
 """
 
 from __future__ import annotations
 
+import ast
+import builtins
 import json
 import re
 import secrets
@@ -24,6 +28,8 @@ __all__ = [
     "build_humaneval_program",
     "build_humaneval_checked",
     "build_mbpp_program",
+    "build_mbpp_checked",
+    "mbpp_called_names",
     "parse_report",
     "new_nonce",
     "MAX_CODE_CHARS",
@@ -325,3 +331,176 @@ def build_humaneval_checked(problem: Problem, completion: str, nonce: str,
                + f"check({entry})\n"
                + f"print({nonce!r} + ' PASS')\n")
     return checker, candidate, code
+
+
+
+# --------------------------------------------------------------------------------------------
+# Checked MBPP: the asserts run in the checker; every function they call that the (trusted) setup
+# code does not define is a proxy into the candidate's process. Calls carry a sequence number so
+# that a call abandoned by a per-test timeout cannot answer a later one.
+# --------------------------------------------------------------------------------------------
+
+
+def mbpp_called_names(tests: Sequence[str], setup: str = "") -> list[str]:
+    """Names the asserts use that neither the setup code, the tests themselves nor the builtins
+    define: the candidate's functions (usually one)."""
+    defined = set(dir(builtins))
+    used: list[str] = []
+    for src in [setup, *tests]:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                defined.add(node.name)
+            elif isinstance(node, (ast.Import, ast.ImportFrom)):
+                defined.update((a.asname or a.name).partition(".")[0] for a in node.names)
+            elif isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+                defined.add(node.id)
+            elif isinstance(node, ast.arg):
+                defined.add(node.arg)
+    for src in tests:
+        try:
+            tree = ast.parse(src)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Name) and isinstance(node.ctx, ast.Load)
+                    and node.id not in defined and node.id not in used):
+                used.append(node.id)
+    return used
+
+
+def _mbpp_checker_prelude(names: Sequence[str], read_fd: int, write_fd: int) -> str:
+    return _CODEC + f'''
+import json as __spgg_json, os as __spgg_os
+__spgg_req = __spgg_os.fdopen({int(write_fd)}, "w", encoding="utf-8")
+__spgg_resp = __spgg_os.fdopen({int(read_fd)}, "rb")
+__spgg_seq = [0]
+
+
+class CandidateError(Exception):
+    """The candidate raised, returned something that is not plain data, or stopped answering."""
+
+
+def __spgg_proxy(name):
+    def call(*args, **kwargs):
+        __spgg_seq[0] += 1
+        seq = __spgg_seq[0]
+        __spgg_req.write(__spgg_json.dumps(
+            {{"n": seq, "f": name, "a": __spgg_enc(list(args)), "k": __spgg_enc(kwargs)}}) + "\\n")
+        __spgg_req.flush()
+        while True:
+            line = __spgg_resp.readline({MAX_MESSAGE_BYTES})
+            if not line.endswith(b"\\n"):
+                raise CandidateError("%s: no answer from the candidate" % name)
+            msg = __spgg_json.loads(line)
+            if type(msg) is not list or len(msg) != 3 or type(msg[0]) is not int or msg[1] not in ("ok", "exc"):
+                raise CandidateError("%s: malformed answer" % name)
+            if msg[0] == seq:
+                break
+            if msg[0] > seq:
+                raise CandidateError("%s: answer out of order" % name)
+            # else: the late answer to a call a per-test timeout abandoned; skip it
+        if msg[1] == "exc":
+            raise CandidateError("%s raised %.200s" % (name, msg[2]))
+        return __spgg_dec(msg[2])
+    call.__name__ = call.__qualname__ = name
+    return call
+
+__spgg_proxies = {{n: __spgg_proxy(n) for n in {list(names)!r}}}
+globals().update(__spgg_proxies)
+'''
+
+
+def _mbpp_candidate_server(names: Sequence[str], read_fd: int, write_fd: int, call_timeout_s: float) -> str:
+    return _CODEC + f'''
+
+def __spgg_serve():
+    import json, os, signal
+    class CallTimeout(BaseException):
+        pass
+    def alarm(signum, frame):
+        raise CallTimeout("call took more than {float(call_timeout_s)!r} s")
+    fns = {{n: globals().get(n) for n in {list(names)!r}}}
+    rf = os.fdopen({int(read_fd)}, "rb")
+    wf = os.fdopen({int(write_fd)}, "w", encoding="utf-8")
+    while True:
+        line = rf.readline({MAX_MESSAGE_BYTES})
+        if not line:
+            return
+        seq = 0
+        try:
+            req = json.loads(line)
+            seq = int(req["n"])
+            fn = fns[req["f"]]
+            if fn is None:
+                raise NameError("name %r is not defined" % (req["f"],))
+            args, kwargs = __spgg_dec(req["a"]), __spgg_dec(req["k"])
+            signal.signal(signal.SIGALRM, alarm)  # (again: the candidate's code may have changed it)
+            signal.setitimer(signal.ITIMER_REAL, {float(call_timeout_s)!r})
+            try:
+                val = fn(*args, **kwargs)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            out = [seq, "ok", __spgg_enc(val)]
+        except BaseException as e:
+            try:
+                out = [seq, "exc", type(e).__name__ + ": " + str(e)[:200]]
+            except BaseException:
+                out = [seq, "exc", "unprintable exception"]
+        wf.write(json.dumps(out) + "\\n")
+        wf.flush()
+
+__spgg_serve()
+'''
+
+
+def build_mbpp_checked(problem: Problem, completion: str, nonce: str, checker_fds: tuple[int, int],
+                       candidate_fds: tuple[int, int], *, include_challenge: bool = False,
+                       per_test_timeout_s: float = 2.0) -> tuple[str, str, str, int]:
+    """(checker program, candidate program, code, n_tests) for checked MBPP scoring.
+
+    The candidate program is the setup code and the model's code followed by a loop answering
+    calls. The checker runs the (trusted) setup code, binds every name the asserts call but do not
+    define (:func:`mbpp_called_names`) to a proxy into the candidate's process, runs each assert
+    separately under a ``SIGALRM`` budget (``per_test_timeout_s`` + 0.5 s) and prints the result
+    list on a nonce-tagged line. The candidate's process interrupts each call after
+    ``per_test_timeout_s`` (its own ``SIGALRM``), so a hanging call fails its test only.
+    """
+    md = problem.metadata
+    code = extract_code(completion)
+    tests: Sequence[str] = list(md["test_list"]) + (list(md.get("challenge_test_list") or ())
+                                                    if include_challenge else [])
+    setup = md.get("test_setup_code") or ""
+    names = mbpp_called_names(tests, setup)
+    candidate = ((setup + "\n\n" if setup else "") + code + "\n\n\n"
+                 + _mbpp_candidate_server(names, *candidate_fds, call_timeout_s=per_test_timeout_s))
+    harness = f"""
+
+def __spgg_harness():
+    import json as _json, signal as _signal
+    class _TestTimeout(BaseException):
+        pass
+    def _alarm(signum, frame):
+        raise _TestTimeout()
+    _signal.signal(_signal.SIGALRM, _alarm)
+    results = []
+    for src in {json.dumps(list(tests))}:
+        ok = False
+        try:
+            _signal.setitimer(_signal.ITIMER_REAL, {float(per_test_timeout_s) + 0.5!r})
+            exec(src, dict(globals()))
+            ok = True
+        except BaseException:
+            ok = False
+        finally:
+            _signal.setitimer(_signal.ITIMER_REAL, 0)
+        results.append(ok)
+    print({nonce!r} + ' ' + _json.dumps(results))
+
+__spgg_harness()
+"""
+    checker = ((setup + "\n\n" if setup else "") + _mbpp_checker_prelude(names, *checker_fds) + harness)
+    return checker, candidate, code, len(tests)

@@ -13,8 +13,11 @@ scorer             rule
                    correct (no partial credit). What rewards use.
 ``humaneval_classic``  the official HumanEval program (candidate code and tests in one process): the
                    published pass@1 convention, which an adversarial candidate can subvert
-``mbpp``           each assert of ``test_list`` separately in one sandboxed run; score = fraction passed,
-                   correct = all passed (``include_challenge=True`` adds ``challenge_test_list``)
+``mbpp``           checked: each assert of ``test_list`` separately in a checker process whose calls to the
+                   candidate's functions go to the candidate's process and return plain data; score =
+                   fraction passed, correct = all passed (``include_challenge=True`` adds
+                   ``challenge_test_list``). What rewards use.
+``mbpp_classic``   the same asserts in the candidate's own process (gameable from inside it)
 ``rouge_l``        best ROUGE-L F1 against the references (pure Python, lower-cased word tokens);
                    correct = F1 >= ``threshold`` (default 0.3, an arbitrary bar; the real quality signal
                    for SummEval is the LLM evaluator, not this)
@@ -34,8 +37,8 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional, Sequence
 
 from spgg_jax.tasks.base import SCORERS, Problem, ScoreResult, get_task
-from spgg_jax.tasks.code import (build_humaneval_checked, build_humaneval_program, build_mbpp_program,
-                                 new_nonce, parse_report)
+from spgg_jax.tasks.code import (build_humaneval_checked, build_humaneval_program, build_mbpp_checked,
+                                 build_mbpp_program, new_nonce, parse_report)
 from spgg_jax.tasks.extract import extract_choice, extract_math_answer
 from spgg_jax.tasks.grading import math_equal
 from spgg_jax.tasks.sandbox import SandboxLimits, run_python
@@ -49,6 +52,7 @@ __all__ = [
     "score_humaneval",
     "score_humaneval_classic",
     "score_mbpp",
+    "score_mbpp_classic",
     "score_rouge_l",
     "rouge_l_f1",
     "CODE_SCORERS",
@@ -56,7 +60,7 @@ __all__ = [
 ]
 
 #: Scorers that run the sandbox (parallelized by :func:`score_batch`).
-CODE_SCORERS = frozenset({"humaneval", "humaneval_classic", "mbpp"})
+CODE_SCORERS = frozenset({"humaneval", "humaneval_classic", "mbpp", "mbpp_classic"})
 #: Limits for code scoring: 10 s wall, 512 MiB, 8 processes/threads.
 DEFAULT_CODE_LIMITS = SandboxLimits(timeout_s=10.0, memory_mb=512)
 
@@ -113,13 +117,30 @@ def score_humaneval(problem: Problem, completion: str, limits: Optional[SandboxL
     and output are ignored.
     """
     _check_humaneval_metadata(problem, "score_humaneval")
-    lim = limits or DEFAULT_CODE_LIMITS
     nonce = new_nonce()
+
+    def build(checker_fds, candidate_fds):
+        checker, candidate, code = build_humaneval_checked(
+            problem, _as_text(completion), nonce, checker_fds=checker_fds, candidate_fds=candidate_fds)
+        return checker, candidate, code
+
+    r, cand, code = _run_checked(build, limits or DEFAULT_CODE_LIMITS)
+    ok = r.status == "passed" and parse_report(r.stdout, nonce) == "PASS"
+    return ScoreResult(ok, float(ok), code or None, _checked_details(r, cand, ok))
+
+
+def _run_checked(build, lim: SandboxLimits):
+    """Run a checker and a candidate program (``build(checker_fds, candidate_fds) -> (checker,
+    candidate, extra)``) as two sandboxed runs joined by two pipes; (checker result, candidate
+    result, extra)."""
     to_cand_r, to_cand_w = os.pipe()
     to_check_r, to_check_w = os.pipe()
-    checker, candidate, code = build_humaneval_checked(
-        problem, _as_text(completion), nonce, checker_fds=(to_check_r, to_cand_w),
-        candidate_fds=(to_cand_r, to_check_w))
+    try:
+        checker, candidate, extra = build((to_check_r, to_cand_w), (to_cand_r, to_check_w))
+    except BaseException:
+        for fd in (to_cand_r, to_cand_w, to_check_r, to_check_w):
+            os.close(fd)
+        raise
     box: dict = {}
 
     def run_candidate() -> None:
@@ -129,13 +150,15 @@ def score_humaneval(problem: Problem, completion: str, limits: Optional[SandboxL
     try:
         t.start()
     except BaseException:
-        for fd in (to_cand_r, to_check_w):
+        for fd in (to_cand_r, to_check_w, to_check_r, to_cand_w):
             os.close(fd)
         raise
     r = run_python(checker, lim, pass_fds=[to_check_r, to_cand_w])
     t.join()
-    cand = box.get("r")
-    ok = r.status == "passed" and parse_report(r.stdout, nonce) == "PASS"
+    return r, box.get("r"), extra
+
+
+def _checked_details(r, cand, ok: bool) -> dict:
     det = _sandbox_details(r)
     det["mode"] = "checked"
     if cand is not None:
@@ -149,7 +172,7 @@ def score_humaneval(problem: Problem, completion: str, limits: Optional[SandboxL
     if r.status == "error":
         det["status"] = "error"
         det["reason"] = f"checker: {r.reason}"
-    return ScoreResult(ok, float(ok), code or None, det)
+    return det
 
 
 @SCORERS.register("humaneval_classic")
@@ -173,26 +196,63 @@ def score_humaneval_classic(problem: Problem, completion: str,
     return ScoreResult(ok, float(ok), code or None, det)
 
 
-@SCORERS.register("mbpp")
-def score_mbpp(problem: Problem, completion: str, limits: Optional[SandboxLimits] = None,
-               include_challenge: bool = False) -> ScoreResult:
-    """MBPP: fraction of asserts passed (partial credit), correct when all pass."""
+def _check_mbpp_metadata(problem: Problem, who: str) -> None:
     if "test_list" not in problem.metadata:
-        raise ValueError(f"score_mbpp: problem {problem.id!r} lacks metadata 'test_list'")
-    nonce = new_nonce()
-    program, code, n = build_mbpp_program(problem, _as_text(completion), nonce,
-                                          include_challenge=include_challenge)
-    r = run_python(program, limits or DEFAULT_CODE_LIMITS)
-    det = _sandbox_details(r)
-    results: list[bool] = []
+        raise ValueError(f"{who}: problem {problem.id!r} lacks metadata 'test_list'")
+
+
+def _mbpp_results(r, nonce: str, n: int) -> list[bool]:
     payload = parse_report(r.stdout, nonce) if r.status == "passed" else None
     if payload is not None:
         try:
             vals = json.loads(payload)
             if isinstance(vals, list) and len(vals) == n:
-                results = [v is True for v in vals]
+                return [v is True for v in vals]
         except ValueError:
-            results = []
+            pass
+    return []
+
+
+@SCORERS.register("mbpp")
+def score_mbpp(problem: Problem, completion: str, limits: Optional[SandboxLimits] = None,
+               include_challenge: bool = False) -> ScoreResult:
+    """MBPP, checked: fraction of asserts passed (partial credit), correct when all pass.
+
+    The asserts run in a checker process (sandboxed) whose calls to the candidate's functions are
+    forwarded to the candidate's process (sandboxed) and come back as plain data, as for
+    ``humaneval``; the candidate's own exit status and output are ignored. What rewards use.
+    """
+    _check_mbpp_metadata(problem, "score_mbpp")
+    nonce = new_nonce()
+
+    def build(checker_fds, candidate_fds):
+        checker, candidate, code, n = build_mbpp_checked(
+            problem, _as_text(completion), nonce, checker_fds, candidate_fds,
+            include_challenge=include_challenge)
+        return checker, candidate, (code, n)
+
+    r, cand, (code, n) = _run_checked(build, limits or DEFAULT_CODE_LIMITS)
+    results = _mbpp_results(r, nonce, n)
+    ok = bool(results) and all(results)
+    det = _checked_details(r, cand, ok)
+    det["tests"] = results
+    frac = sum(results) / n if results else 0.0
+    return ScoreResult(ok, frac, code or None, det)
+
+
+@SCORERS.register("mbpp_classic")
+def score_mbpp_classic(problem: Problem, completion: str, limits: Optional[SandboxLimits] = None,
+                       include_challenge: bool = False) -> ScoreResult:
+    """MBPP with the asserts in the candidate's own process (each separately): the usual way of
+    running MBPP tests, which a candidate built to cheat can subvert; use ``mbpp`` for rewards."""
+    _check_mbpp_metadata(problem, "score_mbpp_classic")
+    nonce = new_nonce()
+    program, code, n = build_mbpp_program(problem, _as_text(completion), nonce,
+                                          include_challenge=include_challenge)
+    r = run_python(program, limits or DEFAULT_CODE_LIMITS)
+    det = _sandbox_details(r)
+    det["mode"] = "classic"
+    results = _mbpp_results(r, nonce, n)
     det["tests"] = results
     frac = sum(results) / n if results else 0.0
     return ScoreResult(bool(results) and all(results), frac, code or None, det)

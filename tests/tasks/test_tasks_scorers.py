@@ -162,3 +162,100 @@ def test_checked_humaneval_passes_honest_values_of_every_plain_type():
     nan = Problem(id="t/1", task="humaneval", prompt="def f():\n    \"\"\"nan\"\"\"\n", answer=None,
                   metadata={"entry_point": "f", "test": "import math\ndef check(c):\n    assert math.isnan(c())\n"})
     assert score(nan, "    return float('nan')\n").correct
+
+
+# MBPP rows as in google-research-datasets/mbpp (full config; tasks 2, 17, 57 plus one with setup
+# code), canonical solutions included.
+_MBPP_ROWS = [
+    dict(task_id=2, text="Write a function to find the similar elements from the given two tuple lists.",
+         code="def similar_elements(test_tup1, test_tup2):\r\n  res = tuple(set(test_tup1) & set(test_tup2))\r\n  return (res) ",
+         test_list=["assert similar_elements((3, 4, 5, 6),(5, 7, 4, 10)) == (4, 5)",
+                    "assert similar_elements((1, 2, 3, 4),(5, 4, 3, 7)) == (3, 4)",
+                    "assert similar_elements((11, 12, 14, 13),(17, 15, 14, 13)) == (13, 14)"],
+         test_setup_code="", challenge_test_list=[]),
+    dict(task_id=17, text="Write a function to find the perimeter of a square.",
+         code="def square_perimeter(a):\r\n  perimeter=4*a\r\n  return perimeter",
+         test_list=["assert square_perimeter(10)==40", "assert square_perimeter(5)==20",
+                    "assert square_perimeter(4)==16"],
+         test_setup_code="", challenge_test_list=[]),
+    dict(task_id=57, text="Write a python function to find the largest number that can be formed with the given digits.",
+         code="def find_Max_Num(arr,n) : \r\n    arr.sort(reverse = True) \r\n    num = arr[0] \r\n    for i in range(1,n) : \r\n        num = num * 10 + arr[i] \r\n    return num ",
+         test_list=["assert find_Max_Num([1,2,3],3) == 321", "assert find_Max_Num([4,5,6,1],4) == 6541",
+                    "assert find_Max_Num([1,2,3,9],4) == 9321"],
+         test_setup_code="", challenge_test_list=[]),
+    dict(task_id=904, text="Write a function to compute the mean of a list, as a float close to math.fsum/len.",
+         code="import math\r\ndef mean_of(xs):\r\n    return math.fsum(xs) / len(xs)",
+         test_list=["assert math.isclose(mean_of([1, 2, 3, 4]), 2.5)",
+                    "assert isinstance(mean_of([1]), float)",
+                    "assert set(map(round, [mean_of([0.4, 0.6])])) == {round(0.5)}"],
+         test_setup_code="import math", challenge_test_list=[]),
+]
+
+
+def _mbpp_problems():
+    from spgg_jax.tasks.base import Problem
+
+    out = []
+    for row in _MBPP_ROWS:
+        md = dict(row)
+        out.append(Problem(id=f"mbpp/{row['task_id']}", task="mbpp", prompt=row["text"], answer=None, metadata=md))
+    return out
+
+
+MBPP_CHEATS = dict(CHEATS)
+MBPP_CHEATS.update({
+    "tuple_subclass": "class _T(tuple):\n    def __eq__(self, o): return True\n    __hash__ = tuple.__hash__\n"
+                      "def {f}(*a, **k):\n    return _T()\n",
+    "patched_assert_helpers": "import builtins, math\nmath.isclose = lambda *a, **k: True\n"
+                              "builtins.set = lambda *a: _S()\nclass _S:\n    def __eq__(self, o): return True\n"
+                              "builtins.isinstance = lambda *a: True\nbuiltins.round = lambda *a: 0\n"
+                              "def {f}(*a, **k):\n    return None\n",
+    "fake_report_list": "import sys, re\nfor l in open(sys.argv[0]):\n    m = re.search(r\"(SPGG-[0-9a-f]+)\", l)\n"
+                        "    if m: print(m.group(1) + ' [true, true, true]')\n"
+                        "def {f}(*a, **k):\n    return None\n",
+    "exit_in_call": "import sys\ndef {f}(*a, **k):\n    sys.exit(0)\n",
+})
+
+
+def _mbpp_entry(p):
+    import re
+
+    return re.search(r"def (\w+)", p.metadata["code"]).group(1)
+
+
+def test_mbpp_checked_canonical_solutions_pass():
+    ps = _mbpp_problems() + load_task("mbpp", path=FIX / "mbpp")
+    rs = score_batch(ps, ["```python\n" + p.metadata["code"] + "\n```" for p in ps], max_workers=2)
+    for p, r in zip(ps, rs):
+        assert r.correct and r.score == 1.0 and r.details["mode"] == "checked", (p.id, r.details)
+
+
+@pytest.mark.parametrize("cheat", sorted(MBPP_CHEATS))
+def test_mbpp_cheats_do_not_pass(cheat):
+    ps = _mbpp_problems()
+    comps = ["```python\n" + MBPP_CHEATS[cheat].format(f=_mbpp_entry(p)) + "```" for p in ps]
+    for p, r in zip(ps, score_batch(ps, comps, max_workers=2)):
+        assert r.score == 0.0 and not r.correct, (cheat, p.id, r.details)
+        assert r.details["mode"] == "checked"
+
+
+def test_mbpp_classic_runs_in_process_and_can_be_gamed():
+    """The classic scorer (asserts in the candidate's process) is fooled by an always-equal
+    object; the checked one is not, and both agree on honest code."""
+    p = _mbpp_problems()[0]
+    cheat = "```python\n" + CHEATS["always_equal"].format(f="similar_elements") + "```"
+    assert score(p, cheat, scorer="mbpp_classic").score == 1.0
+    assert score(p, cheat).score == 0.0
+    assert score(p, p.metadata["code"], scorer="mbpp_classic").correct
+    half = "def similar_elements(a, b):\n    return (4, 5)\n"
+    assert score(p, half, scorer="mbpp_classic").score == score(p, half).score == pytest.approx(1 / 3)
+
+
+def test_mbpp_checked_timeout_in_one_test_does_not_shift_answers():
+    """A call abandoned by its test's time budget answers late; the next test must not take that
+    late answer for its own."""
+    p = _mbpp_problems()[1]
+    comp = ("import time\ndef square_perimeter(a):\n    if a == 10:\n        time.sleep(2.5)\n        return 20\n"
+            "    return 4 * a\n")
+    r = score(p, comp)
+    assert r.details["tests"] == [False, True, True], r.details
