@@ -29,6 +29,12 @@ namespaces (``unshare``)      a new network namespace (only a down loopback: no 
                               all, not even 127.0.0.1) and a new PID namespace whose init is
                               our supervisor, so every process the program left behind is
                               killed by the kernel when the run ends
+seccomp + Landlock            installed by a trusted pre-exec stage (the only code that
+                              loads ctypes; it exec()s away) after the jail is built: a
+                              classic-BPF filter that checks the arch and answers EPERM to
+                              non-AF_UNIX sockets, ptrace, mount, namespaces, bpf, perf,
+                              keyrings, modules, io_uring, ...; where the kernel has
+                              Landlock, writes only below the box, /tmp and /dev/shm
 audit hook (PEP 578)          installed by the bootstrap before user code runs; ends the
                               program (status ``blocked``) on fork/exec/spawn/subprocess,
                               socket creation/connect/DNS, ``os.kill``, writes, deletes,
@@ -107,6 +113,9 @@ class SandboxLimits:
       drop_privileges: when root, run the program as a fresh unused uid; ``None`` = when possible.
       audit_hook: install the blocking audit hook (turn off only to test the other layers).
       python: interpreter to use; ``None`` picks one that works with the chosen layers.
+      kernel_filters: a trusted pre-exec stage installs a seccomp filter (and a Landlock ruleset
+        where the kernel has Landlock) before the bootstrap starts (see ``_PRE_EXEC``);
+        ``None`` = when available.
     """
 
     timeout_s: float = 10.0
@@ -123,6 +132,7 @@ class SandboxLimits:
     drop_privileges: Optional[bool] = None
     audit_hook: bool = True
     python: Optional[str] = None
+    kernel_filters: Optional[bool] = None
 
     def __post_init__(self) -> None:
         if not self.timeout_s > 0:
@@ -384,6 +394,190 @@ del cfg, _types, pid
 exec(_code, _main.__dict__)
 '''
 
+# --------------------------------------------------------------------------------------------
+# The pre-exec stage: trusted Python that runs after the jail is built (inside its namespaces, as
+# their root when there is a jail) and before `setpriv` and the bootstrap. It is the only code
+# that loads ctypes, and it exec()s away, so nothing of it survives into the program's process.
+# It (1) masks the ctypes-style extension files with /dev/null (bind mounts; the jail script
+# leaves them to this stage, which needs _ctypes first), (2) sets PR_SET_NO_NEW_PRIVS, (3) where
+# the kernel has Landlock, restricts filesystem writes to the box, /tmp, /dev/shm and a few
+# device nodes, (4) installs a seccomp filter (classic BPF) that checks the architecture and
+# denies with EPERM the syscalls an untrusted program never needs (below). Filters survive
+# execve and cannot be removed; children inherit them. Any failure ends the run (boot error).
+# --------------------------------------------------------------------------------------------
+_PRE_EXEC = r"""
+import json, os, struct, sys
+cfg = json.loads(sys.argv[1])
+argv = sys.argv[2:]
+
+def fail(msg):
+    os.write(2, ("\n%s pre-exec: %s\n" % (cfg["boot_mark"], msg)).encode("utf-8", "replace"))
+    os._exit(cfg["boot_exit"])
+
+try:
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    UL = ctypes.c_ulong
+
+    def check(rc, what):
+        if rc < 0 or (rc != 0 and what != "landlock"):
+            e = ctypes.get_errno()
+            fail("%s failed: %s" % (what, os.strerror(e)))
+        return rc
+
+    for f in cfg["mask"]:
+        check(libc.mount(b"/dev/null", f.encode(), None, UL(4096), None), "mount --bind /dev/null " + f)
+    check(libc.prctl(38, UL(1), UL(0), UL(0), UL(0)), "PR_SET_NO_NEW_PRIVS")
+
+    abi = cfg["landlock_abi"]
+    if abi > 0:
+        W = 2 | 16 | 32 | 64 | 128 | 256 | 512 | 1024 | 2048 | 4096  # write/make/remove rights
+        if abi >= 2:
+            W |= 8192  # REFER
+        if abi >= 3:
+            W |= 16384  # TRUNCATE
+        attr = ctypes.create_string_buffer(struct.pack("<Q", W))
+        rfd = check(libc.syscall(444, attr, UL(8), UL(0)), "landlock")
+        for d in cfg["writable_dirs"]:
+            fd = os.open(d, os.O_PATH | os.O_CLOEXEC)
+            rule = ctypes.create_string_buffer(struct.pack("<Qi", W, fd))
+            check(libc.syscall(445, rfd, UL(1), rule, UL(0)), "landlock_add_rule " + d)
+            os.close(fd)
+        FW = 2 | (16384 if abi >= 3 else 0)  # write and truncate: all a file rule may grant here
+        for f in cfg["writable_files"]:
+            try:
+                fd = os.open(f, os.O_PATH | os.O_CLOEXEC)
+            except OSError:
+                continue
+            rule = ctypes.create_string_buffer(struct.pack("<Qi", FW, fd))
+            check(libc.syscall(445, rfd, UL(1), rule, UL(0)), "landlock_add_rule " + f)
+            os.close(fd)
+        check(libc.syscall(446, rfd, UL(0)), "landlock_restrict_self")
+        os.close(rfd)
+
+    prog = bytes.fromhex(cfg["bpf"])
+    buf = ctypes.create_string_buffer(prog)
+    fprog = struct.pack("HxxxxxxP", len(prog) // 8, ctypes.addressof(buf))
+    check(libc.prctl(22, UL(2), ctypes.create_string_buffer(fprog), UL(0), UL(0)), "PR_SET_SECCOMP")
+except SystemExit:
+    raise
+except BaseException as e:
+    fail(repr(e))
+try:
+    os.execv(argv[0], argv)
+except OSError as e:
+    fail("exec %s: %r" % (argv[0], e))
+"""
+
+# seccomp: architecture tokens (AUDIT_ARCH_*), and the numbers of the syscalls denied per arch.
+_AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
+#: Denied with EPERM: namespaces and mounts, tracing and other processes' memory, kernel
+#: keyrings, BPF, perf, modules, kexec, io_uring, userfaultfd, personality, handle-based opens.
+_DENY_SYSCALLS = {
+    "x86_64": {
+        "ptrace": 101, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
+        "unshare": 272, "setns": 308, "bpf": 321, "perf_event_open": 298, "keyctl": 250,
+        "add_key": 248, "request_key": 249, "kexec_load": 246, "kexec_file_load": 320,
+        "init_module": 175, "finit_module": 313, "delete_module": 176,
+        "process_vm_readv": 310, "process_vm_writev": 311, "userfaultfd": 323,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "personality": 135, "open_by_handle_at": 304, "open_tree": 428, "move_mount": 429,
+        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+        "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169, "quotactl": 179,
+    },
+    "aarch64": {
+        "ptrace": 117, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51,
+        "unshare": 97, "setns": 268, "bpf": 280, "perf_event_open": 241, "keyctl": 219,
+        "add_key": 217, "request_key": 218, "kexec_load": 104, "kexec_file_load": 294,
+        "init_module": 105, "finit_module": 273, "delete_module": 106,
+        "process_vm_readv": 270, "process_vm_writev": 271, "userfaultfd": 282,
+        "io_uring_setup": 425, "io_uring_enter": 426, "io_uring_register": 427,
+        "personality": 92, "open_by_handle_at": 265, "open_tree": 428, "move_mount": 429,
+        "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
+        "acct": 89, "swapon": 224, "swapoff": 225, "reboot": 142, "quotactl": 60,
+    },
+}
+#: socket(2) (only AF_UNIX allowed), clone(2) (namespace flags denied) and clone3(2) (ENOSYS:
+#: its flags sit in memory a filter cannot read; glibc then falls back to clone).
+_SOCKET_NR = {"x86_64": 41, "aarch64": 198}
+_CLONE_NR = {"x86_64": 56, "aarch64": 220}
+_CLONE3_NR = {"x86_64": 435, "aarch64": 435}
+#: CLONE_NEWTIME | NEWNS | NEWCGROUP | NEWUTS | NEWIPC | NEWUSER | NEWPID | NEWNET
+_CLONE_NS_FLAGS = 0x00000080 | 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 \
+    | 0x20000000 | 0x40000000
+
+
+def _seccomp_program(arch: str) -> Optional[bytes]:
+    """The classic-BPF seccomp program for ``arch`` (``None`` when the arch is not known)."""
+    import struct
+
+    if arch not in _AUDIT_ARCH:
+        return None
+    ld, jeq, jset, jge, ret = 0x20, 0x15, 0x45, 0x35, 0x06
+    allow, kill = 0x7FFF0000, 0x80000000
+    eperm, enosys = 0x00050000 | 1, 0x00050000 | 38
+    ins: list[tuple[int, int, int, int]] = []
+    ins.append((ld, 0, 0, 4))  # arch
+    ins.append((jeq, 1, 0, _AUDIT_ARCH[arch]))
+    ins.append((ret, 0, 0, kill))  # a syscall of another ABI: kill the process
+    ins.append((ld, 0, 0, 0))  # nr
+    if arch == "x86_64":
+        ins.append((jge, 0, 1, 0x40000000))  # x32 ABI numbers
+        ins.append((ret, 0, 0, kill))
+    for nr in sorted(set(_DENY_SYSCALLS[arch].values())):
+        ins.append((jeq, 0, 1, nr))
+        ins.append((ret, 0, 0, eperm))
+    ins.append((jeq, 0, 1, _CLONE3_NR[arch]))
+    ins.append((ret, 0, 0, enosys))
+    # socket: args[0] (low 32 bits at offset 16) must be AF_UNIX
+    ins.append((jeq, 0, 4, _SOCKET_NR[arch]))
+    ins.append((ld, 0, 0, 16))
+    ins.append((jeq, 0, 1, 1))
+    ins.append((ret, 0, 0, allow))
+    ins.append((ret, 0, 0, eperm))
+    # clone: args[0] = flags (low 32 bits) must carry no namespace flag
+    ins.append((jeq, 0, 4, _CLONE_NR[arch]))
+    ins.append((ld, 0, 0, 16))
+    ins.append((jset, 0, 1, _CLONE_NS_FLAGS))
+    ins.append((ret, 0, 0, eperm))
+    ins.append((ret, 0, 0, allow))
+    ins.append((ret, 0, 0, allow))
+    return b"".join(struct.pack("<HBBI", c, jt, jf, k) for c, jt, jf, k in ins)
+
+
+def _landlock_abi() -> int:
+    """Landlock ABI version of this kernel (0 when it has none), asked once per process."""
+    with _probe_lock:
+        if "landlock" in _probe_cache:
+            return _probe_cache["landlock"]  # type: ignore[return-value]
+    abi = 0
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.syscall.restype = ctypes.c_long
+        v = libc.syscall(444, None, ctypes.c_ulong(0), ctypes.c_ulong(1))
+        abi = int(v) if v > 0 else 0
+    except Exception:
+        abi = 0
+    with _probe_lock:
+        _probe_cache["landlock"] = abi
+    return abi
+
+
+def _kernel_filters_possible() -> bool:
+    """seccomp filters exist here (``Seccomp:`` in /proc/self/status) and the arch is known."""
+    import platform
+
+    try:
+        with open("/proc/self/status") as f:
+            has = any(line.startswith("Seccomp:") for line in f)
+    except OSError:
+        has = False
+    return has and platform.machine() in _AUDIT_ARCH
+
+
 # Modules whose import ends the run (top-level package names).
 _BLOCKED_IMPORTS = (
     "ctypes", "_ctypes", "_posixsubprocess", "cffi", "_cffi_backend", "_testcapi",
@@ -520,13 +714,14 @@ def _candidate_pythons(explicit: Optional[str]) -> list[str]:
     return out
 
 
-_Layers = tuple  # (interpreter, unshare prefix or None, jail, drop privileges)
+_Layers = tuple  # (interpreter, unshare prefix or None, jail, drop privileges, kernel filters)
 
 
 def _resolve_layers(limits: SandboxLimits) -> _Layers:
     """Pick (interpreter, unshare prefix, jail, drop privileges) for these limits, probing once:
     the strongest combination whose probe program runs wins."""
-    key = ("layers", limits.python, limits.namespaces, limits.jail, limits.drop_privileges)
+    key = ("layers", limits.python, limits.namespaces, limits.jail, limits.drop_privileges,
+           limits.kernel_filters)
     with _probe_lock:
         if key in _probe_cache:
             return _probe_cache[key]  # type: ignore[return-value]
@@ -552,6 +747,10 @@ def _resolve_layers(limits: SandboxLimits) -> _Layers:
         raise RuntimeError("SandboxLimits(drop_privileges=True) needs root (to switch uid)")
     want_drop = is_root and limits.drop_privileges is not False
     chosen: Optional[_Layers] = None
+    if limits.kernel_filters is True and not _kernel_filters_possible():
+        raise RuntimeError("SandboxLimits(kernel_filters=True) but seccomp is not available here")
+    filters = ([True] if limits.kernel_filters is True else [False] if limits.kernel_filters is False
+               else [True, False] if _kernel_filters_possible() else [False])
     probe = "import math, json, re, collections, itertools, hashlib, heapq, fractions, typing\n"
     probe_limits = dataclasses.replace(limits, timeout_s=20.0, cpu_s=20)
     for ns, jail in options:
@@ -559,9 +758,12 @@ def _resolve_layers(limits: SandboxLimits) -> _Layers:
             if not drop and limits.drop_privileges is True:
                 break
             for py in _candidate_pythons(limits.python):
-                r = _run(probe, probe_limits, py, ns, jail, drop, files=None)
-                if r.status == "passed":
-                    chosen = (py, ns, jail, drop)
+                for filt in filters:
+                    r = _run(probe, probe_limits, py, ns, jail, drop, files=None, filters=filt)
+                    if r.status == "passed":
+                        chosen = (py, ns, jail, drop, filt)
+                        break
+                if chosen:
                     break
             if chosen:
                 break
@@ -573,8 +775,10 @@ def _resolve_layers(limits: SandboxLimits) -> _Layers:
                                "(its standard library must be readable by other users)")
         if limits.jail is True:
             raise RuntimeError("SandboxLimits(jail=True) but no interpreter runs in the jail here")
+        if limits.kernel_filters is True:
+            raise RuntimeError("SandboxLimits(kernel_filters=True) but the seccomp stage does not run here")
         ns, jail = options[-1] if options else (None, False)
-        chosen = (limits.python or sys.executable, ns, jail, False)
+        chosen = (limits.python or sys.executable, ns, jail, False, False)
     with _probe_lock:
         _probe_cache[key] = chosen
     return chosen
@@ -583,9 +787,12 @@ def _resolve_layers(limits: SandboxLimits) -> _Layers:
 def sandbox_capabilities(limits: Optional[SandboxLimits] = None) -> dict:
     """Which layers :func:`run_python` uses here with ``limits`` (probing them if needed)."""
     limits = limits or SandboxLimits()
-    py, ns, jail, drop = _resolve_layers(limits)
+    py, ns, jail, drop, filt = _resolve_layers(limits)
     is_root = os.geteuid() == 0
+    abi = _landlock_abi() if filt else 0
     return {
+        "seccomp": filt,
+        "landlock": abi if filt and abi > 0 else False,
         "python": py,
         "namespaces": ns is not None,
         "jail": jail,
@@ -623,12 +830,12 @@ def run_python(
     fds = [int(fd) for fd in pass_fds]  # emptied by whoever closes them (never closed twice)
     try:
         try:
-            py, ns, jail, drop = _resolve_layers(limits)
+            py, ns, jail, drop, filt = _resolve_layers(limits)
         except RuntimeError:
             raise
         except Exception as e:  # pragma: no cover - defensive
             return SandboxResult("error", None, "", "", 0.0, reason=f"layer probe failed: {e!r}")
-        return _run(code, limits, py, ns, jail, drop, files=files, pass_fds=fds)
+        return _run(code, limits, py, ns, jail, drop, files=files, pass_fds=fds, filters=filt)
     finally:
         _close_fds(fds)
 
@@ -716,6 +923,7 @@ def _run(
     drop: bool,
     files: Optional[Mapping[str, str]],
     pass_fds: Optional[list] = None,
+    filters: bool = False,
 ) -> SandboxResult:
     t0 = time.monotonic()
     pass_fds = pass_fds if pass_fds is not None else []
@@ -728,6 +936,10 @@ def _run(
         layers.append("jail")
     if drop:
         layers.append("uid-drop")
+    if filters:
+        layers.append("seccomp")
+        if _landlock_abi() > 0:
+            layers.append("landlock")
     if limits.audit_hook:
         layers.append("audit-hook")
     work = tempfile.mkdtemp(prefix="spgg-sandbox-")
@@ -787,14 +999,26 @@ def _run(
         cfg["status_fd"] = status_fd[0]
         py_cmd = [os.path.realpath(python) if jail else python, "-I", "-S", "-B", "-c",
                   _BOOTSTRAP, json.dumps(cfg)]
+        masked = _masked_files(python) if jail else []
+        pre_cmd: list[str] = []
+        if filters:
+            arch = __import__("platform").machine()
+            pre_cfg = {
+                "mask": masked, "boot_mark": _BOOT_ERROR_MARK, "boot_exit": _BOOT_ERROR_EXIT,
+                "landlock_abi": _landlock_abi(), "bpf": _seccomp_program(arch).hex(),
+                "writable_dirs": ["/box", "/tmp", "/dev/shm"] if jail else [box],
+                "writable_files": ["/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"],
+            }
+            pre_cmd = [py_cmd[0], "-I", "-S", "-B", "-c", _PRE_EXEC, json.dumps(pre_cfg)]
+            masked = []  # the pre-exec stage masks them, after it has loaded _ctypes
         if jail:
             owner = f"{uid}:{gid}" if uid is not None else ""
             cmd = (list(ns or []) + ["/bin/sh", "-c", _JAIL_SH, "spgg-jail", jail_root, box,
                                      f"{limits.tmpfs_mb}m", str(limits.max_files), owner,
-                                     _interpreter_prefix(python), ":".join(_masked_files(python))]
-                   + _setpriv_cmd(drop_caps=os.geteuid() != 0) + py_cmd)
+                                     _interpreter_prefix(python), ":".join(masked)]
+                   + pre_cmd + _setpriv_cmd(drop_caps=os.geteuid() != 0) + py_cmd)
         else:
-            cmd = list(ns or []) + _setpriv_cmd(drop_caps=False) + py_cmd
+            cmd = list(ns or []) + pre_cmd + _setpriv_cmd(drop_caps=False) + py_cmd
         env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "HOME": inner_box,
                "TMPDIR": inner_box}
         timed_out = False

@@ -435,3 +435,122 @@ def _run_as_nobody(tmp_path, sb):
     assert res["caps"]["user_namespace"] and not res["caps"]["is_root"]
     assert res["status"] == "failed" and "FileNotFoundError" in res["stderr"], res
     assert not res["escaped"] and res["own"] == "mine", res
+
+
+# ---------------------------------------------------------------------------------------------
+# seccomp filter and Landlock ruleset, installed by the trusted pre-exec stage.
+# ---------------------------------------------------------------------------------------------
+def _filters():
+    caps = _caps()
+    if not caps["seccomp"]:
+        pytest.skip("no seccomp here: the pre-exec stage is not used")
+    return caps
+
+
+# ctypes is loadable without the jail (only the audit hook, off here, would stop it), so the
+# program can call the raw syscalls and see what the filter answers.
+RAW_SYSCALLS = r"""
+import ctypes, errno, os, socket
+libc = ctypes.CDLL(None, use_errno=True)
+libc.syscall.restype = ctypes.c_long
+NR = {"x86_64": dict(ptrace=101, unshare=272, mount=165, bpf=321, io_uring_setup=425,
+                     clone=56, personality=135, setns=308, keyctl=250, perf_event_open=298),
+      "aarch64": dict(ptrace=117, unshare=97, mount=40, bpf=280, io_uring_setup=425,
+                      clone=220, personality=92, setns=268, keyctl=219, perf_event_open=241)}[os.uname().machine]
+def call(name, *args):
+    r = libc.syscall(NR[name], *[ctypes.c_ulong(a) for a in args])
+    return "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+out = {}
+out["ptrace"] = call("ptrace", 0, 0, 0, 0)               # PTRACE_TRACEME
+out["unshare"] = call("unshare", 0x10000000)              # CLONE_NEWUSER
+out["mount"] = call("mount", 0, 0, 0, 0, 0)
+out["bpf"] = call("bpf", 0, 0, 0)
+out["io_uring_setup"] = call("io_uring_setup", 1, 0)
+out["clone_newuser"] = call("clone", 0x10000000 | 17, 0, 0, 0, 0)  # CLONE_NEWUSER | SIGCHLD
+out["personality"] = call("personality", 0x0040000)
+out["setns"] = call("setns", 0, 0)
+out["keyctl"] = call("keyctl", 0, 0, 0, 0, 0)
+out["perf_event_open"] = call("perf_event_open", 0, 0, 0, 0, 0)
+for fam in ("AF_INET", "AF_INET6", "AF_NETLINK", "AF_PACKET"):
+    try:
+        socket.socket(getattr(socket, fam), socket.SOCK_RAW if fam == "AF_PACKET" else socket.SOCK_DGRAM).close()
+        out[fam] = "ok"
+    except OSError as e:
+        out[fam] = errno.errorcode.get(e.errno, "?")
+a, b = socket.socketpair()
+out["unix_pair"] = "ok"
+pid = os.fork()  # a plain fork (clone without namespace flags) still works
+if pid == 0:
+    os._exit(7)
+out["fork"] = os.waitpid(pid, 0)[1] >> 8
+print(out)
+"""
+
+
+def test_seccomp_denies_syscalls_a_program_never_needs():
+    _filters()
+    r = run_python(RAW_SYSCALLS, SandboxLimits(timeout_s=10.0, audit_hook=False, jail=False))
+    assert r.status == "passed", r
+    assert "seccomp" in r.layers
+    out = eval(r.stdout.strip().splitlines()[-1])
+    for name in ("ptrace", "unshare", "mount", "bpf", "io_uring_setup", "clone_newuser", "personality",
+                 "setns", "keyctl", "perf_event_open", "AF_INET", "AF_INET6", "AF_NETLINK", "AF_PACKET"):
+        assert out[name] == "EPERM", (name, out)
+    assert out["unix_pair"] == "ok" and out["fork"] == 7, out
+
+
+def test_seccomp_in_the_jail_stops_namespace_and_mount_tools():
+    caps = _filters()
+    if not caps["jail"]:
+        pytest.skip("no jail here")
+    prog = r"""
+import os, socket, errno
+try:
+    socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    print("inet ok")
+except OSError as e:
+    print("inet", errno.errorcode[e.errno])
+for argv in (["/usr/bin/unshare", "--user", "--map-root-user", "/bin/true"],
+             ["/bin/mount", "-t", "tmpfs", "x", "/tmp"]):
+    pid = os.fork()
+    if pid == 0:
+        os.close(2)
+        os.execv(argv[0], argv)
+    print(argv[0], os.waitpid(pid, 0)[1] >> 8)
+print(open("/proc/self/status").read().split("Seccomp:")[1].split()[0])
+"""
+    r = run_python(prog, NO_HOOK)
+    assert r.status == "passed", r
+    lines = r.stdout.split("\n")
+    assert "inet EPERM" in lines, r.stdout
+    assert "/usr/bin/unshare 0" not in lines and "/bin/mount 0" not in lines, r.stdout
+    assert lines[-2] == "2", r.stdout  # SECCOMP_MODE_FILTER
+
+
+def test_landlock_confines_writes_to_the_box():
+    caps = _filters()
+    if not caps["landlock"]:
+        pytest.skip("no Landlock in this kernel")
+    # without the jail /tmp is the host's world-writable /tmp: only Landlock (the hook is off)
+    # keeps the program from creating files there
+    prog = ("import errno\nopen('in_box.txt', 'w').write('x')\n"
+            "try:\n    open('/tmp/spgg-landlock-probe-%d' % __import__('os').getpid(), 'w')\n    print('wrote')\n"
+            "except OSError as e:\n    print(errno.errorcode[e.errno])\n"
+            "open('/dev/null', 'w').write('x')\n")
+    r = run_python(prog, SandboxLimits(timeout_s=10.0, audit_hook=False, jail=False))
+    assert r.status == "passed" and r.stdout.strip() == "EACCES", r
+    assert "landlock" in r.layers
+
+
+def test_kernel_filters_keep_normal_programs_working():
+    _filters()
+    prog = ("import threading, json, math, hashlib, tempfile, os\n"
+            "res = []\nts = [threading.Thread(target=lambda i=i: res.append(math.factorial(200 + i))) for i in range(4)]\n"
+            "[t.start() for t in ts]\n[t.join() for t in ts]\n"
+            "with tempfile.NamedTemporaryFile('w', dir='.', delete=False) as f:\n    f.write('x')\n"
+            "print(len(res), hashlib.sha256(b'x').hexdigest()[:8], os.path.exists(f.name))\n")
+    r = run_python(prog, FAST)
+    assert r.status == "passed" and r.stdout.split() == ["4", "2d711642", "True"], r
+    assert "seccomp" in r.layers
+    off = run_python(prog, SandboxLimits(timeout_s=3.0, kernel_filters=False))
+    assert off.status == "passed" and "seccomp" not in off.layers
