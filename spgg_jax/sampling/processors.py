@@ -96,6 +96,40 @@ def sampling_logits(logits, p: SamplingParams, seen, seen_generated):
     return lax.cond(jnp.any(p.top_p < 1.0), lambda x: _top_p(x, p.top_p), lambda x: x, scaled)
 
 
+DRAW_BLOCK = 128
+
+
+def draw_tokens(key, proc):
+    """One token per row from softmax(proc) by inverse CDF, with one uniform number per row.
+
+    Two levels, both O(V): the vocabulary is cut into blocks of ``DRAW_BLOCK`` entries; the
+    uniform picks a block from the cumulative block masses, then an entry from the cumulative
+    masses inside that block. Exact in distribution (float32 rounding aside), like a Gumbel-max
+    draw, but a Gumbel draw needs a random number and two logs per vocabulary entry, which on CPU
+    cost more than the rest of the token choice together (docs/sampling.md#speed). Entries of zero
+    probability (outside top-k / top-p) are never chosen.
+    """
+    b, v = proc.shape
+    nb = -(-v // DRAW_BLOCK)
+    probs = jax.nn.softmax(proc, axis=-1)
+    probs = jnp.pad(probs, ((0, 0), (0, nb * DRAW_BLOCK - v)))
+    blocks = probs.reshape(b, nb, DRAW_BLOCK)
+    block_cum = jnp.cumsum(jnp.sum(blocks, axis=-1), axis=-1)  # [B, nb]
+    u = jax.random.uniform(key, (b,)) * block_cum[:, -1]
+    # the first block whose cumulative mass exceeds u (zero-mass blocks are stepped over)
+    bi = jnp.minimum(jnp.sum(block_cum <= u[:, None], axis=-1), nb - 1)
+    before = jnp.where(bi > 0, jnp.take_along_axis(block_cum, jnp.maximum(bi - 1, 0)[:, None], -1)[:, 0], 0.0)
+    inner = jnp.take_along_axis(blocks, bi[:, None, None], axis=1)[:, 0]  # [B, DRAW_BLOCK]
+    inner_cum = jnp.cumsum(inner, axis=-1)
+    # u's place inside the block, kept below the block's own total (the two sums round differently)
+    r = jnp.minimum(u - before, inner_cum[:, -1] * (1 - 1e-6))
+    j = jnp.minimum(jnp.sum(inner_cum <= r[:, None], axis=-1), DRAW_BLOCK - 1)
+    tok = bi * DRAW_BLOCK + j
+    # a zero-probability pick can only come from rounding at a block's edge: take the block's best
+    chosen = jnp.take_along_axis(inner, j[:, None], axis=-1)[:, 0]
+    return jnp.where(chosen > 0, tok, bi * DRAW_BLOCK + jnp.argmax(inner, axis=-1)).astype(jnp.int32)
+
+
 def choose_tokens(key, logits, p: SamplingParams, seen, seen_generated):
     """Sample one token per row. Returns (tokens i32[B], sampling log-prob f32[B], model log-prob f32[B]).
 
@@ -104,7 +138,7 @@ def choose_tokens(key, logits, p: SamplingParams, seen, seen_generated):
     logits, what a separate forward pass over the sequence gives.
     """
     proc = sampling_logits(logits, p, seen, seen_generated)
-    sampled = jax.random.categorical(key, proc, axis=-1)
+    sampled = draw_tokens(key, proc)
     greedy = jnp.argmax(proc, axis=-1)  # temperature/top-k/top-p do not move the argmax
     is_greedy = p.temperature <= 0
     tok = jnp.where(is_greedy, greedy, sampled).astype(jnp.int32)
