@@ -22,6 +22,7 @@ COMMAND_MODULES = [
     "spgg_jax.cli.generate",
     "spgg_jax.cli.parallel",
     "spgg_jax.cli.eval",
+    "spgg_jax.cli.episodes",
 ]
 
 
