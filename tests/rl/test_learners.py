@@ -75,6 +75,7 @@ def tiny():
 
 @pytest.mark.parametrize("method, cfg", [
     ("gen_params", GenParamsConfig(minibatch=2, hidden=(8,))),
+    ("gen_params", GenParamsConfig(algorithm="grpo", group_size=2, minibatch=2, hidden=(8,))),
     ("token", TokenConfig(group_size=2, epochs=1, lora_rank=2)),
 ])
 def test_learner_protocol(tiny, method, cfg):
@@ -115,8 +116,30 @@ def test_token_learner_rejects_mixed_models(tiny):
         make_learner("token", TokenConfig(), mixed, {"tiny": bundle, "other": bundle})
 
 
+def test_gen_params_group_baseline_compares_episodes_of_one_problem(tiny):
+    """With a group baseline, rewards that differ only between problems carry no signal (the policy
+    does not move; the critic baseline does learn from them); rows 2k, 2k+1 are one problem's group."""
+    bundle, team, problems = tiny
+    group_problems = [p for p in problems[:2] for _ in range(2)]
+    rewards = np.repeat(np.array([[1.0, -1.0], [-2.0, 3.0]], np.float32), 2, axis=0)  # equal inside each group
+    moved = {}
+    for algo, k in (("grpo", 2), ("ppo", 1)):
+        cfg = GenParamsConfig(algorithm=algo, group_size=k, minibatch=2, hidden=(8,), value_coef=0.0, entropy_coef=0.0)
+        learner = make_learner("gen_params", cfg, team, {"tiny": bundle})
+        assert learner.samples_per_problem == k
+        s0 = learner.init(jax.random.key(1))
+        batch = run_episodes(team, {"tiny": bundle}, group_problems, jax.random.key(2),
+                             **learner.rollout_policy(s0).episode_kwargs())
+        s1, _ = learner.update(s0, batch, rewards, jax.random.key(3))
+        moved[algo] = max(float(jnp.max(jnp.abs(a - b))) for a, b in
+                          zip(jax.tree_util.tree_leaves(s0["policy"]), jax.tree_util.tree_leaves(s1["policy"])))
+    assert moved["grpo"] == 0.0 and moved["ppo"] > 0
+
+
 def test_learner_configs_validate():
-    assert any("needs no critic" in e for e in GenParamsConfig(algorithm="grpo").errors())
+    assert any("set gen_params.group_size >= 2" in e for e in GenParamsConfig(algorithm="grpo").errors())
+    assert GenParamsConfig(algorithm="reinforce_group", group_size=4).errors() == []
+    assert any("unknown algorithm" in e for e in GenParamsConfig(algorithm="nope").errors())
     assert any("needs a value head" in e for e in TokenConfig(algorithm="ppo").errors())
     assert any("token.lora_targets" in e for e in TokenConfig(lora_targets=("nope",)).errors())
     assert GenParamsConfig().errors() == [] and TokenConfig().errors() == []

@@ -1,12 +1,15 @@
 """The generation-parameter learner (the paper's method): per-agent Beta policies over the six
-generation parameters, trained with an actor-critic algorithm on the agents' game rewards.
+generation parameters, trained with a policy-gradient algorithm on the agents' game rewards.
 
 Each agent has a small actor-critic (``spgg_jax.rl.gen_policy``) whose input is its model's pooled
 hidden states of the prompt (plus its one-hot id and position). At every agent turn the policy
 samples unit draws u, mapped into the ranges of the generation parameters; the draws, their
 log-probs, the values and the policy's input come back in ``AgentTurn.aux``. The update is the
 shared PPO core (``spgg_jax.rl.ppo``) over all agents at once, on advantages from the
-algorithm's estimator (``critic``: normalised R - V).
+algorithm's estimator: ``critic`` (ppo, reinforce: normalised R - V) or ``group`` (grpo,
+reinforce_group: each agent's reward against the mean of the ``group_size`` episodes of the same
+problem, which removes the problem's difficulty from the signal). The value head is trained
+either way.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from spgg_jax.parallel import to_host
 from spgg_jax.parallel.placement import StatePlacement
 from spgg_jax.rl import gen_policy as gp
 from spgg_jax.rl.algorithms import get_algorithm
-from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy, algorithm_errors, field_errors
+from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy, field_errors
 from spgg_jax.rl.losses import value_loss
 from spgg_jax.rl.ppo import make_optimizer, ppo_update
 from spgg_jax.sampling.params import PARAM_NAMES
@@ -35,7 +38,7 @@ INIT_KEY_SALT = -1 & 0x7FFFFFFF
 class GenParamsConfig:
     """Hyperparameters of ``method=gen_params`` (defaults: the paper's released config)."""
 
-    algorithm: str = "ppo"  # an actor-critic algorithm of spgg_jax.rl.algorithms (ppo, reinforce)
+    algorithm: str = "ppo"  # spgg_jax.rl.algorithms: ppo, reinforce (critic) or grpo, reinforce_group (group)
     lr: float = 5e-4
     epochs: int = 4
     minibatch: int = 16
@@ -48,15 +51,23 @@ class GenParamsConfig:
     # the generation parameters the policy chooses (the others keep each agent's configured values)
     controls: tuple[str, ...] = ("temperature", "top_p", "max_new_tokens")
     init_concentration: float = 6.0  # Beta a + b - 2 at the start: how widely the policy explores
+    # episodes per problem in a training batch; group-baseline algorithms compare within them
+    group_size: int = 1
 
     def errors(self) -> list[str]:
         out = []
         bad = [c for c in self.controls if c not in PARAM_NAMES]
         if bad or not self.controls or len(set(self.controls)) != len(self.controls):
             out.append(f"gen_params.controls must be distinct names among {list(PARAM_NAMES)}, got {list(self.controls)!r}")
-        out += algorithm_errors("gen_params", self.algorithm, True,
-                                "the generation-parameter learner runs actor-critic algorithms: ppo, reinforce")
-        out += field_errors(self, "gen_params", positive_ints=("epochs", "minibatch"),
+        try:
+            group = not get_algorithm(self.algorithm).needs_critic
+        except KeyError as err:
+            out.append(f"gen_params.algorithm: {err.args[0]}")
+            group = False
+        if group and isinstance(self.group_size, int) and self.group_size < 2:
+            out.append(f"gen_params.algorithm {self.algorithm!r} compares episodes of the same problem: set "
+                       f"gen_params.group_size >= 2 (got {self.group_size}), or use ppo / reinforce")
+        out += field_errors(self, "gen_params", positive_ints=("epochs", "minibatch", "group_size"),
                             positive=("lr", "clip_eps", "grad_clip", "target_kl", "init_concentration"),
                             non_negative=("value_coef", "entropy_coef"))
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
@@ -73,10 +84,9 @@ def gen_param_ranges(team: Any) -> gp.GenParamRanges:
 class GenParamsLearner:
     """Built once per run: its jitted functions close over the config, team size and ranges."""
 
-    samples_per_problem = 1
-
     def __init__(self, cfg: GenParamsConfig, team: Any, feature_dim: int, placement: StatePlacement | None = None):
         self.cfg = cfg
+        self.samples_per_problem = cfg.group_size  # consecutive rows of a batch: one problem's episodes
         self.team = team
         self.n = team.n
         self.placement = placement or StatePlacement()
@@ -142,7 +152,9 @@ class GenParamsLearner:
         stack = lambda k: np.stack([t.aux[k] for t in turns])  # noqa: E731  (host arrays)
         ret = np.asarray(rewards).T  # one-step episodes: the return is the reward
         v_old = stack("value")
-        adv = np.asarray(jax.vmap(lambda r, v: self.algo.advantages(r, values=v))(jnp.asarray(ret), jnp.asarray(v_old)))
+        group = self.cfg.group_size
+        adv = np.asarray(jax.vmap(lambda r, v: self.algo.advantages(r, values=v, group_size=group))(
+            jnp.asarray(ret), jnp.asarray(v_old)))
         ppo_batch = {"feats": stack("policy_features"), "u": stack("u"), "logp_old": stack("logp"), "v_old": v_old,
                      "ret": ret, "adv": adv}
         ppo_batch = self.placement.replicate(ppo_batch)  # the policy nets are small and replicated; so is their batch
