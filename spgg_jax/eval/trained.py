@@ -10,7 +10,9 @@ its saved ``config.json`` and restores its latest checkpoint). The result (``eva
 
 with Wilson intervals for the accuracies and Tango's paired interval for differences of accuracy
 (``spgg_jax.eval.stats``): trained team - untrained team, untrained team - single agent, trained
-team - single agent. ``episode_records`` gives one JSON line per (method, problem): the prompt, every
+team - single agent, trained team - single agent (greedy). The single agent is the team's first
+agent alone (the prompt it sees in the team, without the agents after it), once at its configured
+parameters and once greedy (temperature 0: the strongest untrained single baseline). ``episode_records`` gives one JSON line per (method, problem): the prompt, every
 turn's output, q, S, the rewards.
 """
 
@@ -31,6 +33,7 @@ from spgg_jax.tidy import tidy
 #: salt of the evaluation key: ``fold_in(key(seed), EVAL_KEY_SALT)`` (unchanged since the first trainer)
 EVAL_KEY_SALT = 10**6
 SINGLE, UNTRAINED, TRAINED = "single agent (config params)", "team, untrained", "team, trained"
+SINGLE_GREEDY = "single agent (greedy)"  # the same agent at temperature 0: the strongest untrained single baseline
 
 
 def eval_row(label: str, batch: Any, scores: Any, rewards: Any, team: Any, seconds: float) -> dict[str, Any]:
@@ -61,17 +64,22 @@ class EvalRun:
 
 def evaluate_trained(setup: Any, states: Sequence[tuple[str, Mapping[str, Any]]], key: jax.Array,
                      problems: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Rows for the single agent (the team's last agent alone, its configured parameters) and the team
+    """Rows for the single agent (the team's first agent alone, at its configured parameters and
+    greedy) and the team
     under each ``(label, learner_state)`` with deterministic policies, on the same problems and key,
     plus paired comparisons (module docstring). ``"runs"`` keeps every method's episodes and scores
     (for :func:`episode_records`; not JSON)."""
     problems = list(setup.eval_problems if problems is None else problems)
     team, judge = setup.team, setup.judge
-    single = dataclasses.replace(team, agents=team.agents[-1:], final="last")
-    t0 = time.perf_counter()
-    sb = run_episodes(single, setup.bundles, problems, key)
-    ss = score_episodes(sb, single, judge=judge)
-    runs = [EvalRun(eval_row(SINGLE, sb, ss, None, single, time.perf_counter() - t0), sb, ss, None)]
+    # agent 1 alone: the same prompt it sees in the team, without the agents after it
+    single = dataclasses.replace(team, agents=team.agents[:1], final="last")
+    greedy = dataclasses.replace(single, agents=(dataclasses.replace(single.agents[0], temperature=0.0),))
+    runs = []
+    for label, one in ((SINGLE, single), (SINGLE_GREEDY, greedy)):
+        t0 = time.perf_counter()
+        sb = run_episodes(one, setup.bundles, problems, key)
+        ss = score_episodes(sb, one, judge=judge)
+        runs.append(EvalRun(eval_row(label, sb, ss, None, one, time.perf_counter() - t0), sb, ss, None))
     for label, state in states:
         t0 = time.perf_counter()
         policy = setup.learner.rollout_policy(state, deterministic=True)
@@ -80,7 +88,7 @@ def evaluate_trained(setup: Any, states: Sequence[tuple[str, Mapping[str, Any]]]
         r = np.asarray(episode_rewards(scores, team, setup.game_params))
         runs.append(EvalRun(eval_row(label, batch, scores, r, team, time.perf_counter() - t0), batch, scores, r))
     correct = {run.row["method"]: np.asarray(run.scores.correct_final) for run in runs}
-    pairs = [(TRAINED, UNTRAINED), (UNTRAINED, SINGLE), (TRAINED, SINGLE)]
+    pairs = [(TRAINED, UNTRAINED), (UNTRAINED, SINGLE), (TRAINED, SINGLE), (TRAINED, SINGLE_GREEDY)]
     comparisons = [paired_comparison(a, correct[a], b, correct[b]) for a, b in pairs if a in correct and b in correct]
     return {"rows": [run.row for run in runs], "comparisons": comparisons, "runs": runs}
 

@@ -117,16 +117,11 @@ def build_humaneval_program(problem: Problem, completion: str, nonce: str) -> tu
     return program, code
 
 
-def build_mbpp_program(problem: Problem, completion: str, nonce: str, *, include_challenge: bool = False,
-                       per_test_timeout_s: float = 2.0) -> tuple[str, str, int]:
-    """(program, code, n_tests) for an MBPP completion: setup code, the model's code, then each
-    assert run separately (an exception or a per-test ``SIGALRM`` timeout fails only that test);
-    the result list is printed as JSON on a nonce-tagged line."""
-    md = problem.metadata
-    code = extract_code(completion)
-    tests: Sequence[str] = list(md["test_list"]) + (list(md.get("challenge_test_list") or ())
-                                                    if include_challenge else [])
-    harness = f"""
+def _assert_harness(tests: Sequence[str], nonce: str, timeout_s: float, namespace: str) -> str:
+    """Python source that runs each assert of ``tests`` on its own (an exception or a ``SIGALRM``
+    after ``timeout_s`` fails only that assert; each runs in ``namespace``, an expression over the
+    program's globals) and prints the list of results as JSON on a ``nonce``-tagged line."""
+    return f"""
 
 def __spgg_harness():
     import json as _json, signal as _signal
@@ -139,8 +134,8 @@ def __spgg_harness():
     for src in {json.dumps(list(tests))}:
         ok = False
         try:
-            _signal.setitimer(_signal.ITIMER_REAL, {float(per_test_timeout_s)!r})
-            exec(src, globals())
+            _signal.setitimer(_signal.ITIMER_REAL, {float(timeout_s)!r})
+            exec(src, {namespace})
             ok = True
         except BaseException:
             ok = False
@@ -151,6 +146,18 @@ def __spgg_harness():
 
 __spgg_harness()
 """
+
+
+def build_mbpp_program(problem: Problem, completion: str, nonce: str, *, include_challenge: bool = False,
+                       per_test_timeout_s: float = 2.0) -> tuple[str, str, int]:
+    """(program, code, n_tests) for an MBPP completion: setup code, the model's code, then each
+    assert run separately (an exception or a per-test ``SIGALRM`` timeout fails only that test);
+    the result list is printed as JSON on a nonce-tagged line."""
+    md = problem.metadata
+    code = extract_code(completion)
+    tests: Sequence[str] = list(md["test_list"]) + (list(md.get("challenge_test_list") or ())
+                                                    if include_challenge else [])
+    harness = _assert_harness(tests, nonce, per_test_timeout_s, "globals()")
     setup = md.get("test_setup_code") or ""
     program = (setup + "\n\n" if setup else "") + code + "\n" + harness
     return program, code, len(tests)
@@ -477,30 +484,6 @@ def build_mbpp_checked(problem: Problem, completion: str, nonce: str, checker_fd
     names = mbpp_called_names(tests, setup)
     candidate = ((setup + "\n\n" if setup else "") + code + "\n\n\n"
                  + _mbpp_candidate_server(names, *candidate_fds, call_timeout_s=per_test_timeout_s))
-    harness = f"""
-
-def __spgg_harness():
-    import json as _json, signal as _signal
-    class _TestTimeout(BaseException):
-        pass
-    def _alarm(signum, frame):
-        raise _TestTimeout()
-    _signal.signal(_signal.SIGALRM, _alarm)
-    results = []
-    for src in {json.dumps(list(tests))}:
-        ok = False
-        try:
-            _signal.setitimer(_signal.ITIMER_REAL, {float(per_test_timeout_s) + 0.5!r})
-            exec(src, dict(globals()))
-            ok = True
-        except BaseException:
-            ok = False
-        finally:
-            _signal.setitimer(_signal.ITIMER_REAL, 0)
-        results.append(ok)
-    print({nonce!r} + ' ' + _json.dumps(results))
-
-__spgg_harness()
-"""
+    harness = _assert_harness(tests, nonce, per_test_timeout_s + 0.5, "dict(globals())")
     checker = ((setup + "\n\n" if setup else "") + _mbpp_checker_prelude(names, *checker_fds) + harness)
     return checker, candidate, code, len(tests)

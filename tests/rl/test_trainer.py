@@ -219,14 +219,14 @@ def test_spgg_eval_run_dir_reproduces_the_training_evaluation(tiny_model_dir, tm
     assert main(["eval", "--run-dir", str(run), "--out", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "eval.json").read_text())
     got = [{k: v for k, v in r.items() if k != "seconds"} for r in again["rows"]]
-    assert got == want and [r["method"] for r in got] == ["single agent (config params)", "team, untrained",
-                                                           "team, trained"]
+    assert got == want and [r["method"] for r in got] == ["single agent (config params)", "single agent (greedy)",
+                                                           "team, untrained", "team, trained"]
     assert again["comparisons"] == out["eval"]["comparisons"]
     assert {(c["a"], c["b"]) for c in again["comparisons"]} >= {("team, trained", "team, untrained")}
     for r in got:
         assert r["ci95"][0] <= r["accuracy"] <= r["ci95"][1]
     episodes = [json.loads(line) for line in (run / "eval_episodes.jsonl").read_text().splitlines()]
-    assert len(episodes) == 3 * 3 and all("prompt" in e and e["turns"] for e in episodes)
+    assert len(episodes) == 4 * 3 and all("prompt" in e and e["turns"] for e in episodes)
     assert main(["eval", "--run-dir", str(tmp_path / "nothing")]) == 2  # not a run: a one-line error
 
 
