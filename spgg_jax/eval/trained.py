@@ -12,8 +12,9 @@ with Wilson intervals for the accuracies and Tango's paired interval for differe
 (``spgg_jax.eval.stats``): trained team - untrained team, untrained team - single agent, trained
 team - single agent, trained team - single agent (greedy). The single agent is the team's first
 agent alone (the prompt it sees in the team, without the agents after it), once at its configured
-parameters and once greedy (temperature 0: the strongest untrained single baseline). ``episode_records`` gives one JSON line per (method, problem): the prompt, every
-turn's output, q, S, the rewards.
+parameters and once greedy (temperature 0: the strongest untrained single baseline).
+``episode_records`` gives one JSON line per (method, problem): the prompt, every turn's output, q,
+S, the rewards.
 """
 
 from __future__ import annotations
@@ -65,10 +66,9 @@ class EvalRun:
 def evaluate_trained(setup: Any, states: Sequence[tuple[str, Mapping[str, Any]]], key: jax.Array,
                      problems: Sequence[Any] | None = None) -> dict[str, Any]:
     """Rows for the single agent (the team's first agent alone, at its configured parameters and
-    greedy) and the team
-    under each ``(label, learner_state)`` with deterministic policies, on the same problems and key,
-    plus paired comparisons (module docstring). ``"runs"`` keeps every method's episodes and scores
-    (for :func:`episode_records`; not JSON)."""
+    greedy) and the team under each ``(label, learner_state)`` with deterministic policies, on the
+    same problems and key, plus paired comparisons (module docstring). ``"runs"`` keeps every
+    method's episodes and scores (for :func:`episode_records`; not JSON)."""
     problems = list(setup.eval_problems if problems is None else problems)
     team, judge = setup.team, setup.judge
     # agent 1 alone: the same prompt it sees in the team, without the agents after it
