@@ -10,7 +10,9 @@ Writes OUT/<reward>/ (each a normal training run), OUT/free_riding.csv (per rewa
 window: first and last quarter of the steps), OUT/free_riding.json and OUT/free_riding.png. The
 classic games reward effort with (r/n) < 1 per unit and charge it 1 per unit, so their SPNE is
 free riding; MAC-SPGG's share and threshold penalty make effort pay. Whether LLM agents trained on
-these rewards show the difference is what this measures.
+these rewards show the difference is what this measures. On episodes ``spgg`` and ``pgg`` are the
+same reward (one payoff; they differ only in the game's timing, and a team's turns are always
+sequential), so their runs are identical: ``--rewards pgg,mac_spgg`` saves a third of the time.
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ def plot(out: Path, rewards=REWARDS) -> Path:
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, 3, figsize=(15, 4), squeeze=False)
-    for reward, color in zip(rewards, ("tab:red", "tab:orange", "tab:blue")):
+    colors = {"pgg": "tab:red", "spgg": "tab:orange", "mac_spgg": "tab:blue"}
+    for reward in rewards:
+        color = colors.get(reward)
         path = out / reward / "metrics.jsonl"
         if not path.is_file():
             continue
@@ -86,7 +90,8 @@ def plot(out: Path, rewards=REWARDS) -> Path:
         ax.set_xlabel("step")
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.legend(fontsize=8)
-    fig.suptitle("Free-riding contrast: the same team, the same token-effort cost, three rewards", fontsize=11)
+    fig.suptitle(f"Free-riding contrast: the same team, the same token-effort cost; rewards {', '.join(rewards)}",
+                 fontsize=11)
     fig.tight_layout()
     png = out / "free_riding.png"
     fig.savefig(png, dpi=110)

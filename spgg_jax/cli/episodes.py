@@ -21,7 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "episodes",
         help="paired comparisons, incentives on real rollouts and answer flow of a run's evaluated episodes",
         description="Read RUN_DIR/eval_episodes.jsonl (written by spgg train and spgg eval --run-dir) and report "
-        "paired comparisons with 95%% intervals, each agent's reward fitted on being right, tokens and the team "
+        "paired comparisons with 95% intervals, each agent's reward fitted on being right, tokens and the team "
         "score (bootstrap intervals), and how later agents keep, lose or repair the first agent's answer.",
     )
     p.add_argument("run_dir", metavar="RUN_DIR", help="a run directory (or its eval_episodes.jsonl)")
