@@ -143,7 +143,7 @@ def test_token_method_step_and_logprob_check(tiny_model_dir, tmp_path):
     (["method=magic"], "method must be one of"),
     (["gen_params.lr=abc"], "gen_params.lr must be a number"),
     (["gen_params.lr=-1"], "gen_params.lr must be a finite number > 0"),
-    (["gen_params.algorithm=grpo"], "needs no critic"),
+    (["gen_params.algorithm=grpo"], "set gen_params.group_size >= 2"),
     (["method=token", "token.algorithm=ppo"], "needs a value head"),
     (["nope=1"], r"unknown training config key\(s\) \['nope'\]"),
     (["gen_params.nope=1"], r"unknown gen_params key\(s\) \['nope'\]"),
