@@ -35,7 +35,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_episodes(args: argparse.Namespace) -> int:
-    from spgg_jax.eval.episodes import answer_flow, compare_runs, format_report, incentive_fit, methods, read_episodes
+    from spgg_jax.eval.episodes import (answer_flow, compare_runs, format_report, has_rewards, incentive_fit, methods,
+                                        read_episodes)
 
     rows = read_episodes(args.run_dir)
     names = methods(rows)
@@ -47,8 +48,8 @@ def cmd_episodes(args: argparse.Namespace) -> int:
         comps.append(compare_runs(rows, args.method, other, args.method, name_a=f"{args.method} ({args.run_dir})",
                                   name_b=f"{args.method} ({args.against})"))
     if args.json:
-        has_rewards = any(r["method"] == args.method and r.get("rewards") is not None for r in rows)
-        out = {"comparisons": comps, "incentives": incentive_fit(rows, args.method) if has_rewards else None,
+        out = {"comparisons": comps, "incentives": incentive_fit(rows, args.method) if has_rewards(rows, args.method)
+               else None,
                "answer_flow": answer_flow(rows, args.method)}
         print(json.dumps(out, indent=1))
     else:

@@ -22,7 +22,7 @@ import numpy as np
 
 from spgg_jax.eval.stats import paired_comparison
 
-__all__ = ["read_episodes", "methods", "compare_runs", "incentive_fit", "answer_flow", "format_report"]
+__all__ = ["read_episodes", "methods", "has_rewards", "compare_runs", "incentive_fit", "answer_flow", "format_report"]
 
 TRAINED = "team, trained"
 
@@ -48,6 +48,17 @@ def read_episodes(path: str | Path) -> list[dict[str, Any]]:
 def methods(rows: Iterable[dict[str, Any]]) -> list[str]:
     """The method names in the order they first appear."""
     return list(dict.fromkeys(r["method"] for r in rows))
+
+
+def has_rewards(rows: Iterable[dict[str, Any]], method: str) -> bool:
+    """Whether ``method``'s episodes carry per-agent rewards (teams do, the single agent does not)."""
+    return any(r["method"] == method and r.get("rewards") is not None for r in rows)
+
+
+def _agent_right(q: np.ndarray) -> np.ndarray:
+    """Whether each agent's own answer was right: q at its top (c_max) over these episodes; all
+    False when q never varies (nothing to tell apart)."""
+    return q >= q.max() - 1e-9 if q.max() > q.min() else np.zeros(q.shape, bool)
 
 
 def _by_problem(rows: list[dict[str, Any]], method: str, where: str) -> dict[str, dict[str, Any]]:
@@ -92,8 +103,7 @@ def incentive_fit(rows: list[dict[str, Any]], method: str = TRAINED, *, token_un
     rng = np.random.default_rng(seed)
     out = []
     for i in range(n_agents):
-        q = np.array([e["q"][i] for e in eps], float)
-        right = (q >= q.max() - 1e-9).astype(float) if q.max() > q.min() else np.zeros_like(q)
+        right = _agent_right(np.array([e["q"][i] for e in eps], float)).astype(float)
         tokens = np.array([e["turns"][i]["tokens"] for e in eps], float) / token_unit
         s = np.array([e["S"] for e in eps], float)
         y = np.array([e["rewards"][i] for e in eps], float)
@@ -125,8 +135,7 @@ def answer_flow(rows: list[dict[str, Any]], method: str = TRAINED) -> dict[str, 
     eps = [r for r in rows if r["method"] == method]
     if not eps:
         raise ValueError(f"no episodes of {method!r} (methods: {', '.join(methods(rows))})")
-    q = np.array([e["q"] for e in eps], float)
-    right = q >= q.max() - 1e-9 if q.max() > q.min() else np.zeros_like(q, bool)
+    right = _agent_right(np.array([e["q"] for e in eps], float))
     final = np.array([bool(e["correct"]) for e in eps])
     first = right[:, 0]
     return {"n": len(eps), "first_right": int(first.sum()), "first_right_final_wrong": int((first & ~final).sum()),
@@ -147,7 +156,7 @@ def format_report(rows: list[dict[str, Any]], method: str = TRAINED,
     for c in comparisons:
         lines.append(f"{c['a']} - {c['b']}: {c['mean_diff']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] "
                      f"({c['discordant']} of {c['n']} problems differ: {c['a_only']} / {c['b_only']})")
-    if any(r["method"] == method and r.get("rewards") is not None for r in rows):
+    if has_rewards(rows, method):
         lines.append(f"reward of each agent fitted on its episodes of {method!r} (95% bootstrap intervals):")
         lines.append("agent    n  right  tokens   being right at equal tokens and S   per 32 tokens              team score S")
         for f in incentive_fit(rows, method):

@@ -105,8 +105,8 @@ def _robust_pick(lo, hi, best, tol):
     return possible, jnp.where(jnp.isnan(robust), -jnp.inf, robust)
 
 
-def _summarise(spec: RewardSpec, params: GameParams, grid, index, margins_all, path_margins, tol, n_ties=None,
-               path_robust=None, path_unique=None):
+def _summarise(spec: RewardSpec, params: GameParams, grid, index, margins_all, path_margins, path_robust, tol,
+               n_ties=None, path_unique=None):
     q = grid[index]
     r = spec.fn(q, params)
     s = final_score(q, params)
@@ -196,7 +196,7 @@ def solve_exact(
     path_margins = jnp.stack([margins[i][path_h[i]] for i in range(n)])
     path_robust = jnp.stack([robust[i][path_h[i]] for i in range(n)])
     all_margins = jnp.concatenate(margins)
-    return _summarise(spec, params, grid, index, all_margins, path_margins, tol, path_robust=path_robust)
+    return _summarise(spec, params, grid, index, all_margins, path_margins, path_robust, tol)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -245,7 +245,7 @@ def solve_markov(
     fin_k0 = jnp.broadcast_to(ks[:, :, 0], (k_size, l_size))
     fin_l0 = jnp.broadcast_to(ls[:, :, 0], (k_size, l_size))
 
-    monotone = bool(getattr(spec, "outcome_monotone", False))
+    monotone = spec.outcome_monotone
 
     def level(carry, i):
         # final (sum, last) reached from each state after agent i acts (solver's tie-break), and
@@ -315,8 +315,8 @@ def solve_markov(
     _, (index, path_margins, path_robust) = jax.lax.scan(
         step, (jnp.int32(0), jnp.int32(0)), jnp.arange(n))
     n_ties = jnp.sum(ties).astype(jnp.int32)
-    return _summarise(spec, params, grid, index, jnp.min(mins)[None], path_margins, tol, n_ties=n_ties,
-                      path_robust=path_robust)
+    return _summarise(spec, params, grid, index, jnp.min(mins)[None], path_margins, path_robust, tol,
+                      n_ties=n_ties)
 
 
 # ------------------------------------------------------------------------------------------------
@@ -361,8 +361,8 @@ def solve_nash(
     path_margins = jnp.full((n,), margin)
     # one pure equilibrium (within tol): every tie-break gives the same profile
     path_robust = jnp.where(count == 1, path_margins, -jnp.inf)
-    return _summarise(spec, params, grid, index, margin[None], path_margins, tol, n_ties=n_ties,
-                      path_robust=path_robust, path_unique=count == 1)
+    return _summarise(spec, params, grid, index, margin[None], path_margins, path_robust, tol, n_ties=n_ties,
+                      path_unique=count == 1)
 
 
 # ------------------------------------------------------------------------------------------------

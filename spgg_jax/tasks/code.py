@@ -117,6 +117,12 @@ def build_humaneval_program(problem: Problem, completion: str, nonce: str) -> tu
     return program, code
 
 
+def _mbpp_tests(problem: Problem, include_challenge: bool) -> list[str]:
+    """The asserts of an MBPP problem (``challenge_test_list`` appended when asked)."""
+    md = problem.metadata
+    return list(md["test_list"]) + (list(md.get("challenge_test_list") or ()) if include_challenge else [])
+
+
 def _assert_harness(tests: Sequence[str], nonce: str, timeout_s: float, namespace: str) -> str:
     """Python source that runs each assert of ``tests`` on its own (an exception or a ``SIGALRM``
     after ``timeout_s`` fails only that assert; each runs in ``namespace``, an expression over the
@@ -155,8 +161,7 @@ def build_mbpp_program(problem: Problem, completion: str, nonce: str, *, include
     the result list is printed as JSON on a nonce-tagged line."""
     md = problem.metadata
     code = extract_code(completion)
-    tests: Sequence[str] = list(md["test_list"]) + (list(md.get("challenge_test_list") or ())
-                                                    if include_challenge else [])
+    tests = _mbpp_tests(problem, include_challenge)
     harness = _assert_harness(tests, nonce, per_test_timeout_s, "globals()")
     setup = md.get("test_setup_code") or ""
     program = (setup + "\n\n" if setup else "") + code + "\n" + harness
@@ -340,7 +345,6 @@ def build_humaneval_checked(problem: Problem, completion: str, nonce: str,
     return checker, candidate, code
 
 
-
 # --------------------------------------------------------------------------------------------
 # Checked MBPP: the asserts run in the checker; every function they call that the (trusted) setup
 # code does not define is a proxy into the candidate's process. Calls carry a sequence number so
@@ -478,8 +482,7 @@ def build_mbpp_checked(problem: Problem, completion: str, nonce: str, checker_fd
     """
     md = problem.metadata
     code = extract_code(completion)
-    tests: Sequence[str] = list(md["test_list"]) + (list(md.get("challenge_test_list") or ())
-                                                    if include_challenge else [])
+    tests = _mbpp_tests(problem, include_challenge)
     setup = md.get("test_setup_code") or ""
     names = mbpp_called_names(tests, setup)
     candidate = ((setup + "\n\n" if setup else "") + code + "\n\n\n"

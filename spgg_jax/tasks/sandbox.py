@@ -65,6 +65,7 @@ import dataclasses
 import itertools
 import json
 import os
+import platform
 import shutil
 import signal
 import subprocess
@@ -568,8 +569,6 @@ def _landlock_abi() -> int:
 
 def _kernel_filters_possible() -> bool:
     """seccomp filters exist here (``Seccomp:`` in /proc/self/status) and the arch is known."""
-    import platform
-
     try:
         with open("/proc/self/status") as f:
             has = any(line.startswith("Seccomp:") for line in f)
@@ -1002,7 +1001,7 @@ def _run(
         masked = _masked_files(python) if jail else []
         pre_cmd: list[str] = []
         if filters:
-            arch = __import__("platform").machine()
+            arch = platform.machine()
             pre_cfg = {
                 "mask": masked, "boot_mark": _BOOT_ERROR_MARK, "boot_exit": _BOOT_ERROR_EXIT,
                 "landlock_abi": _landlock_abi(), "bpf": _seccomp_program(arch).hex(),

@@ -120,9 +120,8 @@ def score_humaneval(problem: Problem, completion: str, limits: Optional[SandboxL
     nonce = new_nonce()
 
     def build(checker_fds, candidate_fds):
-        checker, candidate, code = build_humaneval_checked(
-            problem, _as_text(completion), nonce, checker_fds=checker_fds, candidate_fds=candidate_fds)
-        return checker, candidate, code
+        return build_humaneval_checked(problem, _as_text(completion), nonce, checker_fds=checker_fds,
+                                       candidate_fds=candidate_fds)
 
     r, cand, code = _run_checked(build, limits or DEFAULT_CODE_LIMITS)
     ok = r.status == "passed" and parse_report(r.stdout, nonce) == "PASS"
@@ -202,6 +201,7 @@ def _check_mbpp_metadata(problem: Problem, who: str) -> None:
 
 
 def _mbpp_results(r, nonce: str, n: int) -> list[bool]:
+    """Per-assert results from the run's nonce-tagged line (empty when missing or malformed)."""
     payload = parse_report(r.stdout, nonce) if r.status == "passed" else None
     if payload is not None:
         try:
@@ -211,6 +211,12 @@ def _mbpp_results(r, nonce: str, n: int) -> list[bool]:
         except ValueError:
             pass
     return []
+
+
+def _mbpp_score(results: list[bool], n: int, code: str, det: dict) -> ScoreResult:
+    """Score = fraction of asserts passed, correct = all passed; ``det["tests"]`` holds the list."""
+    det["tests"] = results
+    return ScoreResult(bool(results) and all(results), sum(results) / n if results else 0.0, code or None, det)
 
 
 @SCORERS.register("mbpp")
@@ -233,11 +239,7 @@ def score_mbpp(problem: Problem, completion: str, limits: Optional[SandboxLimits
 
     r, cand, (code, n) = _run_checked(build, limits or DEFAULT_CODE_LIMITS)
     results = _mbpp_results(r, nonce, n)
-    ok = bool(results) and all(results)
-    det = _checked_details(r, cand, ok)
-    det["tests"] = results
-    frac = sum(results) / n if results else 0.0
-    return ScoreResult(ok, frac, code or None, det)
+    return _mbpp_score(results, n, code, _checked_details(r, cand, bool(results) and all(results)))
 
 
 @SCORERS.register("mbpp_classic")
@@ -252,10 +254,7 @@ def score_mbpp_classic(problem: Problem, completion: str, limits: Optional[Sandb
     r = run_python(program, limits or DEFAULT_CODE_LIMITS)
     det = _sandbox_details(r)
     det["mode"] = "classic"
-    results = _mbpp_results(r, nonce, n)
-    det["tests"] = results
-    frac = sum(results) / n if results else 0.0
-    return ScoreResult(bool(results) and all(results), frac, code or None, det)
+    return _mbpp_score(_mbpp_results(r, nonce, n), n, code, det)
 
 
 _TOKEN_RE = re.compile(r"\w+")
