@@ -24,20 +24,21 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from spgg_jax.checkpoint import Checkpointer, StopSignal, resolve_resume
-from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, episode_records, eval_json, evaluate_trained
+from spgg_jax.eval.trained import EVAL_KEY_SALT, episode_records, eval_json, evaluate_trained
 from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
 from spgg_jax.rl.metrics import MetricsWriter, plot_run
 from spgg_jax.rollout.episode import run_episodes
 from spgg_jax.rollout.scoring import episode_reward_terms, episode_rewards, free_riding, score_episodes
 from spgg_jax.sampling.params import PARAM_NAMES
+from spgg_jax.tasks.splits import format_summary
 from spgg_jax.train.config import TrainConfig, config_differences
 from spgg_jax.train.setup import Setup, build_setup
 from spgg_jax.train.timing import compile_seconds, phase_metrics, step_line
 
 #: files and folders a run directory of this project holds (``--overwrite`` deletes nothing else)
-RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "eval_episodes.jsonl", "learning_curves.png", "checkpoints",
-             "tensorboard")
+RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "eval_episodes.jsonl", "eval_val.json",
+             "eval_val_episodes.jsonl", "learning_curves.png", "checkpoints", "tensorboard")
 
 
 class RunDirError(ValueError):
@@ -105,6 +106,8 @@ class Trainer:
         self.log = log if is_main_process() else (lambda *a, **k: None)
         self.setup: Setup = build_setup(cfg, bundles)  # everything validated before the run dir is touched
         self.learner = self.setup.learner
+        if self.setup.eval_problems:
+            self.log(format_summary(self.setup.splits))
         self.run_dir = Path(cfg.run_dir)
         prepare_run_dir(self.run_dir, cfg, resume, overwrite)
         self.key = jax.random.key(cfg.seed)
@@ -253,16 +256,16 @@ class Trainer:
                 write_eval(self.run_dir, full)
         return result
 
-    def evaluate(self, problems=None) -> dict:
-        """Held-out comparison: single agent, the team before training, the team after training
-        (``spgg_jax.eval.trained.evaluate_trained``)."""
-        learner_state = lambda st: {k: v for k, v in st.items() if k != "step"}  # noqa: E731
-        states = [(UNTRAINED, learner_state(self.init_state())), (TRAINED, learner_state(self.state))]
-        return evaluate_trained(self.setup, states, jax.random.fold_in(self.key, EVAL_KEY_SALT), problems)
+    def evaluate(self, problems=None, split: str = "test") -> dict:
+        """The trained team against the untrained baselines on held-out problems, the best baseline
+        chosen on the validation split (``spgg_jax.eval.trained.evaluate_trained``)."""
+        trained = {k: v for k, v in self.state.items() if k != "step"}
+        return evaluate_trained(self.setup, trained, jax.random.fold_in(self.key, EVAL_KEY_SALT), problems, split)
 
 
 def write_eval(directory: Path, result: Mapping[str, Any], name: str = "eval") -> Path:
-    """``NAME.json`` (rows and paired comparisons) and ``NAME_episodes.jsonl`` (every evaluated episode)."""
+    """``NAME.json`` (rows, validation, headline, paired comparisons, splits) and ``NAME_episodes.jsonl``
+    (every evaluated episode)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     path.write_text(json.dumps(eval_json(result), indent=2))
