@@ -29,7 +29,8 @@ from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
 from spgg_jax.rl.metrics import MetricsWriter, plot_run
 from spgg_jax.rollout.episode import run_episodes
-from spgg_jax.rollout.scoring import episode_reward_terms, episode_rewards, free_riding, score_episodes
+from spgg_jax.rollout.scoring import (batch_contributes_nothing, episode_reward_terms, episode_rewards, free_riding,
+                                      score_episodes)
 from spgg_jax.sampling.params import PARAM_NAMES
 from spgg_jax.tasks.splits import format_summary
 from spgg_jax.train.config import TrainConfig, config_differences
@@ -188,6 +189,7 @@ class Trainer:
         s = np.asarray(scores.S)
         tokens = np.asarray(batch.tokens_generated)[:, : self.n]
         free = free_riding(scores, self.team)
+        nothing = batch_contributes_nothing(batch)  # empty, no answer, or a bare copy of a predecessor's answer
         _, own_cost = episode_reward_terms(scores, self.team, self.setup.game_params)
         own_cost = np.asarray(own_cost)
         m: dict[str, Any] = {
@@ -195,6 +197,7 @@ class Trainer:
             "final_score": float(np.mean(s)),
             "threshold_met": float(np.mean(s >= float(self.setup.game_params.B) - THRESHOLD_TOL)),
             "free_riding": float(np.mean(free)),
+            "nothing": float(np.mean(nothing)),
             "reward/mean": float(np.mean(rewards)),
         }
         m.update(phase_metrics(phases, batch.prompt_tokens, int(np.sum(batch.tokens_generated)), compile_s))
@@ -203,6 +206,7 @@ class Trainer:
             m[f"q/agent{a + 1}"] = float(np.mean(q[:, a]))
             m[f"correct/agent{a + 1}"] = float(np.mean(np.asarray(scores.per_agent_correct)[:, a]))
             m[f"free_riding/agent{a + 1}"] = float(np.mean(free[:, a]))
+            m[f"nothing/agent{a + 1}"] = float(np.mean(nothing[:, a]))
             m[f"tokens/agent{a + 1}"] = float(np.mean(tokens[:, a]))
             m[f"own_cost/agent{a + 1}"] = float(np.mean(own_cost[:, a]))
             sp = batch.agent_turns[a].sampling  # host values (config or policy choices)
