@@ -101,6 +101,15 @@ def _check_task(task: str, options_json: str, seed: int, files: bool) -> str:
 
 
 @functools.lru_cache(maxsize=64)
+def _check_splits(task: str, options_json: str, seed: int, train_size: int, val_size: int, eval_size: int) -> str:
+    from spgg_jax.tasks.splits import format_summary
+
+    splits = load_splits(task, train_size=train_size, val_size=val_size, test_size=eval_size, seed=seed,
+                         options=json.loads(options_json))
+    return format_summary(splits.summary).removeprefix("splits: ")
+
+
+@functools.lru_cache(maxsize=64)
 def _check_model(ref: str, files: bool) -> str:
     from spgg_jax.models.hub import MODELS, classify_model, is_fetched
 
@@ -117,7 +126,8 @@ def check_run(cfg: TrainConfig, *, files: bool = True) -> list[tuple[str, str]]:
     """Check everything a run needs without loading weights or touching a run directory; returns
     ``(what, finding)`` lines, raises ``ValueError``/``KeyError``/``FileNotFoundError`` on the first
     problem. Checked: the reward and its parameters, the episode scorer (both also when ``cfg`` was
-    built), the task and its options (one training problem is loaded), every model and the judge
+    built), the task and its options (one training problem is loaded; when the run evaluates, its
+    training, validation and test splits are drawn: disjoint by text, ``tasks.splits``), every model and the judge
     (registered name, HF directory or ``.gguf`` file; nothing is fetched) and the mesh spec.
     ``files=False`` skips reading the task's data and checking model paths (they may exist only on
     the machines that will run the job); names are still checked."""
@@ -132,7 +142,11 @@ def check_run(cfg: TrainConfig, *, files: bool = True) -> list[tuple[str, str]]:
     out.append(("scorer", team.scorer))
     out.append(("team", f"{team.n} agents ({', '.join(a.name for a in team.agents)}), observation={team.observation}, "
                         f"final={team.final}, effort={team.effort}"))
-    out.append(("task", _check_task(cfg.task, json.dumps(dict(cfg.task_options), sort_keys=True), cfg.seed, files)))
+    options_json = json.dumps(dict(cfg.task_options), sort_keys=True)
+    out.append(("task", _check_task(cfg.task, options_json, cfg.seed, files)))
+    if files and cfg.eval_size > 0:  # the held-out splits can be filled with texts unseen in training
+        out.append(("splits", _check_splits(cfg.task, options_json, cfg.seed, cfg.train_size, cfg.val_size,
+                                            cfg.eval_size)))
     for ref in team.models():
         out.append(("model", _check_model(ref, files)))
     if cfg.judge:

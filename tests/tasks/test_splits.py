@@ -79,3 +79,14 @@ def test_file_tasks_carve_validation_from_train_and_drop_shared_test_texts(tmp_p
     assert len(s.train) + len(val) + s.summary["dropped"]["train"]["in_val"] == 6
     with pytest.raises(ValueError, match="val_size=6 leaves none for training"):
         load_splits("gsm8k", train_size=1, val_size=6, test_size=0, options={"path": str(d)})
+
+
+def test_dry_run_reports_the_splits_and_a_space_too_small(tmp_path, capsys):
+    from spgg_jax.cli.main import main
+
+    small = [f"task_options.{k}={json.dumps(v)}" for k, v in SMALL.items()]
+    argv = ["train", "--dry-run", "--run-dir", str(tmp_path / "r"), "train_size=64", "val_size=8", "eval_size=8", *small]
+    assert main(argv) == 0
+    assert "splits   train 64 (" in capsys.readouterr().out
+    assert main(argv[:-len(small)] + ["train_size=512", "eval_size=100"] + small) == 2
+    assert "the problem space is too small for train_size=512, val_size=8, eval_size=100" in capsys.readouterr().err
