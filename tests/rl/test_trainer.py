@@ -25,15 +25,17 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path(__file__).parent / "reference"
 
 
-def _reference_settings() -> dict:
-    """``SETTINGS`` of ``reference/make_reference.py`` (one definition for the test and the writer)."""
+def _reference_module():
+    """``reference/make_reference.py``: one definition of the settings and of the comparison rules for
+    the test and the writer."""
     spec = importlib.util.spec_from_file_location("make_reference", REFERENCE / "make_reference.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.SETTINGS
+    return mod
 
 
-REFERENCE_SETTINGS = _reference_settings()
+REFERENCE_MODULE = _reference_module()
+REFERENCE_SETTINGS = REFERENCE_MODULE.SETTINGS
 
 
 def _final_state(run_dir, template):
@@ -120,12 +122,11 @@ def test_behaviour_preserved_against_the_first_trainer(tiny_model_dir, tmp_path,
     out = Trainer(load_config(None, _overrides(tiny_model_dir, run, 3, method=method, eval_size=4, **extra))).run()
     got = _metrics(run)
     assert len(got) == len(ref["metrics"]) == 3
-    for want_row, got_row in zip(ref["metrics"], got):
-        assert set(got_row) == set(want_row)
-        for k, want in want_row.items():
-            np.testing.assert_allclose(got_row[k], want, rtol=1e-6, atol=1e-7, err_msg=f"step {want_row['step']}: {k}")
     evals = [{k: v for k, v in r.items() if k != "seconds"} for r in out["eval"]["rows"]]
-    assert evals == tidy(ref["eval"])  # eval.json rounds to 6 significant digits
+    # discrete outcomes exact, continuous ones within float32 accumulation across CPUs, noise metrics
+    # under their bound: the rules and their justification are in make_reference.py
+    bad, _ = REFERENCE_MODULE.compare(ref, {"metrics": got, "eval": tidy(evals)})  # eval.json: 6 digits
+    assert not bad, "\n".join(bad)
 
 
 def test_token_method_step_and_logprob_check(tiny_model_dir, tmp_path):
@@ -267,3 +268,26 @@ def test_step_metrics_split_the_iteration_and_bench_iteration_reports_it(tiny_mo
     assert out["compile_s_first_step"] > 0 and out["prompt_tokens"] > 0 and out["new_tokens"] > 0
     with pytest.raises(ValueError, match="--steps must be >= 2"):
         iteration.run(p.parse_args(["--config", str(run / "config.json"), "--steps", "1"]))
+
+
+def test_reference_comparison_tells_noise_from_behaviour():
+    """The cross-CPU comparison of ``make_reference.py`` accepts float32 accumulation noise and refuses
+    a changed outcome, a changed continuous value and a noise metric above its bound."""
+    ref = json.loads((REFERENCE / "gen_params.json").read_text())
+    same = json.loads(json.dumps(ref))
+    row = same["metrics"][1]
+    row["policy_loss"] *= 1 + 5e-6  # the AMD EPYC difference of issue 22
+    row["reward/agent1"] *= 1 - 2e-5
+    assert REFERENCE_MODULE.compare(ref, same)[0] == []
+    for key, value in [("accuracy", row["accuracy"] + 1 / 24), ("tokens/agent2", row["tokens/agent2"] + 0.25),
+                       ("reward/mean", row["reward/mean"] * (1 + 1e-3))]:
+        changed = json.loads(json.dumps(ref))
+        changed["metrics"][1][key] = value
+        bad, _ = REFERENCE_MODULE.compare(ref, changed)
+        assert len(bad) == 1 and key in bad[0], bad
+    changed = json.loads(json.dumps(ref))
+    changed["eval"][0]["method"] = "something else"
+    assert REFERENCE_MODULE.compare(ref, changed)[0]
+    assert REFERENCE_MODULE.kind("logprob_mismatch") == "noise"
+    bad, _ = REFERENCE_MODULE.compare({"logprob_mismatch": 1e-7}, {"logprob_mismatch": 3e-4})
+    assert bad and "bound" in bad[0]
