@@ -16,9 +16,16 @@ blocks, so sums are added in another order), so each metric is compared by what 
 - continuous values (rewards, costs, losses, KL, the policy's parameters) carry the float32
   accumulation of three training steps: one reduction over n terms errs by about sqrt(n) ulps
   (float32 ulp 1.2e-7, n up to ~10^3 in the tiny model: ~4e-6) and three Adam steps carry it on.
-  Measured across CPUs: 4.1e-6 (AMD EPYC vs Intel), 2e-6 (AVX2 vs AVX-512, see docs/testing.md).
   rtol 1e-4 keeps a margin of 25 over that and stays far below a change of behaviour (a changed
-  token or episode moves these by 1e-2 or more); atol 1e-6 for values that are zero up to noise.
+  token or episode moves these by 1e-2 or more). Some are small results of terms of order 1 that
+  cancel (the policy loss: group-normalised advantages sum to zero, so -0.076 comes from terms near
+  1, and its relative error is 10x theirs: 2.1e-5 to 3.4e-5 measured); atol 1e-5 covers that
+  absolute accumulation error (about sqrt(n) ulps of the terms) whatever the size of the result.
+  Measured against the committed files (the largest relative difference, always the policy loss):
+  AMD EPYC 4.1e-6 (issue 22); Intel Sapphire Rapids under pytest 2.2e-6, alone 2.1e-5, alone with
+  ``XLA_FLAGS=--xla_cpu_max_isa=AVX2`` 2.7e-5, with ``SSE4_2`` 3.4e-5, on one core 2.1e-5; the
+  token learner's at most 1.1e-7 apart (apart from values that are zero up to noise, within atol).
+  Discrete metrics never differed.
 - noise metrics (``logprob_mismatch``: the difference of two computations of the same log-prob) are
   not reproducible digits at all: they are checked against a bound (below 1e-4), not the reference.
 """
@@ -28,8 +35,6 @@ import json
 import sys
 import tempfile
 from pathlib import Path
-
-import numpy as np
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parents[1]))  # tests/ (tiny_models)
@@ -42,7 +47,7 @@ SETTINGS = {
 DISCRETE_PREFIXES = ("step", "accuracy", "correct/", "q/", "tokens/", "free_riding", "threshold_met",
                      "final_score", "ppo_epochs_run", "nothing/", "n", "llm_calls", "tokens_generated")
 NOISE_BOUNDS = {"logprob_mismatch": 1e-4}
-TOLERANCE = {"discrete": dict(rtol=1e-6, atol=0.0), "continuous": dict(rtol=1e-4, atol=1e-6)}
+TOLERANCE = {"discrete": dict(rtol=1e-6, atol=0.0), "continuous": dict(rtol=1e-4, atol=1e-5)}
 
 
 def kind(key: str) -> str:
@@ -75,9 +80,9 @@ def _key(where) -> str:
 
 
 def compare(want, got) -> tuple[list[str], dict[str, float]]:
-    """Violations (one line each) of ``got`` against the reference ``want`` under ``KINDS``' rules,
-    and the largest relative difference seen per kind, with where it was (for the noise kind: the
-    largest value)."""
+    """Violations (one line each) of ``got`` against the reference ``want`` under these rules, and per
+    kind the largest share of its tolerance used (|got - want| / (atol + rtol |want|); 1 = at the
+    limit), with where (for the noise kind: the largest value)."""
     bad, worst = [], {"discrete": (0.0, ""), "continuous": (0.0, ""), "noise": (0.0, "")}
     for where, w, g in _pairs(want, got, ()):
         key, name = _key(where), "/".join(map(str, where))
@@ -93,9 +98,10 @@ def compare(want, got) -> tuple[list[str], dict[str, float]]:
                 bad.append(f"{name}: {g!r} is not below the bound {NOISE_BOUNDS[key]}")
             continue
         rel = abs(g - w) / max(abs(w), 1e-30)
-        worst[k] = max(worst[k], (rel if abs(g - w) > 0 else 0.0, name))
         tol = TOLERANCE[k]
-        if not abs(g - w) <= tol["atol"] + tol["rtol"] * abs(w):
+        allowed = tol["atol"] + tol["rtol"] * abs(w)
+        worst[k] = max(worst[k], (abs(g - w) / allowed if allowed else float(g != w), name))
+        if not abs(g - w) <= allowed:
             bad.append(f"{name} ({k}): reference {w!r}, got {g!r} (relative difference {rel:.2e}, "
                        f"allowed {tol['rtol']:g})")
     return bad, worst
@@ -133,8 +139,8 @@ def main(argv=None) -> int:
                 continue
             want = json.loads((HERE / f"{method}.json").read_text())
             bad, worst = compare(want, {"metrics": got["metrics"], "eval": tidy(got["eval"])})
-            print(f"{method}: largest relative difference " +
-                  ", ".join(f"{k} {v:.2e} ({at})" for k, (v, at) in worst.items() if k != "noise") +
+            print(f"{method}: largest share of the tolerance used: " +
+                  ", ".join(f"{k} {v:.3f} ({at})" for k, (v, at) in worst.items() if k != "noise") +
                   f"; largest noise metric {worst['noise'][0]:.2e}; {len(bad)} violations")
             for line in bad:
                 print("  " + line)
