@@ -23,11 +23,12 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from spgg_jax.checkpoint import Checkpointer, StopSignal, resolve_resume
+from spgg_jax.checkpoint import (Checkpointer, StopSignal, remove_unfinished_saves, resolve_resume, set_aside,
+                                 unfinished_saves)
 from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, episode_records, eval_json, evaluate_trained
 from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
-from spgg_jax.rl.metrics import MetricsWriter, plot_run
+from spgg_jax.rl.metrics import MetricsWriter, last_metrics_step, plot_run
 from spgg_jax.rollout.episode import run_episodes
 from spgg_jax.rollout.scoring import episode_reward_terms, episode_rewards, free_riding, score_episodes
 from spgg_jax.sampling.params import PARAM_NAMES
@@ -106,16 +107,21 @@ class Trainer:
         self.setup: Setup = build_setup(cfg, bundles)  # everything validated before the run dir is touched
         self.learner = self.setup.learner
         self.run_dir = Path(cfg.run_dir)
-        prepare_run_dir(self.run_dir, cfg, resume, overwrite)
         self.key = jax.random.key(cfg.seed)
         self.state = self.init_state()
+        self.start_step = 0
+        self.resumed_from: Path | None = None
+        self.last_batch = None
+        # every check (run dir, config, metrics rows, checkpoints: the restore itself) reads only; the
+        # run directory changes (config.json, repairs, metrics) only once all of them have passed
+        clear = check_run_dir(self.run_dir, cfg, resume, overwrite)
+        repair = self._plan_resume(resume_from) if resume and not clear else None
+        prepare_run_dir(self.run_dir, cfg, resume, overwrite)
+        if repair is not None:
+            self._repair(repair)
         # one process: saves overlap the next steps; several: saves are synchronous, so no background
         # thread runs orbax's barriers while the main thread is inside the step's collectives
         self.ckpt = Checkpointer(self.run_dir / "checkpoints", keep=cfg.keep, async_save=jax.process_count() == 1)
-        self.start_step = 0
-        self.last_batch = None
-        if resume:
-            self._restore(resume_from)
         self.metrics = MetricsWriter(self.run_dir, resume_step=self.start_step if resume else None)
 
     @property
@@ -130,21 +136,80 @@ class Trainer:
         """The learner's initial state plus the step counter (what checkpoints hold)."""
         return {**self.learner.init(self.key), "step": self.setup.placement.replicate(jnp.int32(0))}
 
-    def _restore(self, resume_from: str | None) -> None:
-        found = resolve_resume(self.run_dir / "checkpoints", resume_from)
+    def _plan_resume(self, resume_from: str | None) -> dict:
+        """Restore the newest checkpoint this run's metrics rows reach (reads only; sets ``state`` and
+        ``start_step``) and return what :meth:`_repair` must change so that the run directory is whole
+        again: unreadable checkpoints and checkpoints beyond the last complete metrics row are set
+        aside (training redoes those steps and saves them again), unfinished saves are removed, rows
+        after the restored step are dropped (by :class:`MetricsWriter`)."""
+        own = self.run_dir / "checkpoints"
+        rows_to, dropped = last_metrics_step(self.run_dir)  # a garbage middle line: an error, nothing changed
+        plan: dict[str, Any] = {"set_aside": [], "tmp": unfinished_saves(own), "notes": []}
+        if dropped is not None:
+            plan["notes"].append(f"{self.run_dir / 'metrics.jsonl'}: line {dropped[0]} is truncated ({dropped[1][:40]!r}...); "
+                                 f"it is dropped and its step trained again")
+        steps: list[int] = []
+        if own.is_dir():
+            ro = Checkpointer(own, read_only=True)
+            steps = sorted(ro.all_steps(), reverse=True)
+            beyond = [s for s in steps if s > rows_to]
+            for s in beyond:
+                plan["set_aside"].append(s)
+                plan["notes"].append(f"checkpoint step {s} in {own} has no metrics row behind it (metrics.jsonl ends "
+                                     f"at step {rows_to}): set aside, the step is trained again")
+            candidates = [s for s in steps if s <= rows_to]
+            if candidates:
+                try:
+                    state, meta, step, failures = ro.restore_first_intact(self.state, candidates)
+                finally:
+                    ro.close()
+                for s, why in failures:
+                    plan["set_aside"].append(s)
+                    plan["notes"].append(f"checkpoint step {s} in {own} is unreadable ({why}): set aside, the step is "
+                                         "trained again")
+                self._take(state, meta, own)
+                return plan
+            ro.close()
+            if steps:
+                plan["notes"].append(f"no checkpoint of {own} is covered by metrics.jsonl (it ends at step {rows_to}): "
+                                     "training starts again from step 0")
+        # --resume-from is where a run without checkpoints of its own starts
+        found = resolve_resume(None, resume_from) if resume_from is not None and not steps else None
         if found is None:
-            self.log(f"no checkpoint in {self.run_dir}; starting from step 0")
-            return
+            if not steps:
+                self.log(f"no checkpoint in {self.run_dir}; starting from step 0")
+            return plan
         directory, step = found
-        ck = self.ckpt if directory == self.run_dir / "checkpoints" else Checkpointer(directory)
-        state, meta, step = ck.restore(self.state, step)
+        ck = Checkpointer(directory, read_only=True)
+        try:
+            state, meta, step = ck.restore(self.state, step)
+        finally:
+            ck.close()
+        self._take(state, meta, directory)
+        return plan
+
+    def _take(self, state, meta: Mapping[str, Any], directory: Path) -> None:
         saved_cfg = meta.get("config", {})
         diffs = config_differences(saved_cfg, self.cfg) if saved_cfg else {}
         if diffs:
             raise RunDirError(f"checkpoint at {directory} comes from another config: {sorted(diffs)} differ")
         self.state = state
         self.start_step = int(meta["data_position"])
-        self.log(f"resumed from {directory} at step {self.start_step}")
+        self.resumed_from = directory
+
+    def _repair(self, plan: Mapping[str, Any]) -> None:
+        """Carry out :meth:`_plan_resume`'s repairs (process 0) and say what was done."""
+        own = self.run_dir / "checkpoints"
+        if is_main_process():
+            for note in plan["notes"]:
+                self.log(f"resume: {note}")
+            for s in sorted(set(plan["set_aside"])):
+                self.log(f"resume: moved checkpoint step {s} to {set_aside(own, s)}")
+            for p in remove_unfinished_saves(own) if plan["tmp"] else []:
+                self.log(f"resume: removed {p} (an unfinished save)")
+        sync_global_devices("run-dir-repaired")
+        if self.resumed_from is not None:
+            self.log(f"resumed from {self.resumed_from} at step {self.start_step}")
 
     # ---------------------------------------------------------------------------- one step
     def batch_problems(self, step: int) -> list:
