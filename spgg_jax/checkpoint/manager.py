@@ -24,9 +24,27 @@ from typing import Any, Mapping
 import jax
 import orbax.checkpoint as ocp
 
+from spgg_jax.errors import CheckpointError
 
-class CheckpointError(RuntimeError):
-    """A checkpoint cannot be read (the message names the step and the directory)."""
+
+class CheckpointSaveError(CheckpointError):
+    """A checkpoint could not be written (a full disk, a read-only or forbidden directory): one line
+    naming the step, the directory and the reason; ``errno`` is the operating system's code."""
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno
+
+
+def _save_error(err: BaseException, step: int | str, directory: Path) -> BaseException:
+    """``err`` as a :class:`CheckpointSaveError` when it is a storage failure (an ``OSError``, or
+    TensorStore's ``ValueError`` carrying an ``os_error_code``); else ``err`` unchanged."""
+    from spgg_jax.errors import errno_text, io_errno
+
+    code = io_errno(err)
+    if code is None:
+        return err
+    return CheckpointSaveError(f"checkpoint step {step} could not be saved in {directory}: {errno_text(code)}", code)
 
 
 def _one_line(err: BaseException) -> str:
@@ -72,15 +90,23 @@ class Checkpointer:
             json.dumps(meta)  # fail early, in the caller, on non-JSON metadata
         except TypeError as err:
             raise ValueError(f"checkpoint metadata must be JSON serializable: {err}") from None
-        return self._mgr.save(
-            step,
-            args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))),
-            force=force,
-        )
+        try:
+            started = self._mgr.save(
+                step,
+                args=ocp.args.Composite(state=ocp.args.StandardSave(state), meta=ocp.args.JsonSave(dict(meta))),
+                force=force,
+            )
+        except Exception as err:  # a failed write (this save's, or an earlier asynchronous one's)
+            raise _save_error(err, step, self.directory) from err
+        self._pending = step
+        return started
 
     def wait(self) -> None:
-        """Block until pending asynchronous saves are complete."""
-        self._mgr.wait_until_finished()
+        """Block until pending asynchronous saves are complete (a failed write: :class:`CheckpointSaveError`)."""
+        try:
+            self._mgr.wait_until_finished()
+        except Exception as err:
+            raise _save_error(err, getattr(self, "_pending", "?"), self.directory) from err
 
     def restore(self, abstract_state: Any, step: int | None = None) -> tuple[Any, dict, int]:
         """Restore (state, meta, step); ``abstract_state`` gives structure, shapes, dtypes, shardings.
@@ -139,8 +165,10 @@ class Checkpointer:
         return out["state"], dict(meta)
 
     def close(self) -> None:
-        self._mgr.wait_until_finished()
-        self._mgr.close()
+        try:
+            self.wait()
+        finally:
+            self._mgr.close()
 
 
 def unfinished_saves(directory: str | Path) -> list[Path]:

@@ -23,8 +23,9 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from spgg_jax.checkpoint import (Checkpointer, StopSignal, remove_unfinished_saves, resolve_resume, set_aside,
-                                 unfinished_saves)
+from spgg_jax.checkpoint import (Checkpointer, CheckpointSaveError, StopSignal, remove_unfinished_saves, resolve_resume,
+                                 set_aside, unfinished_saves)
+from spgg_jax.errors import RunError, check_writable_dir, os_error_line, read_json_object
 from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, episode_records, eval_json, evaluate_trained
 from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
@@ -53,6 +54,7 @@ def _looks_like_run(run_dir: Path) -> bool:
 def check_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Whether ``run_dir`` may be used as asked (``RunDirError`` if not); reads, never writes. Returns
     True when the existing run there is to be cleared (``--overwrite``)."""
+    check_writable_dir(run_dir, "run directory")  # a file, too long a name, read-only: one line
     cfg_path = run_dir / "config.json"
     clear = False
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -64,9 +66,9 @@ def check_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool
             clear = True
         elif resume and cfg_path.exists():
             try:
-                saved = json.loads(cfg_path.read_text())
-            except json.JSONDecodeError as err:
-                raise RunDirError(f"cannot resume {run_dir}: {cfg_path} is not valid JSON ({err})") from None
+                saved = read_json_object(cfg_path, "saved run config")
+            except ValueError as err:
+                raise RunDirError(f"cannot resume {run_dir}: {err}") from None
             diffs = config_differences(saved, cfg)
             if diffs:
                 shown = "; ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(diffs.items()))
@@ -104,6 +106,7 @@ class Trainer:
                  resume_from: str | None = None, bundles: Mapping[str, Any] | None = None, log=print):
         self.cfg = cfg
         self.log = log if is_main_process() else (lambda *a, **k: None)
+        check_writable_dir(cfg.run_dir, "run directory")  # before any model is loaded
         self.setup: Setup = build_setup(cfg, bundles)  # everything validated before the run dir is touched
         self.learner = self.setup.learner
         self.run_dir = Path(cfg.run_dir)
@@ -285,29 +288,46 @@ class Trainer:
         bar = tqdm(steps, total=cfg.steps, initial=self.start_step, desc="train",
                    disable=not (cfg.progress and is_main_process()), dynamic_ncols=True)
         last = self.start_step
+        error: BaseException | None = None
         try:
-            for step in bar:
-                m = self.train_step(step)
-                last = step + 1
-                self.metrics.write(last, m)
-                bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.2f}",
-                                step_s=f"{m['time/step']:.1f}")
-                if not cfg.progress:
-                    self.log(step_line(last, cfg.steps, m))
-                if last % cfg.checkpoint_every == 0:
-                    self.save(last)
-                # every process stops after the same step (a preemption signal may reach one host only)
-                if any_process(stop.requested is not None):
-                    stop.requested = stop.requested or "a stop signal on another process"
-                    self.log(f"received {stop.requested}: saving step {last} and stopping")
-                    break
-        finally:
-            bar.close()
-            stop.restore()
-            if last > 0 and self.ckpt.latest_step() != last:
-                self.save(last, force=True)
-            self.ckpt.wait()
-            self.metrics.close()
+            try:
+                for step in bar:
+                    m = self.train_step(step)
+                    last = step + 1
+                    self.metrics.write(last, m)
+                    bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.2f}",
+                                    step_s=f"{m['time/step']:.1f}")
+                    if not cfg.progress:
+                        self.log(step_line(last, cfg.steps, m))
+                    if last % cfg.checkpoint_every == 0:
+                        self.save(last)
+                    # every process stops after the same step (a preemption signal may reach one host only)
+                    if any_process(stop.requested is not None):
+                        stop.requested = stop.requested or "a stop signal on another process"
+                        self.log(f"received {stop.requested}: saving step {last} and stopping")
+                        break
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                bar.close()
+                stop.restore()
+                try:
+                    # a save that failed is not tried again (a full disk stays full)
+                    if last > 0 and not isinstance(error, CheckpointSaveError) and self.ckpt.latest_step() != last:
+                        self.save(last, force=True)
+                    self.ckpt.wait()
+                except CheckpointSaveError as err:
+                    if error is None:
+                        error = err
+                        raise
+                finally:
+                    self.metrics.close()
+        except (CheckpointSaveError, OSError) as err:  # the disk, not the run: one line and how to go on
+            reason = str(err) if isinstance(err, CheckpointSaveError) else os_error_line(err)
+            raise RunError(f"{reason}; training stopped after step {last}. Once fixed, run the same command "
+                           f"with --resume: it repairs {self.run_dir} and continues from its last complete "
+                           "checkpoint") from err
         result: dict[str, Any] = {"steps": last, "run_dir": str(self.run_dir)}
         if last > 0 and is_main_process():
             result["plot"] = str(plot_run(self.run_dir))
