@@ -222,11 +222,14 @@ def resolve_resume(run_ckpt_dir: str | Path, resume_from: str | Path | None = No
 class StopSignal:
     """Turns SIGTERM / SIGINT into a flag the training loop checks after each step (then saves and exits).
 
-    A second SIGINT raises ``KeyboardInterrupt`` at once. Only installable from the main thread.
+    ``requested`` is the signal's name and ``signum`` its number (the first one received); ``spgg
+    train`` then exits with the conventional status ``128 + signum`` (143 for SIGTERM, 130 for
+    SIGINT). A second SIGINT raises ``KeyboardInterrupt`` at once. Only installable from the main thread.
     """
 
     def __init__(self, signals=(signal.SIGTERM, signal.SIGINT)):
         self.requested: str | None = None
+        self.signum: int | None = None
         self._old = {}
         if threading.current_thread() is threading.main_thread():
             for s in signals:
@@ -235,7 +238,9 @@ class StopSignal:
     def _handle(self, signum, frame):
         if self.requested is not None and signum == signal.SIGINT:
             raise KeyboardInterrupt
-        self.requested = signal.Signals(signum).name
+        if self.requested is None:
+            self.requested = signal.Signals(signum).name
+            self.signum = int(signum)
 
     def restore(self) -> None:
         for s, h in self._old.items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -236,10 +237,10 @@ class Trainer:
         rewards = broadcast_from_main(np.asarray(episode_rewards(scores, s.team, s.game_params)))
         t2 = time.perf_counter()
         learner_state = {k: v for k, v in self.state.items() if k != "step"}
-        signal = rewards
+        learn_from = rewards
         if self.cfg.shuffle_rewards:  # the ablation: whole episodes' reward vectors, permuted
-            signal = rewards[np.random.default_rng([self.cfg.seed, step, 1]).permutation(len(rewards))]
-        new_state, upd = self.learner.update(learner_state, batch, signal, jax.random.fold_in(key, 1))
+            learn_from = rewards[np.random.default_rng([self.cfg.seed, step, 1]).permutation(len(rewards))]
+        new_state, upd = self.learner.update(learner_state, batch, learn_from, jax.random.fold_in(key, 1))
         t3 = time.perf_counter()
         self.state = {**new_state, "step": s.placement.replicate(jnp.int32(step + 1))}
         self.last_batch = batch  # the step's episodes, for inspection (``spgg bench iteration``)
@@ -303,7 +304,8 @@ class Trainer:
                         self.save(last)
                     # every process stops after the same step (a preemption signal may reach one host only)
                     if any_process(stop.requested is not None):
-                        stop.requested = stop.requested or "a stop signal on another process"
+                        if stop.requested is None:  # another host was signalled (a preemption: SIGTERM)
+                            stop.requested, stop.signum = "a stop signal on another process", int(signal.SIGTERM)
                         self.log(f"received {stop.requested}: saving step {last} and stopping")
                         break
             except BaseException as err:
@@ -329,6 +331,9 @@ class Trainer:
                            f"with --resume: it repairs {self.run_dir} and continues from its last complete "
                            "checkpoint") from err
         result: dict[str, Any] = {"steps": last, "run_dir": str(self.run_dir)}
+        if stop.requested:  # stopped early (before the last step, or before the evaluation): not finished
+            result["stopped"] = stop.requested
+            result["signal"] = stop.signum
         if last > 0 and is_main_process():
             result["plot"] = str(plot_run(self.run_dir))
         if evaluate and not stop.requested and last >= cfg.steps and self.setup.eval_problems:
