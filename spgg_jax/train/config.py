@@ -316,7 +316,21 @@ def _build(d: dict[str, Any]) -> TrainConfig:
         err = _type_error(k, v, getattr(defaults, k))
         if err:
             raise ValueError(err)
+    _add_train_options(d)
     return TrainConfig(team=team, method_cfg=section, **d)
+
+
+def _add_train_options(d: dict[str, Any]) -> None:
+    """The task's training defaults (``TaskSpec.train_options``) under the options the config sets, so
+    the effective config says what training uses (MBPP: ``prompt_tests="one"``, graded on asserts the
+    prompt does not show)."""
+    from spgg_jax.tasks import TASKS
+
+    task = d.get("task", TrainConfig.task)
+    if isinstance(task, str) and task in TASKS:
+        extra = TASKS.get(task).train_options
+        if extra:
+            d["task_options"] = {**extra, **dict(d.get("task_options") or {})}
 
 
 def _parse_scalar(raw: str) -> Any:
