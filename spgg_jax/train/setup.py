@@ -60,12 +60,10 @@ def build_setup(cfg: TrainConfig, bundles: Optional[Mapping[str, ModelBundle]] =
     placement = make_placement(cfg)
     team = cfg.team
     game_params = team.game_params()
-    opts = dict(cfg.task_options)
-    train_problems = load_problems(cfg.task, "train", seed=cfg.seed, generate=cfg.train_size, **opts) if train else []
+    train_problems = task_problems(cfg, "train") if train else []
     if train and not train_problems:
         raise ValueError(f"task {cfg.task!r} gave no training problems")
-    eval_problems = (load_problems(cfg.task, "test", cfg.eval_size, seed=cfg.seed, generate=cfg.eval_size, **opts)
-                     if cfg.eval_size > 0 else [])
+    eval_problems = task_problems(cfg, "test") if cfg.eval_size > 0 else []
     if bundles is None:
         # one generation bucket, whatever max_new_tokens a policy picks
         bundles = load_bundles(team, dtype=cfg.dtype, mesh=placement.mesh, rules=placement.rules,
@@ -78,6 +76,16 @@ def build_setup(cfg: TrainConfig, bundles: Optional[Mapping[str, ModelBundle]] =
         judge = LLMJudge.load(cfg.judge, dtype=cfg.dtype, mesh=placement.mesh, rules=placement.rules)
     learner = make_learner(cfg.method, cfg.method_cfg, team, bundles, placement)
     return Setup(cfg, team, game_params, train_problems, eval_problems, bundles, judge, placement, learner)
+
+
+def task_problems(cfg: TrainConfig, split: str) -> list:
+    """The run's problems of ``split``: ``"train"`` (the training pool: the whole split, or
+    ``train_size`` generated) or ``"test"`` (``eval_size`` held-out problems), loaded with the run's
+    ``task_options`` (which hold the task's training defaults, e.g. MBPP's hidden asserts)."""
+    opts = dict(cfg.task_options)
+    if split == "train":
+        return load_problems(cfg.task, "train", seed=cfg.seed, generate=cfg.train_size, **opts)
+    return load_problems(cfg.task, split, cfg.eval_size, seed=cfg.seed, generate=cfg.eval_size, **opts)
 
 
 @functools.lru_cache(maxsize=64)

@@ -206,9 +206,88 @@ def test_stop_signal_sets_flag():
     stop = StopSignal()
     try:
         os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.requested == "SIGTERM"
+        assert stop.requested == "SIGTERM" and stop.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGTERM)  # again: still one request
+        assert stop.requested == "SIGTERM" and stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):  # a SIGINT after a request: stop at once
+            os.kill(os.getpid(), signal.SIGINT)
     finally:
         stop.restore()
+
+
+def _no_model_work(sig):
+    """A ``Trainer.train_step`` that does no model work and, when ``sig``, signals this process during
+    the first step (the loop is what is tested)."""
+    from spgg_jax.train.timing import phase_metrics
+
+    def step_fn(self, step):
+        if sig is not None and step == 0:
+            os.kill(os.getpid(), sig)
+        m = phase_metrics({k: 0.0 for k in ("prefill", "decode", "policy", "rollout_host", "score", "update")},
+                          1, 1, 0.0)
+        return {"reward/mean": 0.0, "accuracy": 0.0, **m}
+
+    return step_fn
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_graceful_stop_exits_128_plus_signal_and_prints_the_resume_command(tiny_model_dir, tmp_path, capsys,
+                                                                            monkeypatch, sig, status):
+    """A run stopped by SIGTERM/SIGINT before its last step saves that step and exits 143/130 (not 0: it
+    is not finished), printing the command that continues it; that command finishes the run."""
+    import shlex
+
+    run = tmp_path / "r"
+    argv = ["train", "--no-eval", *_overrides(tiny_model_dir, run, 3), "--overwrite"]
+    monkeypatch.setattr(Trainer, "train_step", _no_model_work(sig))
+    assert main(argv) == status
+    out = capsys.readouterr().out
+    name = signal.Signals(sig).name
+    assert f"received {name}: saving step 1 and stopping" in out, out
+    assert f"stopped by {name} after step 1 of 3" in out, out
+    cmd = out.split("To continue:")[1].strip().splitlines()[0]
+    words = shlex.split(cmd)
+    assert words[:2] == ["spgg", "train"] and "--resume" in words and "--overwrite" not in words, cmd
+    assert _final_state_step(run) == 1
+    monkeypatch.setattr(Trainer, "train_step", _no_model_work(None))
+    assert main(words[1:]) == 0  # the printed command continues the run to its end
+    assert "resumed from" in capsys.readouterr().out
+    assert _final_state_step(run) == 3 and [r["step"] for r in _metrics(run)] == [1, 2, 3]
+
+
+def _final_state_step(run):
+    ck = Checkpointer(Path(run) / "checkpoints")
+    try:
+        return ck.latest_step()
+    finally:
+        ck.close()
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_real_training_process_exits_143(tiny_model_dir, tmp_path):
+    """The status a scheduler sees: ``spgg train`` signalled during real training steps."""
+    run = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "spgg_jax.cli.main", "train", "--no-eval",
+                             *_overrides(tiny_model_dir, run, 200)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("step 1/200"):
+                proc.send_signal(signal.SIGTERM)
+                break
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + out
+    assert proc.returncode == 143, (out[-2000:], err[-3000:])
+    assert "received SIGTERM: saving step" in out and "stopped by SIGTERM after step" in out, out[-2000:]
+    assert "--resume" in out.split("To continue:")[1]
+    stopped = int(out.split("received SIGTERM: saving step ")[1].split()[0])
+    assert 1 <= stopped < 200 and _final_state_step(run) == stopped
 
 
 def test_spgg_eval_run_dir_reproduces_the_training_evaluation(tiny_model_dir, tmp_path):
