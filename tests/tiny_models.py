@@ -71,13 +71,16 @@ def tiny_train_overrides(model_dir, run_dir, steps: int, method: str = "gen_para
     """``key=value`` overrides for a few fast trainer steps on the tiny model (``extra`` may use dotted
     keys: ``**{"token.group_size": 2}``).
 
-    The token-based cost makes rewards vary with generated lengths, so the policy really updates.
+    The token-based cost makes rewards vary with generated lengths, so the policy really updates. The
+    validation split has as many problems as the test split (2 when there is none), so the
+    evaluation's batches share their compiled shapes.
     """
     kw = {"team.model": str(model_dir), "run_dir": str(run_dir), "steps": steps, "batch": 4,
           "team.agents.max_new_tokens": 10, "train_size": 16, "eval_size": 0, "checkpoint_every": 1,
           "progress": "false", "team.effort": "tokens", "method": method}
     if method == "gen_params":
         kw["gen_params.minibatch"] = 2
+    kw["val_size"] = extra.get("eval_size") or 2
     kw.update(extra)
     return [f"{k}={v}" for k, v in kw.items()]
 

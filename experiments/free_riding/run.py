@@ -1,6 +1,7 @@
 """The free-riding contrast on LLM rollouts: the same team trained under pgg, spgg and mac_spgg with
 the same token-effort cost, and per agent over training: tokens generated, the policy's chosen
-max_new_tokens, the own-cost term and accuracy.
+max_new_tokens, the own-cost term, accuracy and the share of turns that contribute nothing (empty, no
+answer, or a bare copy of a predecessor's answer: ``nothing/agentK``).
 
     python experiments/free_riding/run.py                       # CPU setting (cpu.json)
     python experiments/free_riding/run.py --config experiments/free_riding/gpu.json --out runs/free_riding/gpu
@@ -29,7 +30,7 @@ import numpy as np
 REWARDS = ("pgg", "spgg", "mac_spgg")
 HERE = Path(__file__).resolve().parent
 #: per-agent series reported (metrics.jsonl keys with an agent suffix)
-SERIES = ("tokens", "mode/max_new_tokens", "own_cost", "correct", "reward")
+SERIES = ("tokens", "mode/max_new_tokens", "own_cost", "correct", "reward", "nothing")
 
 
 def train(config: str, out: Path, reward: str, extra: list[str]) -> Path:
@@ -123,11 +124,12 @@ def main(argv=None) -> int:
         w.writerows(rows)
     (out / "free_riding.json").write_text(json.dumps(rows, indent=1))
     png = plot(out, rewards)
-    print(f"{'variant':9s} {'window':6s} {'agent':>5s} {'tokens':>7s} {'max_new':>8s} {'own_cost':>8s} {'correct':>8s} {'team acc':>8s}")
+    print(f"{'variant':9s} {'window':6s} {'agent':>5s} {'tokens':>7s} {'max_new':>8s} {'own_cost':>8s} {'correct':>8s} "
+          f"{'nothing':>8s} {'team acc':>8s}")
     for r in rows:
         fmt = lambda v: "-" if v is None else f"{v:.3f}"  # noqa: E731
         print(f"{r['variant']:9s} {r['window']:6s} {r['agent']:5d} {fmt(r['tokens']):>7s} {fmt(r['mode/max_new_tokens']):>8s} "
-              f"{fmt(r['own_cost']):>8s} {fmt(r['correct']):>8s} {fmt(r['team_accuracy']):>8s}")
+              f"{fmt(r['own_cost']):>8s} {fmt(r['correct']):>8s} {fmt(r['nothing']):>8s} {fmt(r['team_accuracy']):>8s}")
     print(f"written: {out / 'free_riding.csv'}, {png}")
     return 0
 

@@ -10,9 +10,11 @@ agents, wall time) and writes ``results.json``, ``results.csv`` and ``problems_<
     spgg eval --run-dir runs/my_run
 
 evaluates a trained run instead: its saved configuration is rebuilt (``spgg_jax.train.build_setup``),
-its latest checkpoint restored, and the single agent, the untrained and the trained team are compared on
-the run's held-out problems (``spgg_jax.eval.trained``); the table is printed and written to
-``RUN_DIR/eval.json`` (or ``--out``).
+its latest checkpoint restored, and the trained team is compared with the untrained baselines (agent
+1 alone greedy and configured, self-consistency, the untrained team configured and greedy) on the
+run's test problems, the best baseline chosen on its validation split (``spgg_jax.eval.trained``);
+the table is printed and written to ``RUN_DIR/eval.json`` (or ``--out``). ``--split val`` evaluates
+on the validation split instead (``eval_val.json``): for tuning without looking at the test problems.
 """
 
 from __future__ import annotations
@@ -36,14 +38,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--task", help="task name (see docs/tasks.md), e.g. basic_arithmetic (required unless --run-dir)")
     p.add_argument("--run-dir", metavar="DIR",
-                   help="evaluate this training run (its config and latest checkpoint): single agent vs untrained "
-                   "vs trained team on its held-out problems; --limit caps their number")
+                   help="evaluate this training run (its config and latest checkpoint): the trained team against "
+                   "the untrained baselines on its test problems (--split val: its validation problems, written to "
+                   "eval_val.json); --limit caps their number")
     p.add_argument("--team", default="default", metavar="CONFIG.json|default",
                    help="team config JSON, or 'default' (solver/checker/finaliser; 'default:N' for N agents)")
     p.add_argument("--method", default="single,mac_spgg_fo", metavar="NAME[,NAME...]",
                    help=f"methods to run, comma separated: {METHOD_NAMES} (default single,mac_spgg_fo)")
     p.add_argument("--limit", type=int, default=None, help="number of problems (default 16; with --run-dir: the run's eval_size)")
-    p.add_argument("--split", default="test", help="data split (default test)")
+    p.add_argument("--split", default="test",
+                   help="data split (default test); with --run-dir: test or val (the run's validation split)")
     p.add_argument("--seed", type=int, default=0, help="problem selection and sampling seed (default 0)")
     p.add_argument("--out", default=None, metavar="DIR",
                    help="output directory (default runs/eval/TASK-TIME; with --run-dir: RUN_DIR)")
@@ -165,8 +169,7 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     import jax
 
     from spgg_jax.checkpoint import Checkpointer
-    from spgg_jax.eval.trained import (EVAL_KEY_SALT, TRAINED, UNTRAINED, eval_json, evaluate_trained,
-                                       format_eval_table)
+    from spgg_jax.eval.trained import EVAL_KEY_SALT, eval_json, evaluate_trained, format_eval_table
     from spgg_jax.train import TrainConfig, build_setup
     from spgg_jax.train.loop import write_eval
 
@@ -178,16 +181,20 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
         raise ValueError(f"--run-dir {run} is a file, not a training run directory")
     if not cfg_path.exists():
         raise FileNotFoundError(f"{run} has no config.json: not a training run directory (see `spgg train`)")
+    if args.split not in ("test", "val"):
+        raise ValueError(f"--split with --run-dir must be test or val (the run's validation split), got {args.split!r}")
     cfg = TrainConfig.from_dict(read_json_object(cfg_path, "run config"))
     # where eval.json goes must be writable before anything is computed
     check_writable_dir(Path(args.out) if args.out else run, "--out" if args.out else "run directory")
+    size_key = "eval_size" if args.split == "test" else "val_size"
     if args.limit is not None:
         if args.limit < 1:
             raise ValueError(f"--limit must be >= 1, got {args.limit}")
-        cfg = cfg.replace(eval_size=args.limit)
-    if cfg.eval_size < 1:
-        raise ValueError(f"the run has eval_size={cfg.eval_size}; pass --limit N to evaluate N held-out problems")
-    setup = build_setup(cfg, train=False)
+        cfg = cfg.replace(**{size_key: args.limit})
+    if getattr(cfg, size_key) < 1:
+        raise ValueError(f"the run has {size_key}={getattr(cfg, size_key)}; pass --limit N to evaluate N "
+                         f"{args.split} problems")
+    setup = build_setup(cfg, train=False, split=args.split)
     key = jax.random.key(cfg.seed)
     init = setup.learner.init(key)
     ck = Checkpointer(run / "checkpoints")
@@ -197,13 +204,15 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     state, _, step = ck.restore({**init, "step": jax.numpy.int32(0)}, step)
     ck.close()
     trained = {k: v for k, v in state.items() if k != "step"}
-    result = evaluate_trained(setup, [(UNTRAINED, init), (TRAINED, trained)], jax.random.fold_in(key, EVAL_KEY_SALT))
+    result = evaluate_trained(setup, trained, jax.random.fold_in(key, EVAL_KEY_SALT), split=args.split)
     out = Path(args.out) if args.out else run
-    path = write_eval(out, result)
+    name = "eval" if args.split == "test" else "eval_val"
+    path = write_eval(out, result, name)
     if args.json:
         print(json.dumps({"run_dir": str(run), "step": int(step), **eval_json(result)}, indent=2))
         return 0
-    print(f"run {run} at step {step}: {len(setup.eval_problems)} held-out {cfg.task} problems")
+    n = len(setup.eval_problems if args.split == "test" else setup.val_problems)
+    print(f"run {run} at step {step}: {n} {args.split} {cfg.task} problems")
     print(format_eval_table(result))
-    print(f"written to {path} and {path.with_name('eval_episodes.jsonl')}")
+    print(f"written to {path} and {path.with_name(name + '_episodes.jsonl')}")
     return 0

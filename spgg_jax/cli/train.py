@@ -9,7 +9,8 @@ import signal
 CONFIG_HELP = (
     "training config overrides KEY=VALUE; dotted keys reach into sections. Top level: run_dir, seed, steps "
     "(30), batch (8 problems per step), task (basic_arithmetic), task_options.KEY, train_size (512: generated "
-    "training pool), eval_size (64 held-out problems), judge, dtype (float32|bfloat16), method "
+    "training pool), eval_size (64 test problems), val_size (64 validation problems: where the best untrained "
+    "baseline is chosen; 0: none), sc_temperature (0.7: the self-consistency baseline's), judge, dtype (float32|bfloat16), method "
     "(gen_params|token), mesh, rules, checkpoint_every (5), keep (3), progress (true), shuffle_rewards (false: "
     "the ablation with rewards permuted across episodes). team: team.from "
     "(default:N or a team JSON), team.model, team.observation (fo|po), team.final, team.reward, "
@@ -38,6 +39,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume-from", help="with --resume: start from this checkpoint directory when RUN_DIR has none")
     p.add_argument("--overwrite", action="store_true", help="delete an existing RUN_DIR and start over")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation at the end")
+    p.add_argument("--seeds", metavar="S,S,...",
+                   help="run the configuration once per seed (e.g. 0,1,2; use at least 3) into RUN_DIR/seed<S>, then "
+                   "write RUN_DIR/seeds.json and print each difference per seed and its mean across seeds with a "
+                   "t-interval")
     p.add_argument("--dry-run", action="store_true",
                    help="validate the whole configuration (reward and its parameters, scorer, team, task, models, "
                    "run directory) and print the effective configuration; trains nothing, writes nothing")
@@ -96,7 +101,18 @@ def cmd_train(args) -> int:
     overrides = list(args.overrides)
     if args.run_dir:
         overrides.append(f"run_dir={args.run_dir}")
+    seeds = None
+    if args.seeds:
+        from spgg_jax.train.seeds import parse_seeds, run_seeds
+
+        seeds = parse_seeds(args.seeds)
     cfg = load_config(args.config, overrides)
+    if seeds:
+        say(f"training {cfg.team.n} agents on {cfg.task} with method={cfg.method} once per seed {seeds}; "
+            f"run dirs {cfg.run_dir}/seed<S>")
+        run_seeds(cfg, seeds, resume=args.resume, overwrite=args.overwrite, resume_from=args.resume_from,
+                  evaluate=not args.no_eval, log=say)
+        return 0
     trainer = Trainer(cfg, resume=args.resume, overwrite=args.overwrite, resume_from=args.resume_from)
     say(f"training {cfg.team.n} agents ({', '.join(cfg.team.models())}) on {cfg.task} with method={cfg.method}, "
           f"{cfg.steps} steps x {cfg.batch} problems; run dir {cfg.run_dir}")

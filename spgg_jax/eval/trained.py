@@ -1,50 +1,101 @@
-"""Evaluating a trained team on held-out problems: the single agent, the team before training and
-the team after training, on the same problems and with the same keys (a paired comparison).
+"""Evaluating a trained team against the strongest untrained baselines at equal compute, on problems
+unseen in training, with the best baseline chosen on a validation split.
 
-Used at the end of ``spgg train`` and by ``spgg eval --run-dir RUN_DIR`` (which rebuilds the run from
-its saved ``config.json`` and restores its latest checkpoint). The result (``eval.json``) is
+Used at the end of ``spgg train`` and by ``spgg eval --run-dir RUN_DIR [--split val]`` (which rebuilds
+the run from its saved ``config.json`` and restores its latest checkpoint). Rows, all on the same
+problems and keys (a paired comparison), each with accuracy, tokens and LLM calls:
 
-    {"rows": [{"method", "accuracy", "n", "ci95": [lo, hi], "mean_reward", "free_riding",
+- ``agent 1 alone, greedy``: the team's first agent alone (the prompt it sees in the team, without
+  the agents after it) at temperature 0;
+- ``agent 1 alone, configured``: the same at the team's configured generation parameters;
+- ``agent 1 self-consistency``: the same agent sampled n times (n = the team's agents, so as many
+  calls as the team) at ``sc_temperature``, the majority vote of the extracted answers (ties: the
+  answer given most recently, as the team's ``majority`` rule);
+- ``team, untrained, configured``: the team at its configured generation parameters and untrained
+  weights (no policy: what the team file says, not where a policy starts);
+- ``team, untrained, greedy``: the same at temperature 0;
+- ``team, trained``: the trained policy (the generation-parameter policies at their modes, or the
+  trained weights).
+
+The five untrained rows are also run on the validation split; the best of them there (highest
+accuracy; ties: fewer tokens) is the *baseline* of the headline: ``team, trained`` minus that row on
+the evaluated problems, with Tango's paired 95% interval (``spgg_jax.eval.stats``). The test problems
+never take part in that choice. Every ``team, trained - row`` difference is reported too. Without a
+validation split (``val_size=0``) there is no headline, only the comparisons. ``eval.json``:
+
+    {"split": "test", "splits": {...sizes, dropped candidates...},
+     "rows": [{"method", "setting", "accuracy", "n", "ci95", "mean_reward", "free_riding",
                "tokens_generated", "llm_calls", "seconds"}, ...],
-     "comparisons": [{"a", "b", "mean_diff", "ci95": [lo, hi], "n", "discordant", ...}, ...]}
+     "validation": {"n", "rows": [...], "best", "rule"} or null,
+     "headline": {"a", "b", "mean_diff", "ci95", "n", "discordant", ...} or null,
+     "comparisons": [{"a": "team, trained", "b": ROW, ...}, ...]}
 
-with Wilson intervals for the accuracies and Tango's paired interval for differences of accuracy
-(``spgg_jax.eval.stats``): trained team - untrained team, untrained team - single agent, trained
-team - single agent, trained team - single agent (greedy). The single agent is the team's first
-agent alone (the prompt it sees in the team, without the agents after it), once at its configured
-parameters and once greedy (temperature 0: the strongest untrained single baseline).
 ``episode_records`` gives one JSON line per (method, problem): the prompt, every turn's output, q,
-S, the rewards.
+S, the rewards (self-consistency: every sample and the votes).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Optional, Sequence
 
 import jax
 import numpy as np
 
 from spgg_jax.eval.stats import accuracy_ci, paired_comparison
 from spgg_jax.rollout.episode import run_episodes
-from spgg_jax.rollout.scoring import episode_rewards, free_riding, score_episodes
+from spgg_jax.rollout.scoring import (choose_final_one, episode_rewards, free_riding, score_episodes,
+                                      score_texts_extracted)
 from spgg_jax.tidy import tidy
 
 #: salt of the evaluation key: ``fold_in(key(seed), EVAL_KEY_SALT)`` (unchanged since the first trainer)
 EVAL_KEY_SALT = 10**6
-SINGLE, UNTRAINED, TRAINED = "single agent (config params)", "team, untrained", "team, trained"
-SINGLE_GREEDY = "single agent (greedy)"  # the same agent at temperature 0: the strongest untrained single baseline
+SINGLE_GREEDY = "agent 1 alone, greedy"
+SINGLE = "agent 1 alone, configured"
+SELF_CONSISTENCY = "agent 1 self-consistency"
+UNTRAINED = "team, untrained, configured"
+UNTRAINED_GREEDY = "team, untrained, greedy"
+TRAINED = "team, trained"
+#: the untrained rows, in table order: the candidates for the best baseline
+BASELINES = (SINGLE_GREEDY, SINGLE, SELF_CONSISTENCY, UNTRAINED, UNTRAINED_GREEDY)
+BEST_RULE = "highest validation accuracy; ties: fewer tokens"
 
 
-def eval_row(label: str, batch: Any, scores: Any, rewards: Any, team: Any, seconds: float) -> dict[str, Any]:
-    """One row of ``eval.json``."""
-    acc = accuracy_ci(np.asarray(scores.correct_final))
+@dataclasses.dataclass
+class EvalRun:
+    """One evaluated method: its row, its per-problem outcomes and what produced them."""
+
+    row: dict[str, Any]
+    correct: np.ndarray  # bool[B]
+    batch: Any = None
+    scores: Any = None
+    rewards: Any = None
+    records: Optional[list] = None  # episode records when they are not one team episode per problem
+
+
+def _accuracy_fields(correct: np.ndarray) -> dict[str, Any]:
+    acc = accuracy_ci(np.asarray(correct))
+    return {"accuracy": acc["accuracy"], "n": acc["n"], "ci95": acc["ci95"]}
+
+
+def _setting(team: Any) -> str:
+    """The generation parameters a row ran with, in a few words."""
+    def one(name):
+        vals = [getattr(a, name) for a in team.agents]
+        return "/".join(f"{v:g}" for v in vals) if len(set(vals)) > 1 else f"{vals[0]:g}"
+    if all(a.temperature == 0 for a in team.agents):
+        return f"greedy, max_new_tokens {one('max_new_tokens')}"
+    return f"T {one('temperature')}, top-p {one('top_p')}, max_new_tokens {one('max_new_tokens')}"
+
+
+def eval_row(label: str, batch: Any, scores: Any, rewards: Any, team: Any, seconds: float,
+             setting: str = "") -> dict[str, Any]:
+    """One row of ``eval.json`` for a method that plays one episode per problem."""
     return {
         "method": label,
-        "accuracy": acc["accuracy"],
-        "n": acc["n"],
-        "ci95": acc["ci95"],
+        "setting": setting,
+        **_accuracy_fields(np.asarray(scores.correct_final)),
         "mean_reward": None if rewards is None else float(np.mean(rewards)),
         "free_riding": None if rewards is None else float(np.mean(free_riding(scores, team))),
         "tokens_generated": int(np.asarray(batch.tokens_generated).sum()),
@@ -53,50 +104,124 @@ def eval_row(label: str, batch: Any, scores: Any, rewards: Any, team: Any, secon
     }
 
 
-@dataclasses.dataclass
-class EvalRun:
-    """One evaluated method: its row and what produced it."""
-
-    row: dict[str, Any]
-    batch: Any
-    scores: Any
-    rewards: Any
+def single_team(team: Any) -> Any:
+    """Agent 1 alone: the same prompt it sees in the team, without the agents after it."""
+    return dataclasses.replace(team, agents=team.agents[:1], final="last")
 
 
-def evaluate_trained(setup: Any, states: Sequence[tuple[str, Mapping[str, Any]]], key: jax.Array,
-                     problems: Sequence[Any] | None = None) -> dict[str, Any]:
-    """Rows for the single agent (the team's first agent alone, at its configured parameters and
-    greedy) and the team under each ``(label, learner_state)`` with deterministic policies, on the
-    same problems and key, plus paired comparisons (module docstring). ``"runs"`` keeps every
-    method's episodes and scores (for :func:`episode_records`; not JSON)."""
-    problems = list(setup.eval_problems if problems is None else problems)
-    team, judge = setup.team, setup.judge
-    # agent 1 alone: the same prompt it sees in the team, without the agents after it
-    single = dataclasses.replace(team, agents=team.agents[:1], final="last")
-    greedy = dataclasses.replace(single, agents=(dataclasses.replace(single.agents[0], temperature=0.0),))
-    runs = []
-    for label, one in ((SINGLE, single), (SINGLE_GREEDY, greedy)):
-        t0 = time.perf_counter()
-        sb = run_episodes(one, setup.bundles, problems, key)
-        ss = score_episodes(sb, one, judge=judge)
-        runs.append(EvalRun(eval_row(label, sb, ss, None, one, time.perf_counter() - t0), sb, ss, None))
-    for label, state in states:
-        t0 = time.perf_counter()
-        policy = setup.learner.rollout_policy(state, deterministic=True)
-        batch = run_episodes(team, setup.bundles, problems, key, **policy.episode_kwargs())
-        scores = score_episodes(batch, team, judge=judge)
-        r = np.asarray(episode_rewards(scores, team, setup.game_params))
-        runs.append(EvalRun(eval_row(label, batch, scores, r, team, time.perf_counter() - t0), batch, scores, r))
-    correct = {run.row["method"]: np.asarray(run.scores.correct_final) for run in runs}
-    pairs = [(TRAINED, UNTRAINED), (UNTRAINED, SINGLE), (TRAINED, SINGLE), (TRAINED, SINGLE_GREEDY)]
-    comparisons = [paired_comparison(a, correct[a], b, correct[b]) for a, b in pairs if a in correct and b in correct]
-    return {"rows": [run.row for run in runs], "comparisons": comparisons, "runs": runs}
+def greedy_team(team: Any) -> Any:
+    """Every agent at temperature 0 (the other parameters as configured)."""
+    return team.with_agent_overrides(temperature=0.0)
+
+
+def run_team(setup: Any, label: str, team: Any, problems: Sequence[Any], key: jax.Array, *, game: bool = True,
+             policy: Any = None, setting: str | None = None) -> EvalRun:
+    """``team`` on ``problems`` (under ``policy``'s choices or weights when given); game rewards when ``game``."""
+    t0 = time.perf_counter()
+    batch = run_episodes(team, setup.bundles, problems, key, **(policy.episode_kwargs() if policy is not None else {}))
+    scores = score_episodes(batch, team, judge=setup.judge)
+    rewards = np.asarray(episode_rewards(scores, team, setup.game_params)) if game else None
+    row = eval_row(label, batch, scores, rewards, team, time.perf_counter() - t0,
+                   _setting(team) if setting is None else setting)
+    return EvalRun(row, np.asarray(scores.correct_final), batch, scores, rewards)
+
+
+def run_self_consistency(setup: Any, problems: Sequence[Any], key: jax.Array, samples: int,
+                         temperature: float) -> EvalRun:
+    """Agent 1 alone sampled ``samples`` times per problem at ``temperature``; the team's ``majority``
+    rule over the samples' extracted answers picks the answer."""
+    if samples < 1:
+        raise ValueError(f"self-consistency needs samples >= 1, got {samples}")
+    t0 = time.perf_counter()
+    one = single_team(setup.team).with_agent_overrides(temperature=float(temperature))
+    texts, ok, extracted, tokens, calls = [], [], [], [], 0
+    for j in range(samples):  # one batch of the problems per sample (the memory of one single-agent row)
+        batch = run_episodes(one, setup.bundles, problems, jax.random.fold_in(key, j))
+        out = batch.turns[0].output_text
+        _, c, e = score_texts_extracted(problems, out, setup.judge)
+        texts.append(out), ok.append(np.asarray(c)), extracted.append(e)
+        tokens.append(np.asarray(batch.turns[0].lengths))
+        calls += batch.llm_calls
+    tokens = np.stack(tokens, 1)  # [B, samples]
+    correct, records = np.zeros(len(problems), bool), []
+    for i, p in enumerate(problems):
+        votes = [extracted[j][i] for j in range(samples)]
+        pick = choose_final_one("majority", samples, votes)
+        correct[i] = bool(ok[pick][i])
+        records.append(tidy({"method": SELF_CONSISTENCY, "id": p.id, "prompt": p.prompt, "answer": p.answer,
+                             "turns": [{"agent": 0, "output": texts[j][i], "tokens": int(tokens[i, j])}
+                                       for j in range(samples)],
+                             "votes": [None if e is None else str(e) for e in votes], "final_turn": pick,
+                             "correct": bool(correct[i])}))
+    row = {"method": SELF_CONSISTENCY,
+           "setting": f"{samples} samples at T {temperature:g}, majority vote, max_new_tokens "
+                      f"{one.agents[0].max_new_tokens}",
+           **_accuracy_fields(correct), "mean_reward": None, "free_riding": None,
+           "tokens_generated": int(tokens.sum()), "llm_calls": int(calls),
+           "seconds": time.perf_counter() - t0}
+    return EvalRun(row, correct, None, None, None, records)
+
+
+def run_baselines(setup: Any, problems: Sequence[Any], key: jax.Array) -> list[EvalRun]:
+    """The five untrained rows (:data:`BASELINES`) on ``problems`` with ``key``."""
+    team = setup.team
+    single = single_team(team)
+    sc_temperature = float(getattr(setup.cfg, "sc_temperature", 0.7))
+    return [
+        run_team(setup, SINGLE_GREEDY, greedy_team(single), problems, key, game=False),
+        run_team(setup, SINGLE, single, problems, key, game=False),
+        run_self_consistency(setup, problems, key, team.n, sc_temperature),
+        run_team(setup, UNTRAINED, team, problems, key),
+        run_team(setup, UNTRAINED_GREEDY, greedy_team(team), problems, key),
+    ]
+
+
+def best_baseline(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The method of the row with the highest accuracy; ties: fewer tokens, then table order."""
+    if not rows:
+        raise ValueError("no baseline rows to choose from")
+    return max(enumerate(rows), key=lambda ir: (ir[1]["accuracy"], -ir[1]["tokens_generated"], -ir[0]))[1]["method"]
+
+
+def evaluate_trained(setup: Any, trained_state: Mapping[str, Any], key: jax.Array,
+                     problems: Sequence[Any] | None = None, split: str = "test") -> dict[str, Any]:
+    """Every row on the evaluated problems (``split``'s, or ``problems``), the untrained rows on the
+    validation split, the best baseline chosen there, the headline and the comparisons (module
+    docstring). ``"runs"`` keeps every method's episodes (for :func:`episode_records`; not JSON)."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
+    if problems is None:
+        problems = setup.eval_problems if split == "test" else setup.val_problems
+    problems = list(problems)
+    if not problems:
+        raise ValueError(f"no {split} problems to evaluate (eval_size / val_size is 0)")
+    runs = run_baselines(setup, problems, key)
+    policy = setup.learner.rollout_policy(trained_state, deterministic=True)
+    trained = run_team(setup, TRAINED, setup.team, problems, key, policy=policy, setting="the trained policy")
+    runs.append(trained)
+    validation = headline = None
+    val = list(setup.val_problems)
+    if val:
+        val_runs = runs[: len(BASELINES)] if split == "val" else run_baselines(setup, val, key)
+        best = best_baseline([r.row for r in val_runs])
+        validation = {"n": len(val), "split": "val", "rows": [r.row for r in val_runs], "best": best,
+                      "rule": BEST_RULE}
+        if split == "val":
+            validation["note"] = "the evaluated problems are the validation split: for tuning, not a held-out result"
+        base = next(r for r in runs if r.row["method"] == best)
+        headline = paired_comparison(TRAINED, trained.correct, best, base.correct)
+    comparisons = [paired_comparison(TRAINED, trained.correct, r.row["method"], r.correct) for r in runs[:-1]]
+    return {"split": split, "splits": dict(getattr(setup, "splits", {}) or {}), "rows": [r.row for r in runs],
+            "validation": validation, "headline": headline, "comparisons": comparisons, "runs": runs}
 
 
 def episode_records(result: Mapping[str, Any]) -> list[dict[str, Any]]:
     """One JSON-ready record per (method, problem): prompt, answer, every turn's output, q, S, rewards."""
     out = []
     for run in result["runs"]:
+        if run.records is not None:
+            out.extend(run.records)
+            continue
         b, sc = run.batch, run.scores
         for i, p in enumerate(b.problems):
             rec = {"method": run.row["method"], "id": p.id, "prompt": p.prompt, "answer": p.answer,
@@ -112,25 +237,50 @@ def episode_records(result: Mapping[str, Any]) -> list[dict[str, Any]]:
 
 def eval_json(result: Mapping[str, Any]) -> dict[str, Any]:
     """The JSON part of :func:`evaluate_trained`'s result."""
-    return tidy({"rows": result["rows"], "comparisons": result["comparisons"]})
+    return tidy({k: result.get(k) for k in ("split", "splits", "rows", "validation", "headline", "comparisons")})
+
+
+def _verdict(c: Mapping[str, Any]) -> str:
+    lo, hi = c["ci95"]
+    return "above zero" if lo > 0 else ("below zero" if hi < 0 else "includes zero: no difference shown")
+
+
+def _diff(c: Mapping[str, Any]) -> str:
+    return (f"{c['a']} - {c['b']}: {c['mean_diff']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] "
+            f"({c['discordant']} of {c['n']} problems differ; {_verdict(c)})")
 
 
 def format_eval_table(result: Mapping[str, Any]) -> str:
-    """The rows (accuracy with its 95% interval) and the paired comparisons, as text."""
-    head = (f"{'method':30s} {'accuracy':>8s} {'95% CI':>15s} {'n':>4s} {'reward':>8s} {'free-ride':>9s} "
-            f"{'tokens':>7s} {'calls':>6s} {'time s':>7s}")
-    lines = [head, "-" * len(head)]
+    """The rows (accuracy with its 95% interval, tokens, calls), the validation choice, the headline
+    and the paired comparisons, as text."""
+    head = (f"{'method':28s} {'accuracy':>8s} {'95% CI':>15s} {'n':>4s} {'reward':>8s} {'free-ride':>9s} "
+            f"{'tokens':>7s} {'calls':>6s} {'time s':>7s}  setting")
+    lines = []
+    split = result.get("split", "test")
+    if result.get("splits"):
+        from spgg_jax.tasks.splits import format_summary
+
+        lines.append(format_summary(result["splits"]))
+    lines += [f"evaluated on the {split} split:", head, "-" * len(head)]
     for r in result["rows"]:
-        rew = "-" if r["mean_reward"] is None else f"{r['mean_reward']:+.3f}"
-        fr = "-" if r["free_riding"] is None else f"{r['free_riding']:.2f}"
+        rew = "-" if r.get("mean_reward") is None else f"{r['mean_reward']:+.3f}"
+        fr = "-" if r.get("free_riding") is None else f"{r['free_riding']:.2f}"
         ci = f"[{r['ci95'][0]:.3f}, {r['ci95'][1]:.3f}]"
-        lines.append(f"{r['method']:30s} {r['accuracy']:8.3f} {ci:>15s} {r['n']:4d} {rew:>8s} {fr:>9s} "
-                     f"{r['tokens_generated']:7d} {r['llm_calls']:6d} {r['seconds']:7.1f}")
+        lines.append(f"{r['method']:28s} {r['accuracy']:8.3f} {ci:>15s} {r['n']:4d} {rew:>8s} {fr:>9s} "
+                     f"{r['tokens_generated']:7d} {r['llm_calls']:6d} {r['seconds']:7.1f}  {r.get('setting', '')}")
+    v = result.get("validation")
+    lines.append("")
+    if v:
+        accs = ", ".join(f"{r['method']} {r['accuracy']:.3f}" for r in v["rows"])
+        lines.append(f"validation ({v['n']} problems, texts unseen in training): {accs}")
+        lines.append(f"best untrained baseline on validation ({v['rule']}): {v['best']}")
+        if v.get("note"):
+            lines.append(f"note: {v['note']}")
+        lines.append(f"headline (same problems, same keys; 95% interval): {_diff(result['headline'])}")
+    else:
+        lines.append("no validation split (val_size=0): no best baseline is chosen; every comparison below counts")
     if result.get("comparisons"):
-        lines.append("")
-        lines.append("paired differences of accuracy (same problems, same keys; 95% interval):")
+        lines.append("paired differences of accuracy against every row (same problems, same keys; 95% interval):")
         for c in result["comparisons"]:
-            verdict = "above zero" if c["ci95"][0] > 0 else ("below zero" if c["ci95"][1] < 0 else "includes zero: no difference shown")
-            lines.append(f"  {c['a']} - {c['b']}: {c['mean_diff']:+.3f} [{c['ci95'][0]:+.3f}, {c['ci95'][1]:+.3f}] "
-                         f"({c['discordant']} of {c['n']} problems differ; {verdict})")
+            lines.append("  " + _diff(c))
     return "\n".join(lines)

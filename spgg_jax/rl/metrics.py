@@ -110,7 +110,7 @@ def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
 
 
 #: Metrics that are shares in [0, 1]: their panels show the whole range.
-RATES = ("accuracy", "free_riding", "threshold_met")
+RATES = ("accuracy", "free_riding", "threshold_met", "nothing")
 
 
 def _readable_y(ax, y, rate: bool) -> None:
@@ -150,6 +150,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ("reward per agent", keys("reward/agent")),
         ("team accuracy (final answer)", ["accuracy"]),
         ("free riding (share of agents at <= 5% of the token budget)", ["free_riding"]),
+        ("contributes nothing (empty, no answer, or a bare copy of a predecessor's)", keys("nothing/agent")),
         ("generated tokens per agent", keys("tokens/agent")),
         ("temperature per agent (policy mode)" if keys("mode/temperature/agent") else "temperature per agent (sampled)",
          temperature),
@@ -172,7 +173,7 @@ def plot_run(run_dir: str | Path, out: str | Path | None = None) -> Path:
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("step")
         ax.xaxis.get_major_locator().set_params(integer=True)
-        _readable_y(ax, np.concatenate([series(k) for k in ks]), rate=ks[0] in RATES)
+        _readable_y(ax, np.concatenate([series(k) for k in ks]), rate=ks[0].split("/")[0] in RATES)
         if len(ks) > 1:  # one series: the title names it
             ax.legend(fontsize=7, loc="best")
     for ax in axes.ravel()[len(panels):]:

@@ -25,6 +25,7 @@ The text-to-score step (everything above but effort) is an *episode scorer*, reg
 from __future__ import annotations
 
 import dataclasses
+import re
 from fractions import Fraction
 from typing import Any, Callable, Sequence
 
@@ -319,6 +320,79 @@ def free_riding(scores: EpisodeScores, team: Any, frac: float = FREE_RIDE_FRAC) 
     """bool[B, n]: agent i spent at most ``frac`` of the team's token budget (its effort is at the
     game's minimum contribution, whatever its answer's correctness)."""
     return np.asarray(scores.tokens) <= frac * team.effort_budget
+
+
+# ------------------------------------------------------------------------------------ contributing nothing
+#: words of an answer statement ("So the final answer is", "Answer:") and fence/markup words: what may
+#: surround an answer in an output that says nothing else
+_STATEMENT_WORDS = re.compile(r"(?i)\b(?:so|thus|therefore|hence|the|final|answer|answers|is|was|python|py)\b"
+                              r"|\\(?:boxed|fbox|text)|####")
+_NUMBER = re.compile(r"[-\u2212]?\d[\d,]*(?:\.\d+)?(?:/\d+)?")
+
+
+def answer_text(problem: Any, text: str) -> str | None:
+    """The answer ``text`` states for ``problem``, by its task's scorer, without running code or a judge:
+    the extracted number (``math``), LaTeX answer (``math_latex``) or option letter
+    (``multiple_choice``), the code (code tasks), else the stripped text; None when there is none."""
+    from spgg_jax.tasks import get_task
+    from spgg_jax.tasks.code import extract_code
+    from spgg_jax.tasks.extract import extract_choice, extract_math_answer
+
+    text = text if isinstance(text, str) else ""
+    scorer = get_task(problem.task).scorer
+    if scorer in ("math", "math_latex"):
+        return extract_math_answer(text, numeric=scorer == "math").answer
+    if scorer == "multiple_choice":
+        choices = problem.metadata.get("choices") or ()
+        return extract_choice(text, n_choices=len(choices) or 4, choices=choices).answer
+    if scorer in ("humaneval", "humaneval_classic", "mbpp", "mbpp_classic"):
+        return extract_code(text, problem.metadata.get("entry_point")).strip() or None
+    return text.strip() or None
+
+
+def is_bare_answer(text: str, answer: Any) -> bool:
+    """Whether ``text`` holds nothing but a statement of ``answer``: with the answer (and numbers equal to
+    it), answer-statement words ("so the final answer is", "Answer:", ``\\boxed``, ``####``, code fences)
+    and punctuation taken out, no letter or digit is left."""
+    key = vote_key(answer)
+    if key is None:
+        return False
+    rest = text.replace(str(answer).strip(), " ") if len(str(answer).strip()) > 1 else \
+        re.sub(rf"(?<![A-Za-z0-9]){re.escape(str(answer).strip())}(?![A-Za-z0-9])", " ", text)
+    rest = _NUMBER.sub(lambda m: " " if vote_key(m.group(0).replace("\u2212", "-")) == key else m.group(0), rest)
+    rest = _STATEMENT_WORDS.sub(" ", rest)
+    return re.search(r"[^\W_]", rest) is None
+
+
+def contributes_nothing(problems: Sequence[Any], outputs: Sequence[Sequence[str]], n: int | None = None) -> np.ndarray:
+    """bool[B, n]: agent i's output on problem b contributes nothing: it is empty or whitespace, states no
+    answer (:func:`answer_text`), or is a bare copy of a predecessor's answer (the same answer as an
+    earlier agent's, :func:`vote_key`, and nothing else: :func:`is_bare_answer`).
+
+    ``outputs[b][t]`` are problem b's texts in turn order (the first ``n`` are the agents', default all).
+    """
+    if len(outputs) != len(problems):
+        raise ValueError(f"{len(problems)} problems but {len(outputs)} rows of outputs")
+    n = len(outputs[0]) if n is None and len(outputs) else (n or 0)
+    out = np.zeros((len(problems), n), bool)
+    for b, (p, texts) in enumerate(zip(problems, outputs)):
+        if len(texts) < n:
+            raise ValueError(f"problem {b}: {len(texts)} outputs for {n} agents")
+        keys = []
+        for i in range(n):
+            text = texts[i] if isinstance(texts[i], str) else ""
+            ans = answer_text(p, text) if text.strip() else None
+            key = vote_key(ans)
+            out[b, i] = key is None or (key in keys and is_bare_answer(text, ans))
+            keys.append(key)
+    return out
+
+
+def batch_contributes_nothing(batch: Any) -> np.ndarray:
+    """:func:`contributes_nothing` of an :class:`~spgg_jax.rollout.episode.EpisodeBatch`'s agent turns."""
+    turns = batch.agent_turns
+    return contributes_nothing(batch.problems, [[t.output_text[i] for t in turns] for i in range(batch.batch)],
+                               len(turns))
 
 
 def check_team_reward(team: Any) -> None:

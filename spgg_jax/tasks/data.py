@@ -47,7 +47,7 @@ CHOICE_FORMAT = "Think briefly, then end your response with 'The answer is (X).'
 CODE_FORMAT = "Reply with the complete Python function in a single ```python code block."
 SUMMARY_FORMAT = "Write a concise summary of the article in 3 to 4 sentences."
 
-_SPLIT_BASE = {"train": 0, "test": 10**12}
+_SPLIT_BASE = {"train": 0, "test": 10**12, "val": 2 * 10**12}
 _SEED_STRIDE = 1_000_003
 
 
@@ -107,9 +107,11 @@ def load_reasoning_gym(name: str, split: str = "train", size: int = 100, seed: i
     """``size`` problems of the reasoning-gym generator ``name`` (deterministic).
 
     reasoning-gym builds item ``i`` from ``Random(rg_seed + i)``; we use
-    ``rg_seed = {"train": 0, "test": 10**12}[split] + seed * 1_000_003``, so train and test items
-    come from disjoint seed ranges, and different ``seed`` values give disjoint item seeds while
-    ``size < 1_000_003``. Tiny problem spaces (1-digit, 2-term sums) can still repeat a question.
+    ``rg_seed = {"train": 0, "test": 10**12, "val": 2 * 10**12}[split] + seed * 1_000_003``, so
+    train, validation and test items come from disjoint seed ranges, and different ``seed`` values
+    give disjoint item seeds while ``size < 1_000_003``. Item ``i`` depends only on ``rg_seed + i``,
+    so a larger ``size`` extends the same list. Tiny problem spaces (1-digit, 2-term sums) can still
+    repeat a question across splits: :func:`spgg_jax.tasks.splits.load_splits` drops those.
     ``knobs`` are the generator's config fields (``min_terms``, ``max_digits``, ``difficulty``...).
     """
     if split not in _SPLIT_BASE:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -37,7 +38,8 @@ from spgg_jax.rollout.team import TeamConfig, load_team
 METHODS = tuple(METHOD_CONFIGS)
 #: top-level keys that may differ between a run and its resumption (they do not change what is
 #: computed; the mesh may change too: orbax reshards the restored state onto the new mesh)
-RESUMABLE_CHANGES = ("run_dir", "steps", "eval_size", "checkpoint_every", "keep", "progress", "mesh", "rules")
+RESUMABLE_CHANGES = ("run_dir", "steps", "eval_size", "val_size", "sc_temperature", "checkpoint_every", "keep", "progress",
+                     "mesh", "rules")
 #: the team when a config names none (the trainer's historical default: 3 agents, 64 new tokens)
 DEFAULT_TEAM: Mapping[str, Any] = {"from": "default:3", "agents": {"max_new_tokens": 64}}
 #: keys of the first trainer's flat config -> where they live now (for errors that say what to write)
@@ -68,6 +70,10 @@ class TrainConfig:
     task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     train_size: int = 512
     eval_size: int = 64
+    # validation problems (texts unseen in training) on which the evaluation picks the best untrained
+    # baseline; 0: no validation, every comparison is reported and none is the headline
+    val_size: int = 64
+    sc_temperature: float = 0.7  # the self-consistency baseline's sampling temperature (spgg_jax.eval.trained)
     judge: str = ""  # model scoring unverifiable tasks (summeval) with spgg_jax.tasks.judge; "" = task scorer
     dtype: str = "float32"
     # optimisation
@@ -110,8 +116,14 @@ class TrainConfig:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 errors.append(f"{name} must be a positive integer, got {v!r}")
-        if isinstance(self.eval_size, bool) or not isinstance(self.eval_size, int) or self.eval_size < 0:
-            errors.append(f"eval_size must be an integer >= 0, got {self.eval_size!r}")
+        for name in ("eval_size", "val_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                errors.append(f"{name} must be an integer >= 0, got {v!r}")
+        t = self.sc_temperature
+        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
+            errors.append(f"sc_temperature must be a finite number > 0 (self-consistency samples; 0 would make them "
+                          f"all the greedy answer), got {t!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int):
             errors.append(f"seed must be an integer, got {self.seed!r}")
         if not isinstance(self.task_options, Mapping):
@@ -389,6 +401,10 @@ def config_differences(saved: Mapping[str, Any], current: TrainConfig) -> dict[s
     """Top-level keys whose values differ between a saved run config and this one (ignoring
     :data:`RESUMABLE_CHANGES`)."""
     now = json.loads(json.dumps(current.to_dict()))
+    try:  # keys added since the run was saved read as their defaults
+        saved = json.loads(json.dumps(TrainConfig.from_dict(saved).to_dict()))
+    except (ValueError, TypeError, KeyError, OSError):
+        pass
     diffs = {}
     for k in set(saved) | set(now):
         if k in RESUMABLE_CHANGES:

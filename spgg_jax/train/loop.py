@@ -27,20 +27,22 @@ from tqdm.auto import tqdm
 from spgg_jax.checkpoint import (Checkpointer, CheckpointSaveError, StopSignal, remove_unfinished_saves, resolve_resume,
                                  set_aside, unfinished_saves)
 from spgg_jax.errors import RunError, check_writable_dir, os_error_line, read_json_object
-from spgg_jax.eval.trained import EVAL_KEY_SALT, TRAINED, UNTRAINED, episode_records, eval_json, evaluate_trained
+from spgg_jax.eval.trained import EVAL_KEY_SALT, episode_records, eval_json, evaluate_trained
 from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
 from spgg_jax.rl.metrics import MetricsWriter, last_metrics_step, plot_run
 from spgg_jax.rollout.episode import run_episodes
-from spgg_jax.rollout.scoring import episode_reward_terms, episode_rewards, free_riding, score_episodes
+from spgg_jax.rollout.scoring import (batch_contributes_nothing, episode_reward_terms, episode_rewards, free_riding,
+                                      score_episodes)
 from spgg_jax.sampling.params import PARAM_NAMES
+from spgg_jax.tasks.splits import format_summary
 from spgg_jax.train.config import TrainConfig, config_differences
 from spgg_jax.train.setup import Setup, build_setup
 from spgg_jax.train.timing import compile_seconds, phase_metrics, step_line
 
 #: files and folders a run directory of this project holds (``--overwrite`` deletes nothing else)
-RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "eval_episodes.jsonl", "learning_curves.png", "checkpoints",
-             "tensorboard")
+RUN_FILES = ("config.json", "metrics.jsonl", "eval.json", "eval_episodes.jsonl", "eval_val.json",
+             "eval_val_episodes.jsonl", "learning_curves.png", "checkpoints", "tensorboard")
 
 
 class RunDirError(ValueError):
@@ -110,6 +112,8 @@ class Trainer:
         check_writable_dir(cfg.run_dir, "run directory")  # before any model is loaded
         self.setup: Setup = build_setup(cfg, bundles)  # everything validated before the run dir is touched
         self.learner = self.setup.learner
+        if self.setup.eval_problems:
+            self.log(format_summary(self.setup.splits))
         self.run_dir = Path(cfg.run_dir)
         self.key = jax.random.key(cfg.seed)
         self.state = self.init_state()
@@ -254,6 +258,7 @@ class Trainer:
         s = np.asarray(scores.S)
         tokens = np.asarray(batch.tokens_generated)[:, : self.n]
         free = free_riding(scores, self.team)
+        nothing = batch_contributes_nothing(batch)  # empty, no answer, or a bare copy of a predecessor's answer
         _, own_cost = episode_reward_terms(scores, self.team, self.setup.game_params)
         own_cost = np.asarray(own_cost)
         m: dict[str, Any] = {
@@ -261,6 +266,7 @@ class Trainer:
             "final_score": float(np.mean(s)),
             "threshold_met": float(np.mean(s >= float(self.setup.game_params.B) - THRESHOLD_TOL)),
             "free_riding": float(np.mean(free)),
+            "nothing": float(np.mean(nothing)),
             "reward/mean": float(np.mean(rewards)),
         }
         m.update(phase_metrics(phases, batch.prompt_tokens, int(np.sum(batch.tokens_generated)), compile_s))
@@ -269,6 +275,7 @@ class Trainer:
             m[f"q/agent{a + 1}"] = float(np.mean(q[:, a]))
             m[f"correct/agent{a + 1}"] = float(np.mean(np.asarray(scores.per_agent_correct)[:, a]))
             m[f"free_riding/agent{a + 1}"] = float(np.mean(free[:, a]))
+            m[f"nothing/agent{a + 1}"] = float(np.mean(nothing[:, a]))
             m[f"tokens/agent{a + 1}"] = float(np.mean(tokens[:, a]))
             m[f"own_cost/agent{a + 1}"] = float(np.mean(own_cost[:, a]))
             sp = batch.agent_turns[a].sampling  # host values (config or policy choices)
@@ -343,16 +350,16 @@ class Trainer:
                 write_eval(self.run_dir, full)
         return result
 
-    def evaluate(self, problems=None) -> dict:
-        """Held-out comparison: single agent, the team before training, the team after training
-        (``spgg_jax.eval.trained.evaluate_trained``)."""
-        learner_state = lambda st: {k: v for k, v in st.items() if k != "step"}  # noqa: E731
-        states = [(UNTRAINED, learner_state(self.init_state())), (TRAINED, learner_state(self.state))]
-        return evaluate_trained(self.setup, states, jax.random.fold_in(self.key, EVAL_KEY_SALT), problems)
+    def evaluate(self, problems=None, split: str = "test") -> dict:
+        """The trained team against the untrained baselines on held-out problems, the best baseline
+        chosen on the validation split (``spgg_jax.eval.trained.evaluate_trained``)."""
+        trained = {k: v for k, v in self.state.items() if k != "step"}
+        return evaluate_trained(self.setup, trained, jax.random.fold_in(self.key, EVAL_KEY_SALT), problems, split)
 
 
 def write_eval(directory: Path, result: Mapping[str, Any], name: str = "eval") -> Path:
-    """``NAME.json`` (rows and paired comparisons) and ``NAME_episodes.jsonl`` (every evaluated episode)."""
+    """``NAME.json`` (rows, validation, headline, paired comparisons, splits) and ``NAME_episodes.jsonl``
+    (every evaluated episode)."""
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{name}.json"
     path.write_text(json.dumps(eval_json(result), indent=2))

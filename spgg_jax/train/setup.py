@@ -1,9 +1,10 @@
 """From a :class:`~spgg_jax.train.config.TrainConfig` to everything a run uses.
 
 ``build_setup(cfg)`` is shared by ``spgg train`` and ``spgg eval --run-dir``: the device mesh, the
-team and its game parameters, the training and held-out problems, the models (each distinct model
-loaded once, placed on the mesh), the judge, and the learner of the configured method. It touches
-no run directory, so a bad configuration fails before any file is written.
+team and its game parameters, the training, validation and test problems (disjoint by problem text:
+``spgg_jax.tasks.splits``), the models (each distinct model loaded once, placed on the mesh), the
+judge, and the learner of the configured method. It touches no run directory, so a bad
+configuration fails before any file is written.
 
 ``check_run(cfg)`` is the same resolution without loading weights or building anything: what
 ``spgg train --dry-run`` and the sweep planner (``spgg_jax.train.sweeps``) run.
@@ -23,6 +24,7 @@ from spgg_jax.rollout.episode import ModelBundle, load_bundles
 from spgg_jax.rollout.team import TeamConfig
 from spgg_jax.tasks import get_task, load_problems
 from spgg_jax.tasks.judge import LLMJudge
+from spgg_jax.tasks.splits import load_splits
 from spgg_jax.train.config import TrainConfig
 
 
@@ -39,6 +41,8 @@ class Setup:
     judge: Any
     placement: StatePlacement
     learner: Learner
+    val_problems: list = dataclasses.field(default_factory=list)  # where the evaluation picks its best baseline
+    splits: dict = dataclasses.field(default_factory=dict)  # sizes and dropped candidates (tasks.splits)
 
     @property
     def mesh(self):
@@ -54,16 +58,22 @@ def make_placement(cfg: TrainConfig) -> StatePlacement:
 
 
 def build_setup(cfg: TrainConfig, bundles: Optional[Mapping[str, ModelBundle]] = None, *,
-                train: bool = True) -> Setup:
-    """Resolve ``cfg``: ``bundles`` reuses loaded models (tests); ``train=False`` skips the training pool."""
+                train: bool = True, split: str = "test") -> Setup:
+    """Resolve ``cfg``: ``bundles`` reuses loaded models (tests); ``train=False`` keeps no training pool
+    (it is still drawn: the held-out splits leave out its texts). The validation split is drawn when
+    the run evaluates (``eval_size > 0``) or ``split="val"`` (an evaluation on it)."""
+    if split not in ("test", "val"):
+        raise ValueError(f"split must be 'test' or 'val', got {split!r}")
     get_task(cfg.task)  # an unknown task fails before any model is loaded
     placement = make_placement(cfg)
     team = cfg.team
     game_params = team.game_params()
-    train_problems = task_problems(cfg, "train") if train else []
-    if train and not train_problems:
+    val_size = cfg.val_size if cfg.eval_size > 0 or split == "val" else 0
+    splits = load_splits(cfg.task, train_size=cfg.train_size, val_size=val_size, test_size=cfg.eval_size,
+                         seed=cfg.seed, options=cfg.task_options)
+    if not splits.train:
         raise ValueError(f"task {cfg.task!r} gave no training problems")
-    eval_problems = task_problems(cfg, "test") if cfg.eval_size > 0 else []
+    train_problems = splits.train if train else []
     if bundles is None:
         # one generation bucket, whatever max_new_tokens a policy picks
         bundles = load_bundles(team, dtype=cfg.dtype, mesh=placement.mesh, rules=placement.rules,
@@ -75,7 +85,8 @@ def build_setup(cfg: TrainConfig, bundles: Optional[Mapping[str, ModelBundle]] =
     if cfg.judge:
         judge = LLMJudge.load(cfg.judge, dtype=cfg.dtype, mesh=placement.mesh, rules=placement.rules)
     learner = make_learner(cfg.method, cfg.method_cfg, team, bundles, placement)
-    return Setup(cfg, team, game_params, train_problems, eval_problems, bundles, judge, placement, learner)
+    return Setup(cfg, team, game_params, train_problems, splits.test, bundles, judge, placement, learner, splits.val,
+                 splits.summary)
 
 
 def task_problems(cfg: TrainConfig, split: str) -> list:

@@ -292,21 +292,30 @@ def test_sigterm_to_a_real_training_process_exits_143(tiny_model_dir, tmp_path):
 
 def test_spgg_eval_run_dir_reproduces_the_training_evaluation(tiny_model_dir, tmp_path):
     """``spgg eval --run-dir`` rebuilds the run from its config.json and latest checkpoint and gives the
-    same held-out table as the end of training."""
+    same held-out table as the end of training; ``--split val`` evaluates the validation split."""
+    from spgg_jax.eval.trained import BASELINES, TRAINED
+
     run = tmp_path / "r"
     out = Trainer(load_config(None, _overrides(tiny_model_dir, run, 2, eval_size=3))).run()
     want = [{k: v for k, v in r.items() if k != "seconds"} for r in out["eval"]["rows"]]
     assert main(["eval", "--run-dir", str(run), "--out", str(tmp_path / "again")]) == 0
     again = json.loads((tmp_path / "again" / "eval.json").read_text())
     got = [{k: v for k, v in r.items() if k != "seconds"} for r in again["rows"]]
-    assert got == want and [r["method"] for r in got] == ["single agent (config params)", "single agent (greedy)",
-                                                           "team, untrained", "team, trained"]
-    assert again["comparisons"] == out["eval"]["comparisons"]
-    assert {(c["a"], c["b"]) for c in again["comparisons"]} >= {("team, trained", "team, untrained")}
+    assert got == want and [r["method"] for r in got] == [*BASELINES, TRAINED]
+    assert again["comparisons"] == out["eval"]["comparisons"] and again["headline"] == out["eval"]["headline"]
+    assert [(c["a"], c["b"]) for c in again["comparisons"]] == [(TRAINED, b) for b in BASELINES]
+    assert again["splits"]["sizes"] == {"train": 16, "val": 3, "test": 3} and again["split"] == "test"
     for r in got:
         assert r["ci95"][0] <= r["accuracy"] <= r["ci95"][1]
     episodes = [json.loads(line) for line in (run / "eval_episodes.jsonl").read_text().splitlines()]
-    assert len(episodes) == 4 * 3 and all("prompt" in e and e["turns"] for e in episodes)
+    assert len(episodes) == 6 * 3 and all("prompt" in e and e["turns"] for e in episodes)
+    # the validation split: its own file, the same untrained rows as the run's validation
+    assert main(["eval", "--run-dir", str(run), "--split", "val"]) == 0
+    val = json.loads((run / "eval_val.json").read_text())
+    assert val["split"] == "val" and all(r["n"] == 3 for r in val["rows"])
+    assert [r["accuracy"] for r in val["rows"][:-1]] == [r["accuracy"] for r in out["eval"]["validation"]["rows"]]
+    assert (run / "eval_val_episodes.jsonl").is_file()
+    assert main(["eval", "--run-dir", str(run), "--split", "train"]) == 2
     assert main(["eval", "--run-dir", str(tmp_path / "nothing")]) == 2  # not a run: a one-line error
 
 

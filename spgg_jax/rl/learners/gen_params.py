@@ -15,6 +15,7 @@ either way.
 from __future__ import annotations
 
 import dataclasses
+import math
 from typing import Any, Mapping
 
 import jax
@@ -53,6 +54,13 @@ class GenParamsConfig:
     init_concentration: float = 6.0  # Beta a + b - 2 at the start: how widely the policy explores
     # episodes per problem in a training batch; group-baseline algorithms compare within them
     group_size: int = 1
+    # the smallest max_new_tokens the policy can choose (capped at half the agents' largest limit): 1-2
+    # tokens make "contributing nothing" an action, 8 holds a whole short answer
+    min_new_tokens: int = 8
+    # where the policy's modes start, per controlled parameter (e.g. {"temperature": 1.0}); the rest
+    # start at each agent's configured value. The team's configured values stay what the evaluation's
+    # "configured" baselines use.
+    start: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def errors(self) -> list[str]:
         out = []
@@ -67,7 +75,16 @@ class GenParamsConfig:
         if group and isinstance(self.group_size, int) and self.group_size < 2:
             out.append(f"gen_params.algorithm {self.algorithm!r} compares episodes of the same problem: set "
                        f"gen_params.group_size >= 2 (got {self.group_size}), or use ppo / reinforce")
-        out += field_errors(self, "gen_params", positive_ints=("epochs", "minibatch", "group_size"),
+        if not isinstance(self.start, Mapping):
+            out.append(f"gen_params.start must be an object of controlled parameters and values, got {self.start!r}")
+        else:
+            for k, v in self.start.items():
+                if k not in self.controls:
+                    out.append(f"gen_params.start.{k}: only a parameter the policy controls has a start "
+                               f"(gen_params.controls: {list(self.controls)})")
+                elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                    out.append(f"gen_params.start.{k} must be a finite number, got {v!r}")
+        out += field_errors(self, "gen_params", positive_ints=("epochs", "minibatch", "group_size", "min_new_tokens"),
                             positive=("lr", "clip_eps", "grad_clip", "target_kl", "init_concentration"),
                             non_negative=("value_coef", "entropy_coef"))
         if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
@@ -75,10 +92,11 @@ class GenParamsConfig:
         return out
 
 
-def gen_param_ranges(team: Any) -> gp.GenParamRanges:
-    """The policy's ranges for a team: max_new_tokens in [min(8, M/2), M], M the agents' largest limit."""
+def gen_param_ranges(team: Any, min_new_tokens: int = 8) -> gp.GenParamRanges:
+    """The policy's ranges for a team: max_new_tokens in [min(min_new_tokens, M/2), M], M the agents'
+    largest limit."""
     top = float(max(a.max_new_tokens for a in team.agents))
-    return gp.GenParamRanges(max_new_tokens=(min(8.0, top / 2), top))
+    return gp.GenParamRanges(max_new_tokens=(min(float(min_new_tokens), top / 2), top))
 
 
 class GenParamsLearner:
@@ -90,7 +108,11 @@ class GenParamsLearner:
         self.team = team
         self.n = team.n
         self.placement = placement or StatePlacement()
-        self.ranges = gen_param_ranges(team)
+        self.ranges = gen_param_ranges(team, cfg.min_new_tokens)
+        for name, v in cfg.start.items():
+            lo, hi = getattr(self.ranges, name)
+            if not lo <= v <= hi:
+                raise ValueError(f"gen_params.start.{name}={v!r} lies outside the policy's range [{lo:g}, {hi:g}]")
         self.algo = get_algorithm(cfg.algorithm)
         self.feature_dim = feature_dim + self.n + 1  # pooled hidden states + agent one-hot + position
         self.tx = make_optimizer(cfg.lr, cfg.grad_clip)
@@ -115,11 +137,13 @@ class GenParamsLearner:
 
     # ------------------------------------------------------------------------------ protocol
     def init(self, key) -> dict:
-        """Every agent's policy starts with its Beta modes at the agent's configured parameters."""
+        """Every agent's policy starts with its Beta modes at ``gen_params.start`` where given, else at the
+        agent's configured parameters."""
         k_init = jax.random.fold_in(key, INIT_KEY_SALT)
         keys = jax.random.split(k_init, self.n)
-        init_u = jnp.stack([gp.to_unit({**a.sampling_kwargs(), "top_k": a.top_k or self.ranges.top_k[1]}, self.ranges,
-                                       self.controls) for a in self.team.agents])
+        start = dict(self.cfg.start)
+        init_u = jnp.stack([gp.to_unit({**a.sampling_kwargs(), "top_k": a.top_k or self.ranges.top_k[1], **start},
+                                       self.ranges, self.controls) for a in self.team.agents])
         hidden, k0, n_params = tuple(self.cfg.hidden), self.cfg.init_concentration, len(self.controls)
         params = jax.vmap(lambda k, u: gp.init_policy(k, self.feature_dim, hidden, u, k0, n_params))(keys, init_u)
         opt_state = jax.vmap(self.tx.init)(params)
