@@ -45,7 +45,9 @@ class MetricsWriter:
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=(resume_step + 1) if resume_step else None)
+            # a resume (from step 0 too, when every checkpoint was set aside) drops the later events
+            purge = resume_step + 1 if resume_step is not None else None
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         if not self.main:
