@@ -83,6 +83,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     if not args.task:
         raise ValueError("give --task NAME (or --run-dir DIR to evaluate a training run)")
+    if args.out:
+        from spgg_jax.errors import check_writable_dir
+
+        check_writable_dir(args.out, "--out")  # before any model is loaded
     limit = 16 if args.limit is None else args.limit
     if limit < 1:
         raise ValueError(f"--limit must be >= 1, got {limit}")
@@ -169,13 +173,19 @@ def cmd_eval_run(args: argparse.Namespace) -> int:
     from spgg_jax.train import TrainConfig, build_setup
     from spgg_jax.train.loop import write_eval
 
+    from spgg_jax.errors import check_writable_dir, read_json_object
+
     run = Path(args.run_dir)
     cfg_path = run / "config.json"
-    if not cfg_path.is_file():
+    if run.exists() and not run.is_dir():
+        raise ValueError(f"--run-dir {run} is a file, not a training run directory")
+    if not cfg_path.exists():
         raise FileNotFoundError(f"{run} has no config.json: not a training run directory (see `spgg train`)")
     if args.split not in ("test", "val"):
         raise ValueError(f"--split with --run-dir must be test or val (the run's validation split), got {args.split!r}")
-    cfg = TrainConfig.from_dict(json.loads(cfg_path.read_text()))
+    cfg = TrainConfig.from_dict(read_json_object(cfg_path, "run config"))
+    # where eval.json goes must be writable before anything is computed
+    check_writable_dir(Path(args.out) if args.out else run, "--out" if args.out else "run directory")
     size_key = "eval_size" if args.split == "test" else "val_size"
     if args.limit is not None:
         if args.limit < 1:

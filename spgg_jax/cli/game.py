@@ -137,7 +137,7 @@ def _progress(args, line: str) -> None:
 
 def cmd_list(args) -> int:
     from spgg_jax.game.costs import COSTS
-    from spgg_jax.game.params import GameParams
+    from spgg_jax.game.params import GameParams, shared_ranges
     from spgg_jax.game.rewards import REWARDS
     from spgg_jax.game.scores import SCORES
 
@@ -150,8 +150,8 @@ def cmd_list(args) -> int:
                          "per_agent": spec.per_agent is not None, "threshold": spec.has_threshold, "flags": flags,
                          "own_cost": spec.own_cost_name, "doc": spec.doc, "params": spec.params.describe()})
     if args.json:
-        print(json.dumps({"rewards": variants, "shared_params": shared, "costs": COSTS.names(),
-                          "scores": SCORES.names()}, indent=2, default=str))
+        print(json.dumps({"rewards": variants, "shared_params": shared, "shared_ranges": shared_ranges(),
+                          "costs": COSTS.names(), "scores": SCORES.names()}, indent=2, default=str))
         return 0
     print("reward variants (own parameters: default, range):")
     for v in variants:
@@ -159,7 +159,10 @@ def cmd_list(args) -> int:
         for p in v["params"]:
             rng = f" ({p['range']})" if p["range"] else ""
             print(f"      {p['name']} = {p['default']:g}{rng}  {p['doc']}")
-    print("shared parameters:", ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in shared.items()))
+    ranges = shared_ranges()
+    print("shared parameters (default, range):", ", ".join(
+        (f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}") + (f" ({ranges[k]})" if k in ranges else "")
+        for k, v in shared.items()))
     print("costs:  ", ", ".join(COSTS.names()))
     print("scores: ", ", ".join(SCORES.names()))
     return 0
@@ -243,8 +246,10 @@ def cmd_solve(args) -> int:
 
 
 def cmd_sweep(args) -> int:
+    from spgg_jax.errors import check_writable_dir
     from spgg_jax.game import report, sweep
 
+    check_writable_dir(args.out, "--out")  # a file, too long a name, read-only: before the solve
     base = _params(args)
     t0 = time.perf_counter()
     if args.sweep:
@@ -282,9 +287,11 @@ def cmd_sweep(args) -> int:
 
 
 def cmd_learn(args) -> int:
+    from spgg_jax.errors import check_writable_dir
     from spgg_jax.game import get_reward, sweep
     from spgg_jax.rl.game_rl import GameRLConfig, learn_points, write_learning_report
 
+    check_writable_dir(args.out, "--out")  # before the training runs
     base = _params(args)
     axes = dict(sweep.parse_axis(a, args.reward) for a in args.sweep)
     if "n" in axes:

@@ -60,10 +60,13 @@ def read_prompts(prompts: Sequence[str], prompts_file: str | None) -> list[str]:
     """``--prompt`` values followed by the prompts of ``--prompts-file``."""
     out = list(prompts)
     if prompts_file is not None:
+        from spgg_jax.errors import read_text_file
+
         path = Path(prompts_file)
-        if not path.is_file():
+        if not path.exists():
             raise FileNotFoundError(f"prompts file not found: {prompts_file!r}")
-        lines = [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        # a directory, a UTF-16 or binary file: one line naming it
+        lines = [ln for ln in read_text_file(path, "prompts file").splitlines() if ln.strip()]
         jsonl = path.suffix.lower() == ".jsonl" or (lines and all(ln.lstrip().startswith("{") for ln in lines))
         for i, ln in enumerate(lines, 1):
             if not jsonl:

@@ -67,21 +67,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     from spgg_jax.plugins import PluginError, load_plugins, split_plugin_args
 
+    given = list(sys.argv[1:] if argv is None else argv)
     try:  # plugins first: they register the names the command's arguments refer to
-        plugins, argv = split_plugin_args(list(sys.argv[1:] if argv is None else argv))
+        plugins, argv = split_plugin_args(given)
         load_plugins(plugins)
     except PluginError as err:
         print(f"spgg: error: {err}", file=sys.stderr)
         return 2
     args = parse_args(argv)
+    args.command_line = given  # the words after ``spgg`` as given (``spgg train`` repeats them to resume)
     command = getattr(args, PARSER_ATTR)  # the innermost parser: errors name the full subcommand
+    from spgg_jax.errors import CheckpointError, RunError, os_error_line
+
     try:
         result = args.func(args)
-    except (CliError, ValueError, KeyError, FileNotFoundError) as err:
+    except (CliError, ValueError, KeyError, FileNotFoundError, CheckpointError) as err:
+        # what the user gave cannot be used: one line, status 2
         msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"{command.prog}: error: {msg}", file=sys.stderr)
+        print(f"{command.prog}: error: {_one_line(msg)}", file=sys.stderr)
         return 2
+    except RunError as err:  # stopped by its surroundings (a full disk): one line, status 1
+        print(f"{command.prog}: error: {_one_line(err)}", file=sys.stderr)
+        return 1
+    except OSError as err:  # any other failed read or write: one line naming the path, status 1
+        print(f"{command.prog}: error: {os_error_line(err)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:  # a second Ctrl-C (the first stops training gracefully)
+        print(f"{command.prog}: interrupted", file=sys.stderr)
+        return 130
     return int(result or 0)
+
+
+def _one_line(msg: object) -> str:
+    """An error message on one line (the lines of a message that spans several, joined)."""
+    return " ".join(line.strip() for line in str(msg).strip().splitlines() if line.strip())
 
 
 if __name__ == "__main__":  # pragma: no cover

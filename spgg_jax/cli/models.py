@@ -97,13 +97,11 @@ def _param_count(path: Path) -> tuple[int, dict[str, int]]:
 
 def model_info(name_or_path: str) -> dict[str, Any]:
     """The facts ``spgg models info`` prints, as a dict."""
-    from spgg_jax.models.config import ModelConfig
-    from spgg_jax.models.hf_loader import read_hf_config
+    from spgg_jax.models.hf_loader import hf_model_config
     from spgg_jax.models.hub import MARKER, resolve_model
 
     path = resolve_model(name_or_path)
-    raw = read_hf_config(path)
-    cfg = ModelConfig.from_hf_config(raw)
+    cfg = hf_model_config(path)
     n_params, by_dtype = _param_count(path)
     marker = path / MARKER
     tok_cfg = path / "tokenizer_config.json"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 
 
 CONFIG_HELP = (
@@ -116,11 +117,30 @@ def cmd_train(args) -> int:
     say(f"training {cfg.team.n} agents ({', '.join(cfg.team.models())}) on {cfg.task} with method={cfg.method}, "
           f"{cfg.steps} steps x {cfg.batch} problems; run dir {cfg.run_dir}")
     result = trainer.run(evaluate=not args.no_eval)
+    if result.get("stopped"):
+        # a graceful stop is not a finished run: say how to go on, exit 128 + the signal (143 SIGTERM,
+        # 130 SIGINT) so a scheduler or a babysitter sees it
+        what = (f"after step {result['steps']} of {cfg.steps}" if result["steps"] < cfg.steps
+                else "before the held-out evaluation")
+        say(f"stopped by {result['stopped']} {what}; checkpoint saved in {cfg.run_dir}/checkpoints. To continue:\n"
+            f"  {resume_command(args)}")
+        return 128 + int(result.get("signal") or signal.SIGTERM)
     say(f"done: {result['steps']} steps; metrics {cfg.run_dir}/metrics.jsonl; plot {result.get('plot', '-')}")
     if "eval" in result:
         say(f"\nheld-out evaluation on {result['eval']['rows'][0]['n']} {cfg.task} problems:")
         say(format_eval_table(result["eval"]))
     return 0
+
+
+def resume_command(args) -> str:
+    """The command line that continues this run: the one given, with ``--resume`` and without
+    ``--overwrite`` (plugins and multi-host flags kept)."""
+    import shlex
+
+    words = [w for w in getattr(args, "command_line", None) or ["train"] if w != "--overwrite"]
+    if "--resume" not in words:
+        words.append("--resume")
+    return shlex.join(["spgg", *words])
 
 
 def cmd_plot(args) -> int:

@@ -238,6 +238,27 @@ GameParams.replace = _replace  # type: ignore[method-assign]
 _FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(GameParams))
 
 
+#: Declared ranges of the shared numeric parameters (checked elementwise by :func:`validate`; NaN and
+#: inf are always refused). c_max > c_min and the weights (>= 0, summing to 1) are checked apart.
+SHARED_BOUNDS: dict[str, dict[str, float]] = {
+    "c_min": {"gt": 0.0},
+    "kappa": {"ge": 0.0},
+    "cost_power": {"gt": 1.0},
+    "cost_alpha": {"gt": 0.0},
+    "B": {"ge": 0.0},
+    "m0": {"ge": 0.0},
+}
+SHARED_NOTES = {"cost_power": " (strictly convex)", "B": " (the task threshold on the final score S)",
+                "m0": " (agent 1's predecessor quality)"}
+
+
+def shared_ranges() -> dict[str, str]:
+    """``{name: "> 0"}`` for every shared parameter with a declared range (for listings)."""
+    out = {k: ", ".join(f"{_BOUND_TEXT[kind]} {b:g}" for kind, b in bounds.items()) for k, bounds in SHARED_BOUNDS.items()}
+    out["c_max"] = "> c_min"
+    return out
+
+
 def shared_field_names() -> list[str]:
     """The shared fields (static and numeric), without ``variant``."""
     return [f.name for f in dataclasses.fields(GameParams) if f.name != "variant"]
@@ -271,14 +292,14 @@ def validate(p: GameParams) -> None:
         bad = ~np.isfinite(v)
         if bad.any():
             raise ValueError(f"game parameter {k} must be finite, got {v[bad].ravel()[:4].tolist()}")
-    _check(vals["c_min"] > 0, f"c_min must be > 0, got {_head(vals['c_min'])}")
+    for k, bounds in SHARED_BOUNDS.items():
+        for kind, bound in bounds.items():
+            _check(_BOUND_OK[kind](vals[k], bound),
+                   f"{k} must be {_BOUND_TEXT[kind]} {bound:g}{SHARED_NOTES.get(k, '')}, got {_head(vals[k])}")
     _check(
         vals["c_min"] < vals["c_max"],
         f"c_min must be < c_max, got c_min={_head(vals['c_min'])} c_max={_head(vals['c_max'])}",
     )
-    _check(vals["kappa"] >= 0, f"kappa must be >= 0, got {_head(vals['kappa'])}")
-    _check(vals["cost_power"] > 1, f"cost_power must be > 1 (strictly convex), got {_head(vals['cost_power'])}")
-    _check(vals["cost_alpha"] > 0, f"cost_alpha must be > 0, got {_head(vals['cost_alpha'])}")
     w = vals["weights"]
     if w.shape[-1:] != (p.n,):
         raise ValueError(f"weights must have shape [..., n={p.n}], got shape {w.shape}")

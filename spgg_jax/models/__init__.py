@@ -28,6 +28,7 @@ from spgg_jax.models.hf_loader import (
     hf_state_dict_from_params,
     load_hf_dir,
     params_from_hf_state_dict,
+    hf_model_config,
     read_hf_config,
 )
 from spgg_jax.models.shapes import SHAPES, get_shape
@@ -37,5 +38,6 @@ __all__ = [
     "apply", "count_params", "forward", "get_shape", "greedy_generate", "hf_state_dict_from_params",
     "init_boxed_params", "init_cache", "init_params", "load_hf_dir", "logits_from_hidden",
     "param_logical_axes", "param_shapes", "params_from_hf_state_dict", "positions_from_mask",
+    "hf_model_config",
     "read_hf_config",
 ]

@@ -252,7 +252,13 @@ class ModelConfig:
             "gpt2": _from_gpt2,
             "gemma3": _from_gemma3,
         }[family]
-        kw = builder(c, family)
+        try:
+            kw = builder(c, family)
+        except KeyError as err:  # a key the family needs is missing: say which
+            raise ValueError(f"the model config lacks the key {err.args[0]!r} (model_type "
+                             f"{c.get('model_type')!r} needs it)") from None
+        except TypeError as err:  # e.g. "hidden_size": null
+            raise ValueError(f"the model config has a value of the wrong type ({err})") from None
         eos = c.get("eos_token_id")
         kw["eos_token_ids"] = tuple(int(e) for e in (eos if isinstance(eos, (list, tuple)) else [eos]) if e is not None)
         kw["bos_token_id"] = c.get("bos_token_id") if isinstance(c.get("bos_token_id"), int) else None

@@ -248,12 +248,23 @@ class SafetensorsDir(Mapping[str, np.ndarray]):
 
 
 def read_hf_config(path: str | os.PathLike) -> dict[str, Any]:
-    """The ``config.json`` of an HF model directory as a dict."""
+    """The ``config.json`` of an HF model directory as a dict (errors name the file)."""
+    from spgg_jax.errors import read_json_object
+
     cfg_path = os.path.join(os.fspath(path), "config.json")
-    if not os.path.isfile(cfg_path):
+    if not os.path.exists(cfg_path):
         raise FileNotFoundError(f"{path} is not a Hugging Face model directory: no config.json")
-    with open(cfg_path, encoding="utf-8") as fh:
-        return json.load(fh)
+    return read_json_object(cfg_path, "model config")
+
+
+def hf_model_config(path: str | os.PathLike, **overrides: Any) -> ModelConfig:
+    """``ModelConfig.from_hf_config`` of an HF model directory's ``config.json``; an unsupported model,
+    a missing key or a bad value is a one-line ``ValueError`` naming the file and the key."""
+    raw = read_hf_config(path)
+    try:
+        return ModelConfig.from_hf_config(raw, **overrides)
+    except ValueError as err:
+        raise ValueError(f"{os.path.join(os.fspath(path), 'config.json')}: {err}") from None
 
 
 def load_hf_dir(
@@ -267,8 +278,7 @@ def load_hf_dir(
 
     ``dtype`` is the compute dtype; ``param_dtype`` the storage dtype (defaults to ``dtype``).
     """
-    raw = read_hf_config(path)
-    cfg = ModelConfig.from_hf_config(raw, dtype=dtype, param_dtype=param_dtype or dtype)
+    cfg = hf_model_config(path, dtype=dtype, param_dtype=param_dtype or dtype)
     params = params_from_hf_state_dict(cfg, SafetensorsDir(path), strict=strict)
     return cfg, params
 

@@ -29,7 +29,7 @@ from spgg_jax.models.hf_loader import (
     check_tensor_names,
     set_param,
     tensor_to_numpy,
-    read_hf_config,
+    hf_model_config,
 )
 from spgg_jax.models.hub import load_model as load_model_local
 from spgg_jax.models.hub import resolve_model
@@ -80,7 +80,7 @@ def load_sharded(
     if rules is not None:
         rules = validate_rules(rules, mesh.axis_names)
     path = resolve_model(path_or_name)
-    cfg = ModelConfig.from_hf_config(read_hf_config(path), dtype=dtype, param_dtype=param_dtype or dtype)
+    cfg = hf_model_config(path, dtype=dtype, param_dtype=param_dtype or dtype)
     shapes = param_shapes(cfg)
     shardings = tree_shardings(param_logical_axes(cfg), mesh, rules, shapes=shapes)
     tensors = SafetensorsDir(path)

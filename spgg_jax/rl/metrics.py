@@ -34,39 +34,20 @@ class MetricsWriter:
             return
         self.run_dir.mkdir(parents=True, exist_ok=True)
         if resume_step is not None and self.path.exists():
-            kept = [line for _, line, row in self._rows() if row.get("step", 0) <= resume_step]
+            rows, dropped = metrics_rows(self.path)
+            if dropped is not None:
+                warnings.warn(f"{self.path}: dropping the truncated last line {dropped[0]} "
+                              f"({dropped[1][:60]!r}...)", RuntimeWarning, stacklevel=2)
+            kept = [line for _, line, row in rows if row.get("step", 0) <= resume_step]
             self.path.write_text("".join(line + "\n" for line in kept))
         elif resume_step is None and self.path.exists():
             self.path.unlink()
         if tensorboard:
             from tensorboardX import SummaryWriter
 
-            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=(resume_step + 1) if resume_step else None)
-
-    def _rows(self) -> list[tuple[int, str, dict]]:
-        """(line number, line, row) of each row of an existing ``metrics.jsonl``. A truncated last
-        line (a crash mid-write) is dropped with a warning; a bad line elsewhere is an error naming
-        the file and the line."""
-        text = self.path.read_text(encoding="utf-8", errors="replace")
-        lines = text.split("\n")
-        last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
-        out = []
-        for i, line in enumerate(lines):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-                if not isinstance(row, dict):
-                    raise ValueError(f"a JSON {type(row).__name__}, not an object")
-            except ValueError as err:
-                if i == last:
-                    warnings.warn(f"{self.path}: dropping the truncated last line {i + 1} "
-                                  f"({line[:60]!r}...)", RuntimeWarning, stacklevel=3)
-                    continue
-                raise ValueError(f"{self.path}: line {i + 1} is not a JSON object ({err}): "
-                                 f"{line[:80]!r}") from None
-            out.append((i + 1, line, row))
-        return out
+            # a resume (from step 0 too, when every checkpoint was set aside) drops the later events
+            purge = resume_step + 1 if resume_step is not None else None
+            self._tb = SummaryWriter(str(self.run_dir / "tensorboard"), purge_step=purge)
 
     def write(self, step: int, metrics: Mapping[str, Any]) -> None:
         if not self.main:
@@ -83,6 +64,44 @@ class MetricsWriter:
     def close(self) -> None:
         if self._tb is not None:
             self._tb.close()
+
+
+def metrics_rows(path: str | Path) -> tuple[list[tuple[int, str, dict]], tuple[int, str] | None]:
+    """(line number, line, row) of each row of an existing ``metrics.jsonl``, and the (line number,
+    text) of a truncated last line (a crash mid-write), which is left out (``None`` when there is
+    none). A bad line elsewhere is an error naming the file and the line."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8", errors="replace")
+    lines = text.split("\n")
+    last = max((i for i, line in enumerate(lines) if line.strip()), default=-1)
+    out = []
+    dropped = None
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict):
+                raise ValueError(f"a JSON {type(row).__name__}, not an object")
+        except ValueError as err:
+            if i == last:
+                dropped = (i + 1, line)
+                continue
+            raise ValueError(f"{path}: line {i + 1} is not a JSON object ({err}): "
+                             f"{line[:80]!r}") from None
+        out.append((i + 1, line, row))
+    return out, dropped
+
+
+def last_metrics_step(run_dir: str | Path) -> tuple[int, tuple[int, str] | None]:
+    """The largest ``step`` of a run's complete metrics rows (0 when there is no file or no row), and
+    the truncated last line :func:`metrics_rows` left out (or ``None``); reads only."""
+    path = Path(run_dir) / "metrics.jsonl"
+    if not path.exists():
+        return 0, None
+    rows, dropped = metrics_rows(path)
+    steps = [row.get("step") for _, _, row in rows]
+    return max((s for s in steps if isinstance(s, int) and not isinstance(s, bool)), default=0), dropped
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:

@@ -271,14 +271,16 @@ class TeamConfig:
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> "TeamConfig":
+        from spgg_jax.errors import read_text_file
+
         p = os.fspath(path)
-        if not os.path.isfile(p):
+        if not os.path.exists(p):
             raise FileNotFoundError(f"team config not found: {p!r}")
-        with open(p, encoding="utf-8") as f:
-            try:
-                d = json.load(f)
-            except json.JSONDecodeError as err:
-                raise ValueError(f"{p}: invalid JSON ({err.msg} at line {err.lineno})") from None
+        text = read_text_file(p, "team config")  # a directory, UTF-16 or binary: one line naming it
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise ValueError(f"{p}: invalid JSON ({err.msg} at line {err.lineno})") from None
         try:
             return cls.from_dict(d)
         except ValueError as err:

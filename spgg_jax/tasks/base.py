@@ -93,6 +93,9 @@ class TaskSpec:
       description: one line for listings.
       generated: the loader generates problems (``size`` and ``seed`` say how many and which)
         instead of reading a fixed split.
+      train_options: loader options a training run uses unless its ``task_options`` set them
+        (``TrainConfig`` writes them into the effective config): MBPP grades training rewards on
+        asserts its prompts do not show (``{"prompt_tests": "one"}``).
     """
 
     name: str
@@ -101,6 +104,7 @@ class TaskSpec:
     answer_format: str
     description: str = ""
     generated: bool = False
+    train_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def load(self, **options: Any) -> list[Problem]:
         return self.loader(**options)

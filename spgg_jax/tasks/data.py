@@ -312,10 +312,36 @@ def load_mmlu(path: Optional[PathLike] = None, split: Optional[str] = "test", se
     return _shuffle_limit(probs, seed, limit)
 
 
+#: What an MBPP prompt shows of the asserts, and which asserts grade (``load_mbpp(prompt_tests=...)``).
+MBPP_PROMPT_TESTS = ("all", "one", "none")
+
+
 def load_mbpp(path: Optional[PathLike] = None, split: Optional[str] = "test", seed: Optional[int] = None,
-              limit: Optional[int] = None, show_tests: bool = True) -> list[Problem]:
-    """MBPP from local files (full or sanitized schema). The prompt is the task text plus, by
-    default, the test asserts (the usual MBPP prompting: it tells the function name)."""
+              limit: Optional[int] = None, prompt_tests: str = "all",
+              show_tests: Optional[bool] = None) -> list[Problem]:
+    """MBPP from local files (full or sanitized schema): the task text plus, by ``prompt_tests``,
+
+    - ``"all"`` (default; the published MBPP setting, for comparisons with published figures): every
+      assert of ``test_list``, which are also the graded ones (a policy that memorises what the prompt
+      shows can pass them with a lookup table);
+    - ``"one"`` (what training uses: ``TaskSpec.train_options``): the first assert as an example of
+      the call; the others, never shown, are the graded ones (``metadata["test_list"]``). A problem
+      with a single assert shows only the function's name and is graded on that assert;
+    - ``"none"``: no assert, only the function's name; graded on every assert.
+
+    ``metadata["shown_tests"]`` holds the asserts the prompt shows and ``metadata["all_tests"]`` the
+    dataset's whole ``test_list``. ``show_tests=False`` is the older spelling of ``"none"``.
+    """
+    from spgg_jax.tasks.code import mbpp_called_names
+
+    if show_tests is not None:
+        if show_tests is False and prompt_tests == "all":
+            prompt_tests = "none"
+        elif show_tests is not True or prompt_tests != "all":
+            raise ValueError(f"mbpp: give prompt_tests (one of {MBPP_PROMPT_TESTS}) instead of show_tests, got "
+                             f"show_tests={show_tests!r}, prompt_tests={prompt_tests!r}")
+    if prompt_tests not in MBPP_PROMPT_TESTS:
+        raise ValueError(f"mbpp: prompt_tests must be one of {MBPP_PROMPT_TESTS}, got {prompt_tests!r}")
     rows, files = read_rows("mbpp", path, split, ["task_id", "code", "test_list"], MBPP_SCHEMA,
                            any_of=[("text", "prompt")])
     probs = []
@@ -324,16 +350,29 @@ def load_mbpp(path: Optional[PathLike] = None, split: Optional[str] = "test", se
         tests = [str(t) for t in (r["test_list"] or [])]
         if not tests:
             raise ValueError(f"mbpp: row {i} (task_id {r['task_id']}) of {files} has an empty test_list")
-        prompt = text.strip()
-        if show_tests:
-            prompt += "\nYour code should pass these tests:\n" + "\n".join(tests)
         setup = r.get("test_setup_code") or ""
         imports = r.get("test_imports") or []
         if imports:
             setup = "\n".join(list(imports) + [setup]).strip()
+        if prompt_tests == "all":
+            shown, graded = tests, tests
+        elif prompt_tests == "one" and len(tests) > 1:
+            shown, graded = tests[:1], tests[1:]
+        else:  # "none", or "one" with nothing left to hide
+            shown, graded = [], tests
+        prompt = text.strip()
+        if shown:
+            prompt += ("\nYour code should pass these tests:\n" if prompt_tests == "all"
+                       else "\nFor example, your code should pass this test:\n") + "\n".join(shown)
+        else:
+            names = mbpp_called_names(tests, setup)
+            if names:
+                prompt += ("\nThe function should be named " if len(names) == 1
+                           else "\nDefine the functions ") + ", ".join(names) + "."
         probs.append(Problem(id=f"mbpp/{r['task_id']}", task="mbpp", prompt=prompt, answer=None,
-                             metadata={"text": text, "code": r["code"], "test_list": tuple(tests),
-                                       "test_setup_code": setup,
+                             metadata={"text": text, "code": r["code"], "test_list": tuple(graded),
+                                       "shown_tests": tuple(shown), "all_tests": tuple(tests),
+                                       "prompt_tests": prompt_tests, "test_setup_code": setup,
                                        "challenge_test_list": tuple(r.get("challenge_test_list") or ())}))
     return _shuffle_limit(probs, seed, limit)
 
@@ -413,7 +452,8 @@ for _spec in (
     TaskSpec("gsm8k", load_gsm8k, "math", MATH_FORMAT, "GSM8K from local files"),
     TaskSpec("math", load_math, "math_latex", BOXED_FORMAT, "MATH from local files"),
     TaskSpec("mmlu", load_mmlu, "multiple_choice", CHOICE_FORMAT, "MMLU from local files"),
-    TaskSpec("mbpp", load_mbpp, "mbpp", CODE_FORMAT, "MBPP from local files"),
+    TaskSpec("mbpp", load_mbpp, "mbpp", CODE_FORMAT, "MBPP from local files",
+             train_options={"prompt_tests": "one"}),
     TaskSpec("summeval", load_summeval, "rouge_l", SUMMARY_FORMAT, "SummEval articles from local files"),
 ):
     if _spec.name not in TASKS:

@@ -21,25 +21,30 @@ privilege drop (root only)    the program runs as a fresh, otherwise unused uid/
                               sandbox dir, it cannot signal other users' processes, and
                               ``PR_SET_NO_NEW_PRIVS`` stops set-uid binaries regaining root
 jail (mount namespace)        a new root on a size- and inode-limited tmpfs with read-only
-                              system dirs, private ``/tmp`` and ``/dev/shm``, a ``/proc`` of
-                              the run only, ctypes masked, entered with ``pivot_root``; the
-                              host filesystem is unreachable (as root, and as an ordinary user
-                              through a user namespace, with no capabilities left)
+                              system dirs, private ``/tmp`` and ``/dev/shm`` (both counted in
+                              ``memory_mb``), a ``/proc`` of the run only, ctypes, the C FFI
+                              backend, mmap and the shared-memory modules masked, entered
+                              with ``pivot_root``; the host filesystem is unreachable (as
+                              root, and as an ordinary user through a user namespace, with no
+                              capabilities left)
 namespaces (``unshare``)      a new network namespace (only a down loopback: no network at
                               all, not even 127.0.0.1) and a new PID namespace whose init is
                               our supervisor, so every process the program left behind is
-                              killed by the kernel when the run ends
+                              killed by the kernel when the run ends; a new IPC namespace, so
+                              SysV objects and POSIX message queues die with the run
 seccomp + Landlock            installed by a trusted pre-exec stage (the only code that
                               loads ctypes; it exec()s away) after the jail is built: a
                               classic-BPF filter that checks the arch and answers EPERM to
                               non-AF_UNIX sockets, ptrace, mount, namespaces, bpf, perf,
-                              keyrings, modules, io_uring, ...; where the kernel has
+                              keyrings, modules, io_uring, SysV IPC, POSIX message queues,
+                              memfd_create, ...; where the kernel has
                               Landlock, writes only below the box, /tmp and /dev/shm
 audit hook (PEP 578)          installed by the bootstrap before user code runs; ends the
                               program (status ``blocked``) on fork/exec/spawn/subprocess,
                               socket creation/connect/DNS, ``os.kill``, writes, deletes,
                               renames, chmods outside the sandbox dir, importing
-                              ``ctypes``/``_posixsubprocess``/``cffi``, ``gc`` object
+                              ``ctypes``/``_posixsubprocess``/``cffi``/``mmap``/... (any
+                              component of the name, or the file's stem), ``gc`` object
                               walking, ``sys.settrace``/``setprofile`` and code/defaults
                               patching of functions
 output cap                    stdout/stderr go to files limited by ``RLIMIT_FSIZE``; the
@@ -99,7 +104,10 @@ class SandboxLimits:
     Attributes:
       timeout_s: wall-clock limit in seconds; on expiry the whole process group is SIGKILLed.
       cpu_s: CPU-time limit (``RLIMIT_CPU``) in whole seconds; ``None`` means ``ceil(timeout_s)``.
-      memory_mb: address-space limit (``RLIMIT_AS``) in MiB.
+      memory_mb: the run's whole memory in MiB: the address-space limit (``RLIMIT_AS``) plus, in
+        the jail, its two tmpfs mounts (``RLIMIT_AS`` is ``memory_mb - 2 * tmpfs_mb`` there), so
+        files written to ``/box``, ``/tmp`` or ``/dev/shm`` count too. SysV shared memory and
+        ``memfd_create`` are refused (seccomp) and SysV objects die with the IPC namespace.
       max_file_bytes: largest file the program may write, stdout/stderr included (``RLIMIT_FSIZE``).
       max_output_bytes: how much of stdout and of stderr the result keeps (head + tail).
       max_procs: ``RLIMIT_NPROC`` for the program's uid (processes and threads). Enforced only
@@ -109,7 +117,8 @@ class SandboxLimits:
       jail: also a mount namespace whose root is a fresh tmpfs with read-only system dirs, a
         private ``/tmp`` and ``/dev/shm``, a ``/proc`` of the run's PID namespace only and no
         ctypes (see ``_JAIL_SH``); ``None`` = when available.
-      tmpfs_mb: size of the jail's writable root (box and ``/tmp``) and of its ``/dev/shm``, each.
+      tmpfs_mb: size of the jail's writable root (box and ``/tmp``) and of its ``/dev/shm``, each
+        (both inside ``memory_mb``, which must be at least ``2 * tmpfs_mb + 64``).
       max_files: files and directories the program may create in each of them (inodes).
       drop_privileges: when root, run the program as a fresh unused uid; ``None`` = when possible.
       audit_hook: install the blocking audit hook (turn off only to test the other layers).
@@ -146,6 +155,10 @@ class SandboxLimits:
                      "tmpfs_mb", "max_files"):
             if getattr(self, name) < 1:
                 raise ValueError(f"SandboxLimits.{name} must be >= 1, got {getattr(self, name)!r}")
+        if self.memory_mb < 2 * self.tmpfs_mb + 64:
+            raise ValueError(f"SandboxLimits.memory_mb must be >= 2 * tmpfs_mb + 64 = "
+                             f"{2 * self.tmpfs_mb + 64} (the jail's two tmpfs mounts count in the "
+                             f"run's memory), got memory_mb={self.memory_mb!r}, tmpfs_mb={self.tmpfs_mb!r}")
 
     @property
     def cpu_limit(self) -> int:
@@ -365,9 +378,22 @@ def _install_hook(box, blocked_mark, blocked_exit, blocked_imports):
                     (type(flags) is _int and flags & _DIRFLAGS) or is_dir(path)):
                 deny(event, "directory " + repr(path)[:200])
         elif event == "import":
+            # every component of the name (``zz._cffi_backend`` loads the same extension as
+            # ``_cffi_backend``: its init function is named after the last component) and the
+            # file it comes from (``_imp.create_dynamic`` reports the extension's path here)
             name = args[0]
-            if isinstance(name, str) and name.partition(".")[0] in _blocked_imports:
-                deny(event, name)
+            if type(name) is not _str:
+                deny(event, "a module name that is not a str")
+            for part in name.split("."):
+                if part in _blocked_imports:
+                    deny(event, name)
+            origin = args[1] if len(args) > 1 else None
+            if origin is not None:
+                t = as_text(origin)
+                if t is None:
+                    deny(event, "a module path that is not a str")
+                if t.rpartition("/")[2].partition(".")[0] in _blocked_imports:
+                    deny(event, name + " from " + t[:200])
         elif event in _paths:
             for i in _paths[event]:
                 if i < len(args) and not inside(args[i]):
@@ -474,7 +500,10 @@ except OSError as e:
 # seccomp: architecture tokens (AUDIT_ARCH_*), and the numbers of the syscalls denied per arch.
 _AUDIT_ARCH = {"x86_64": 0xC000003E, "aarch64": 0xC00000B7}
 #: Denied with EPERM: namespaces and mounts, tracing and other processes' memory, kernel
-#: keyrings, BPF, perf, modules, kexec, io_uring, userfaultfd, personality, handle-based opens.
+#: keyrings, BPF, perf, modules, kexec, io_uring, userfaultfd, personality, handle-based opens,
+#: SysV IPC (shared memory, semaphores, message queues), POSIX message queues and memfd_create
+#: (kernel objects and memory that would sit outside the run's limits; the x86 multiplexer
+#: ``ipc`` exists only for the 32-bit ABI, which the arch check already kills).
 _DENY_SYSCALLS = {
     "x86_64": {
         "ptrace": 101, "mount": 165, "umount2": 166, "pivot_root": 155, "chroot": 161,
@@ -486,6 +515,10 @@ _DENY_SYSCALLS = {
         "personality": 135, "open_by_handle_at": 304, "open_tree": 428, "move_mount": 429,
         "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
         "acct": 163, "swapon": 167, "swapoff": 168, "reboot": 169, "quotactl": 179,
+        "shmget": 29, "shmat": 30, "shmctl": 31, "shmdt": 67, "semget": 64, "semop": 65,
+        "semctl": 66, "semtimedop": 220, "msgget": 68, "msgsnd": 69, "msgrcv": 70, "msgctl": 71,
+        "mq_open": 240, "mq_unlink": 241, "mq_timedsend": 242, "mq_timedreceive": 243,
+        "mq_notify": 244, "mq_getsetattr": 245, "memfd_create": 319, "memfd_secret": 447,
     },
     "aarch64": {
         "ptrace": 117, "mount": 40, "umount2": 39, "pivot_root": 41, "chroot": 51,
@@ -497,6 +530,10 @@ _DENY_SYSCALLS = {
         "personality": 92, "open_by_handle_at": 265, "open_tree": 428, "move_mount": 429,
         "fsopen": 430, "fsconfig": 431, "fsmount": 432, "fspick": 433, "mount_setattr": 442,
         "acct": 89, "swapon": 224, "swapoff": 225, "reboot": 142, "quotactl": 60,
+        "shmget": 194, "shmat": 196, "shmctl": 195, "shmdt": 197, "semget": 190, "semop": 193,
+        "semctl": 191, "semtimedop": 192, "msgget": 186, "msgsnd": 189, "msgrcv": 188, "msgctl": 187,
+        "mq_open": 180, "mq_unlink": 181, "mq_timedsend": 182, "mq_timedreceive": 183,
+        "mq_notify": 184, "mq_getsetattr": 185, "memfd_create": 279, "memfd_secret": 447,
     },
 }
 #: socket(2) (only AF_UNIX allowed), clone(2) (namespace flags denied) and clone3(2) (ENOSYS:
@@ -577,10 +614,15 @@ def _kernel_filters_possible() -> bool:
     return has and platform.machine() in _AUDIT_ARCH
 
 
-# Modules whose import ends the run (top-level package names).
+# Modules whose import ends the run: a name any component of a dotted import name equals, or the
+# stem of the file an extension module is loaded from. Foreign-function interfaces and raw memory
+# (ctypes, cffi's C backend: any syscall, any address), memory mappings and the shared-memory and
+# semaphore primitives of multiprocessing, subprocess spawning, the C-API test modules,
+# subinterpreters and the profiler.
 _BLOCKED_IMPORTS = (
-    "ctypes", "_ctypes", "_posixsubprocess", "cffi", "_cffi_backend", "_testcapi",
-    "_testinternalcapi", "_xxsubinterpreters", "_xxinterpchannels", "_lsprof",
+    "ctypes", "_ctypes", "_ctypes_test", "_posixsubprocess", "cffi", "_cffi_backend", "_testcapi",
+    "_testinternalcapi", "_xxsubinterpreters", "_xxinterpchannels", "_lsprof", "mmap",
+    "_posixshmem", "_multiprocessing",
 )
 
 _uid_counter = itertools.count()
@@ -643,14 +685,20 @@ exec "$@"
 
 #: Where the box appears inside the jail.
 _JAIL_BOX = "/box"
-#: Extension modules a jailed program cannot load (their files are masked with /dev/null).
+#: Extension modules a jailed program cannot load under any name: their files are masked with
+#: /dev/null wherever the jail shows a Python library dir (lib-dynload, site-packages,
+#: dist-packages of the interpreter's prefix, /usr and /usr/local), so a copy or an alias loads
+#: nothing either.
 _MASKED_EXTENSIONS = ("_ctypes", "_ctypes_test", "_testcapi", "_testinternalcapi",
-                      "_xxsubinterpreters", "_xxinterpchannels", "_posixsubprocess")
+                      "_xxsubinterpreters", "_xxinterpchannels", "_posixsubprocess", "_cffi_backend",
+                      "mmap", "_posixshmem", "_multiprocessing")
 
 
 def _unshare_cmd(jail: bool) -> Optional[list[str]]:
-    """The ``unshare`` prefix that works here (network + PID namespace, plus a mount namespace
-    when ``jail``), or ``None``. Not root: inside a new user namespace (mapped to root there)."""
+    """The ``unshare`` prefix that works here (network + PID namespace, an IPC namespace where the
+    kernel has them, plus a mount namespace when ``jail``), or ``None``. Not root: inside a new
+    user namespace (mapped to root there). The IPC namespace makes every SysV object and POSIX
+    message queue of the run die with it (the seccomp filter also refuses to create them)."""
     key = ("unshare", jail)
     with _probe_lock:
         if key in _probe_cache:
@@ -659,11 +707,9 @@ def _unshare_cmd(jail: bool) -> Optional[list[str]]:
         found = None
         if exe is not None:
             extra = ["--mount", "--propagation", "private"] if jail else []
-            if os.geteuid() == 0:
-                bases = [[exe] + extra + ["--net", "--pid", "--fork", "--kill-child"]]
-            else:
-                bases = [[exe, "--user", "--map-root-user"] + extra
-                         + ["--net", "--pid", "--fork", "--kill-child"]]
+            user = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+            bases = [[exe] + user + extra + ["--net", "--pid"] + ipc + ["--fork", "--kill-child"]
+                     for ipc in (["--ipc"], [])]
             for base in bases:
                 try:
                     r = subprocess.run(base + ["--", "true"], capture_output=True, timeout=10)
@@ -693,12 +739,28 @@ def _interpreter_prefix(python: str) -> str:
 
 
 def _masked_files(python: str) -> list[str]:
+    """The files of :data:`_MASKED_EXTENSIONS` below every Python library dir the jail shows
+    (searched once per interpreter and process)."""
+    key = ("masked", python)
+    with _probe_lock:
+        if key in _probe_cache:
+            return list(_probe_cache[key])  # type: ignore[arg-type]
     import glob
     out: list[str] = []
+    names = frozenset(_MASKED_EXTENSIONS)
     for prefix in dict.fromkeys([_interpreter_prefix(python), "/usr", "/usr/local"]):
-        for name in _MASKED_EXTENSIONS:
-            out += glob.glob(os.path.join(prefix, "lib", "python3*", "lib-dynload", name + ".*so"))
-    return sorted(set(out))
+        for lib in ("lib", "lib64"):
+            for pydir in glob.glob(os.path.join(prefix, lib, "python3*")):
+                for root, _dirs, files in os.walk(pydir):
+                    for f in files:
+                        if f.partition(".")[0] in names and (f.endswith(".so") or ".so." in f):
+                            p = os.path.join(root, f)
+                            if os.path.isfile(p) and not os.path.islink(p):
+                                out.append(p)
+    out = sorted(set(out))
+    with _probe_lock:
+        _probe_cache[key] = tuple(out)
+    return out
 
 
 def _candidate_pythons(explicit: Optional[str]) -> list[str]:
@@ -794,6 +856,7 @@ def sandbox_capabilities(limits: Optional[SandboxLimits] = None) -> dict:
         "landlock": abi if filt and abi > 0 else False,
         "python": py,
         "namespaces": ns is not None,
+        "ipc_namespace": ns is not None and "--ipc" in ns,
         "jail": jail,
         "user_namespace": ns is not None and not is_root,
         "drop_privileges": drop,
@@ -929,6 +992,8 @@ def _run(
     layers = ["subprocess", "isolated-python", "rlimits"]
     if ns:
         layers.append("namespaces")
+        if "--ipc" in ns:
+            layers.append("ipc-namespace")
         if os.geteuid() != 0:
             layers.append("user-namespace")
     if jail:
@@ -970,7 +1035,8 @@ def _run(
         out_path = os.path.join(work, "stdout")
         err_path = os.path.join(work, "stderr")
         cpu = limits.cpu_limit
-        mem = limits.memory_mb * 1024 * 1024
+        # the jail's tmpfs mounts (root and /dev/shm) hold memory too: the address space gets the rest
+        mem = (limits.memory_mb - (2 * limits.tmpfs_mb if jail else 0)) * 1024 * 1024
         rl = [
             ("RLIMIT_CORE", 0, 0),
             ("RLIMIT_CPU", cpu, cpu + 1),

@@ -29,6 +29,7 @@ import math
 from pathlib import Path
 from typing import Any, Mapping
 
+from spgg_jax.errors import read_json_object
 from spgg_jax.parallel.rules import ParallelConfig
 from spgg_jax.rl.learners import METHOD_CONFIGS
 from spgg_jax.registry import unknown_names
@@ -327,7 +328,21 @@ def _build(d: dict[str, Any]) -> TrainConfig:
         err = _type_error(k, v, getattr(defaults, k))
         if err:
             raise ValueError(err)
+    _add_train_options(d)
     return TrainConfig(team=team, method_cfg=section, **d)
+
+
+def _add_train_options(d: dict[str, Any]) -> None:
+    """The task's training defaults (``TaskSpec.train_options``) under the options the config sets, so
+    the effective config says what training uses (MBPP: ``prompt_tests="one"``, graded on asserts the
+    prompt does not show)."""
+    from spgg_jax.tasks import TASKS
+
+    task = d.get("task", TrainConfig.task)
+    if isinstance(task, str) and task in TASKS:
+        extra = TASKS.get(task).train_options
+        if extra:
+            d["task_options"] = {**extra, **dict(d.get("task_options") or {})}
 
 
 def _parse_scalar(raw: str) -> Any:
@@ -358,15 +373,8 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     sections: ``gen_params.lr=1e-3``, ``team.observation=po``, ``team.reward_params.B=0.7``)."""
     d: dict[str, Any] = {}
     if path:
-        p = Path(path)
-        if not p.is_file():
-            raise FileNotFoundError(f"config file not found: {path}")
-        try:
-            d = json.loads(p.read_text())
-        except json.JSONDecodeError as err:
-            raise ValueError(f"config file {path} is not valid JSON: {err}") from None
-        if not isinstance(d, dict):
-            raise ValueError(f"config file {path} must hold a JSON object")
+        # a directory, a UTF-16 or binary file, bad JSON: one line naming the file
+        d = read_json_object(Path(path), "config file")
     d.setdefault("team", copy.deepcopy(dict(DEFAULT_TEAM)))
     for item in overrides or []:
         if "=" not in item:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any, Mapping
@@ -23,11 +24,13 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from spgg_jax.checkpoint import Checkpointer, StopSignal, resolve_resume
+from spgg_jax.checkpoint import (Checkpointer, CheckpointSaveError, StopSignal, remove_unfinished_saves, resolve_resume,
+                                 set_aside, unfinished_saves)
+from spgg_jax.errors import RunError, check_writable_dir, os_error_line, read_json_object
 from spgg_jax.eval.trained import EVAL_KEY_SALT, episode_records, eval_json, evaluate_trained
 from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
-from spgg_jax.rl.metrics import MetricsWriter, plot_run
+from spgg_jax.rl.metrics import MetricsWriter, last_metrics_step, plot_run
 from spgg_jax.rollout.episode import run_episodes
 from spgg_jax.rollout.scoring import (batch_contributes_nothing, episode_reward_terms, episode_rewards, free_riding,
                                       score_episodes)
@@ -54,6 +57,7 @@ def _looks_like_run(run_dir: Path) -> bool:
 def check_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Whether ``run_dir`` may be used as asked (``RunDirError`` if not); reads, never writes. Returns
     True when the existing run there is to be cleared (``--overwrite``)."""
+    check_writable_dir(run_dir, "run directory")  # a file, too long a name, read-only: one line
     cfg_path = run_dir / "config.json"
     clear = False
     if run_dir.exists() and any(run_dir.iterdir()):
@@ -65,9 +69,9 @@ def check_run_dir(run_dir: Path, cfg: TrainConfig, resume: bool, overwrite: bool
             clear = True
         elif resume and cfg_path.exists():
             try:
-                saved = json.loads(cfg_path.read_text())
-            except json.JSONDecodeError as err:
-                raise RunDirError(f"cannot resume {run_dir}: {cfg_path} is not valid JSON ({err})") from None
+                saved = read_json_object(cfg_path, "saved run config")
+            except ValueError as err:
+                raise RunDirError(f"cannot resume {run_dir}: {err}") from None
             diffs = config_differences(saved, cfg)
             if diffs:
                 shown = "; ".join(f"{k}: saved {a!r} vs now {b!r}" for k, (a, b) in sorted(diffs.items()))
@@ -105,21 +109,27 @@ class Trainer:
                  resume_from: str | None = None, bundles: Mapping[str, Any] | None = None, log=print):
         self.cfg = cfg
         self.log = log if is_main_process() else (lambda *a, **k: None)
+        check_writable_dir(cfg.run_dir, "run directory")  # before any model is loaded
         self.setup: Setup = build_setup(cfg, bundles)  # everything validated before the run dir is touched
         self.learner = self.setup.learner
         if self.setup.eval_problems:
             self.log(format_summary(self.setup.splits))
         self.run_dir = Path(cfg.run_dir)
-        prepare_run_dir(self.run_dir, cfg, resume, overwrite)
         self.key = jax.random.key(cfg.seed)
         self.state = self.init_state()
+        self.start_step = 0
+        self.resumed_from: Path | None = None
+        self.last_batch = None
+        # every check (run dir, config, metrics rows, checkpoints: the restore itself) reads only; the
+        # run directory changes (config.json, repairs, metrics) only once all of them have passed
+        clear = check_run_dir(self.run_dir, cfg, resume, overwrite)
+        repair = self._plan_resume(resume_from) if resume and not clear else None
+        prepare_run_dir(self.run_dir, cfg, resume, overwrite)
+        if repair is not None:
+            self._repair(repair)
         # one process: saves overlap the next steps; several: saves are synchronous, so no background
         # thread runs orbax's barriers while the main thread is inside the step's collectives
         self.ckpt = Checkpointer(self.run_dir / "checkpoints", keep=cfg.keep, async_save=jax.process_count() == 1)
-        self.start_step = 0
-        self.last_batch = None
-        if resume:
-            self._restore(resume_from)
         self.metrics = MetricsWriter(self.run_dir, resume_step=self.start_step if resume else None)
 
     @property
@@ -134,21 +144,80 @@ class Trainer:
         """The learner's initial state plus the step counter (what checkpoints hold)."""
         return {**self.learner.init(self.key), "step": self.setup.placement.replicate(jnp.int32(0))}
 
-    def _restore(self, resume_from: str | None) -> None:
-        found = resolve_resume(self.run_dir / "checkpoints", resume_from)
+    def _plan_resume(self, resume_from: str | None) -> dict:
+        """Restore the newest checkpoint this run's metrics rows reach (reads only; sets ``state`` and
+        ``start_step``) and return what :meth:`_repair` must change so that the run directory is whole
+        again: unreadable checkpoints and checkpoints beyond the last complete metrics row are set
+        aside (training redoes those steps and saves them again), unfinished saves are removed, rows
+        after the restored step are dropped (by :class:`MetricsWriter`)."""
+        own = self.run_dir / "checkpoints"
+        rows_to, dropped = last_metrics_step(self.run_dir)  # a garbage middle line: an error, nothing changed
+        plan: dict[str, Any] = {"set_aside": [], "tmp": unfinished_saves(own), "notes": []}
+        if dropped is not None:
+            plan["notes"].append(f"{self.run_dir / 'metrics.jsonl'}: line {dropped[0]} is truncated ({dropped[1][:40]!r}...); "
+                                 f"it is dropped and its step trained again")
+        steps: list[int] = []
+        if own.is_dir():
+            ro = Checkpointer(own, read_only=True)
+            steps = sorted(ro.all_steps(), reverse=True)
+            beyond = [s for s in steps if s > rows_to]
+            for s in beyond:
+                plan["set_aside"].append(s)
+                plan["notes"].append(f"checkpoint step {s} in {own} has no metrics row behind it (metrics.jsonl ends "
+                                     f"at step {rows_to}): set aside, the step is trained again")
+            candidates = [s for s in steps if s <= rows_to]
+            if candidates:
+                try:
+                    state, meta, step, failures = ro.restore_first_intact(self.state, candidates)
+                finally:
+                    ro.close()
+                for s, why in failures:
+                    plan["set_aside"].append(s)
+                    plan["notes"].append(f"checkpoint step {s} in {own} is unreadable ({why}): set aside, the step is "
+                                         "trained again")
+                self._take(state, meta, own)
+                return plan
+            ro.close()
+            if steps:
+                plan["notes"].append(f"no checkpoint of {own} is covered by metrics.jsonl (it ends at step {rows_to}): "
+                                     "training starts again from step 0")
+        # --resume-from is where a run without checkpoints of its own starts
+        found = resolve_resume(None, resume_from) if resume_from is not None and not steps else None
         if found is None:
-            self.log(f"no checkpoint in {self.run_dir}; starting from step 0")
-            return
+            if not steps:
+                self.log(f"no checkpoint in {self.run_dir}; starting from step 0")
+            return plan
         directory, step = found
-        ck = self.ckpt if directory == self.run_dir / "checkpoints" else Checkpointer(directory)
-        state, meta, step = ck.restore(self.state, step)
+        ck = Checkpointer(directory, read_only=True)
+        try:
+            state, meta, step = ck.restore(self.state, step)
+        finally:
+            ck.close()
+        self._take(state, meta, directory)
+        return plan
+
+    def _take(self, state, meta: Mapping[str, Any], directory: Path) -> None:
         saved_cfg = meta.get("config", {})
         diffs = config_differences(saved_cfg, self.cfg) if saved_cfg else {}
         if diffs:
             raise RunDirError(f"checkpoint at {directory} comes from another config: {sorted(diffs)} differ")
         self.state = state
         self.start_step = int(meta["data_position"])
-        self.log(f"resumed from {directory} at step {self.start_step}")
+        self.resumed_from = directory
+
+    def _repair(self, plan: Mapping[str, Any]) -> None:
+        """Carry out :meth:`_plan_resume`'s repairs (process 0) and say what was done."""
+        own = self.run_dir / "checkpoints"
+        if is_main_process():
+            for note in plan["notes"]:
+                self.log(f"resume: {note}")
+            for s in sorted(set(plan["set_aside"])):
+                self.log(f"resume: moved checkpoint step {s} to {set_aside(own, s)}")
+            for p in remove_unfinished_saves(own) if plan["tmp"] else []:
+                self.log(f"resume: removed {p} (an unfinished save)")
+        sync_global_devices("run-dir-repaired")
+        if self.resumed_from is not None:
+            self.log(f"resumed from {self.resumed_from} at step {self.start_step}")
 
     # ---------------------------------------------------------------------------- one step
     def batch_problems(self, step: int) -> list:
@@ -172,10 +241,10 @@ class Trainer:
         rewards = broadcast_from_main(np.asarray(episode_rewards(scores, s.team, s.game_params)))
         t2 = time.perf_counter()
         learner_state = {k: v for k, v in self.state.items() if k != "step"}
-        signal = rewards
+        learn_from = rewards
         if self.cfg.shuffle_rewards:  # the ablation: whole episodes' reward vectors, permuted
-            signal = rewards[np.random.default_rng([self.cfg.seed, step, 1]).permutation(len(rewards))]
-        new_state, upd = self.learner.update(learner_state, batch, signal, jax.random.fold_in(key, 1))
+            learn_from = rewards[np.random.default_rng([self.cfg.seed, step, 1]).permutation(len(rewards))]
+        new_state, upd = self.learner.update(learner_state, batch, learn_from, jax.random.fold_in(key, 1))
         t3 = time.perf_counter()
         self.state = {**new_state, "step": s.placement.replicate(jnp.int32(step + 1))}
         self.last_batch = batch  # the step's episodes, for inspection (``spgg bench iteration``)
@@ -227,30 +296,51 @@ class Trainer:
         bar = tqdm(steps, total=cfg.steps, initial=self.start_step, desc="train",
                    disable=not (cfg.progress and is_main_process()), dynamic_ncols=True)
         last = self.start_step
+        error: BaseException | None = None
         try:
-            for step in bar:
-                m = self.train_step(step)
-                last = step + 1
-                self.metrics.write(last, m)
-                bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.2f}",
-                                step_s=f"{m['time/step']:.1f}")
-                if not cfg.progress:
-                    self.log(step_line(last, cfg.steps, m))
-                if last % cfg.checkpoint_every == 0:
-                    self.save(last)
-                # every process stops after the same step (a preemption signal may reach one host only)
-                if any_process(stop.requested is not None):
-                    stop.requested = stop.requested or "a stop signal on another process"
-                    self.log(f"received {stop.requested}: saving step {last} and stopping")
-                    break
-        finally:
-            bar.close()
-            stop.restore()
-            if last > 0 and self.ckpt.latest_step() != last:
-                self.save(last, force=True)
-            self.ckpt.wait()
-            self.metrics.close()
+            try:
+                for step in bar:
+                    m = self.train_step(step)
+                    last = step + 1
+                    self.metrics.write(last, m)
+                    bar.set_postfix(reward=f"{m['reward/mean']:.3f}", acc=f"{m['accuracy']:.2f}",
+                                    step_s=f"{m['time/step']:.1f}")
+                    if not cfg.progress:
+                        self.log(step_line(last, cfg.steps, m))
+                    if last % cfg.checkpoint_every == 0:
+                        self.save(last)
+                    # every process stops after the same step (a preemption signal may reach one host only)
+                    if any_process(stop.requested is not None):
+                        if stop.requested is None:  # another host was signalled (a preemption: SIGTERM)
+                            stop.requested, stop.signum = "a stop signal on another process", int(signal.SIGTERM)
+                        self.log(f"received {stop.requested}: saving step {last} and stopping")
+                        break
+            except BaseException as err:
+                error = err
+                raise
+            finally:
+                bar.close()
+                stop.restore()
+                try:
+                    # a save that failed is not tried again (a full disk stays full)
+                    if last > 0 and not isinstance(error, CheckpointSaveError) and self.ckpt.latest_step() != last:
+                        self.save(last, force=True)
+                    self.ckpt.wait()
+                except CheckpointSaveError as err:
+                    if error is None:
+                        error = err
+                        raise
+                finally:
+                    self.metrics.close()
+        except (CheckpointSaveError, OSError) as err:  # the disk, not the run: one line and how to go on
+            reason = str(err) if isinstance(err, CheckpointSaveError) else os_error_line(err)
+            raise RunError(f"{reason}; training stopped after step {last}. Once fixed, run the same command "
+                           f"with --resume: it repairs {self.run_dir} and continues from its last complete "
+                           "checkpoint") from err
         result: dict[str, Any] = {"steps": last, "run_dir": str(self.run_dir)}
+        if stop.requested:  # stopped early (before the last step, or before the evaluation): not finished
+            result["stopped"] = stop.requested
+            result["signal"] = stop.signum
         if last > 0 and is_main_process():
             result["plot"] = str(plot_run(self.run_dir))
         if evaluate and not stop.requested and last >= cfg.steps and self.setup.eval_problems:

@@ -89,6 +89,16 @@ def build_setup(cfg: TrainConfig, bundles: Optional[Mapping[str, ModelBundle]] =
                  splits.summary)
 
 
+def task_problems(cfg: TrainConfig, split: str) -> list:
+    """The run's problems of ``split``: ``"train"`` (the training pool: the whole split, or
+    ``train_size`` generated) or ``"test"`` (``eval_size`` held-out problems), loaded with the run's
+    ``task_options`` (which hold the task's training defaults, e.g. MBPP's hidden asserts)."""
+    opts = dict(cfg.task_options)
+    if split == "train":
+        return load_problems(cfg.task, "train", seed=cfg.seed, generate=cfg.train_size, **opts)
+    return load_problems(cfg.task, split, cfg.eval_size, seed=cfg.seed, generate=cfg.eval_size, **opts)
+
+
 @functools.lru_cache(maxsize=64)
 def _check_task(task: str, options_json: str, seed: int, files: bool) -> str:
     spec = get_task(task)

@@ -82,11 +82,17 @@ def load_sweep(path: str | Path) -> dict[str, Any]:
     """Read and check a sweep file: returns ``{"name", "base", "points", "axes", "game"}`` where
     ``points`` are the flattened per-point overrides (without ``base``) and ``axes`` the grid
     (``None`` for a list)."""
+    from spgg_jax.errors import read_text_file
+
     p = Path(path)
-    if not p.is_file():
+    if not p.exists():
         raise SweepError(f"sweep file not found: {path}")
     try:
-        spec = json.loads(p.read_text())
+        text = read_text_file(p, "sweep file")
+    except ValueError as err:
+        raise SweepError(str(err)) from None
+    try:
+        spec = json.loads(text)
     except json.JSONDecodeError as err:
         raise SweepError(f"sweep file {path} is not valid JSON: {err}") from None
     return parse_sweep(spec, default_name=p.stem, where=str(path))

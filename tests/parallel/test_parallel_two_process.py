@@ -17,7 +17,7 @@ import pytest
 from proc_group import free_port, run_group
 
 WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "mp_worker.py")
-STEPS = 3
+STEPS = 2
 
 
 def _two_process(phase: str, ckpt: str, out: str, log_dir: str) -> list[str]:

@@ -25,15 +25,17 @@ ROOT = Path(__file__).resolve().parents[2]
 REFERENCE = Path(__file__).parent / "reference"
 
 
-def _reference_settings() -> dict:
-    """``SETTINGS`` of ``reference/make_reference.py`` (one definition for the test and the writer)."""
+def _reference_module():
+    """``reference/make_reference.py``: one definition of the settings and of the comparison rules for
+    the test and the writer."""
     spec = importlib.util.spec_from_file_location("make_reference", REFERENCE / "make_reference.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
-    return mod.SETTINGS
+    return mod
 
 
-REFERENCE_SETTINGS = _reference_settings()
+REFERENCE_MODULE = _reference_module()
+REFERENCE_SETTINGS = REFERENCE_MODULE.SETTINGS
 
 
 def _final_state(run_dir, template):
@@ -120,12 +122,11 @@ def test_behaviour_preserved_against_the_first_trainer(tiny_model_dir, tmp_path,
     out = Trainer(load_config(None, _overrides(tiny_model_dir, run, 3, method=method, eval_size=4, **extra))).run()
     got = _metrics(run)
     assert len(got) == len(ref["metrics"]) == 3
-    for want_row, got_row in zip(ref["metrics"], got):
-        assert set(got_row) == set(want_row)
-        for k, want in want_row.items():
-            np.testing.assert_allclose(got_row[k], want, rtol=1e-6, atol=1e-7, err_msg=f"step {want_row['step']}: {k}")
     evals = [{k: v for k, v in r.items() if k != "seconds"} for r in out["eval"]["rows"]]
-    assert evals == tidy(ref["eval"])  # eval.json rounds to 6 significant digits
+    # discrete outcomes exact, continuous ones within float32 accumulation across CPUs, noise metrics
+    # under their bound: the rules and their justification are in make_reference.py
+    bad, _ = REFERENCE_MODULE.compare(ref, {"metrics": got, "eval": tidy(evals)})  # eval.json: 6 digits
+    assert not bad, "\n".join(bad)
 
 
 def test_token_method_step_and_logprob_check(tiny_model_dir, tmp_path):
@@ -205,9 +206,88 @@ def test_stop_signal_sets_flag():
     stop = StopSignal()
     try:
         os.kill(os.getpid(), signal.SIGTERM)
-        assert stop.requested == "SIGTERM"
+        assert stop.requested == "SIGTERM" and stop.signum == signal.SIGTERM
+        os.kill(os.getpid(), signal.SIGTERM)  # again: still one request
+        assert stop.requested == "SIGTERM" and stop.signum == signal.SIGTERM
+        with pytest.raises(KeyboardInterrupt):  # a SIGINT after a request: stop at once
+            os.kill(os.getpid(), signal.SIGINT)
     finally:
         stop.restore()
+
+
+def _no_model_work(sig):
+    """A ``Trainer.train_step`` that does no model work and, when ``sig``, signals this process during
+    the first step (the loop is what is tested)."""
+    from spgg_jax.train.timing import phase_metrics
+
+    def step_fn(self, step):
+        if sig is not None and step == 0:
+            os.kill(os.getpid(), sig)
+        m = phase_metrics({k: 0.0 for k in ("prefill", "decode", "policy", "rollout_host", "score", "update")},
+                          1, 1, 0.0)
+        return {"reward/mean": 0.0, "accuracy": 0.0, **m}
+
+    return step_fn
+
+
+@pytest.mark.parametrize("sig, status", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+def test_graceful_stop_exits_128_plus_signal_and_prints_the_resume_command(tiny_model_dir, tmp_path, capsys,
+                                                                            monkeypatch, sig, status):
+    """A run stopped by SIGTERM/SIGINT before its last step saves that step and exits 143/130 (not 0: it
+    is not finished), printing the command that continues it; that command finishes the run."""
+    import shlex
+
+    run = tmp_path / "r"
+    argv = ["train", "--no-eval", *_overrides(tiny_model_dir, run, 3), "--overwrite"]
+    monkeypatch.setattr(Trainer, "train_step", _no_model_work(sig))
+    assert main(argv) == status
+    out = capsys.readouterr().out
+    name = signal.Signals(sig).name
+    assert f"received {name}: saving step 1 and stopping" in out, out
+    assert f"stopped by {name} after step 1 of 3" in out, out
+    cmd = out.split("To continue:")[1].strip().splitlines()[0]
+    words = shlex.split(cmd)
+    assert words[:2] == ["spgg", "train"] and "--resume" in words and "--overwrite" not in words, cmd
+    assert _final_state_step(run) == 1
+    monkeypatch.setattr(Trainer, "train_step", _no_model_work(None))
+    assert main(words[1:]) == 0  # the printed command continues the run to its end
+    assert "resumed from" in capsys.readouterr().out
+    assert _final_state_step(run) == 3 and [r["step"] for r in _metrics(run)] == [1, 2, 3]
+
+
+def _final_state_step(run):
+    ck = Checkpointer(Path(run) / "checkpoints")
+    try:
+        return ck.latest_step()
+    finally:
+        ck.close()
+
+
+@pytest.mark.slow
+def test_sigterm_to_a_real_training_process_exits_143(tiny_model_dir, tmp_path):
+    """The status a scheduler sees: ``spgg train`` signalled during real training steps."""
+    run = tmp_path / "r"
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "spgg_jax.cli.main", "train", "--no-eval",
+                             *_overrides(tiny_model_dir, run, 200)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=str(ROOT))
+    try:
+        lines = []
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("step 1/200"):
+                proc.send_signal(signal.SIGTERM)
+                break
+        out, err = proc.communicate(timeout=600)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    out = "".join(lines) + out
+    assert proc.returncode == 143, (out[-2000:], err[-3000:])
+    assert "received SIGTERM: saving step" in out and "stopped by SIGTERM after step" in out, out[-2000:]
+    assert "--resume" in out.split("To continue:")[1]
+    stopped = int(out.split("received SIGTERM: saving step ")[1].split()[0])
+    assert 1 <= stopped < 200 and _final_state_step(run) == stopped
 
 
 def test_spgg_eval_run_dir_reproduces_the_training_evaluation(tiny_model_dir, tmp_path):
@@ -276,3 +356,26 @@ def test_step_metrics_split_the_iteration_and_bench_iteration_reports_it(tiny_mo
     assert out["compile_s_first_step"] > 0 and out["prompt_tokens"] > 0 and out["new_tokens"] > 0
     with pytest.raises(ValueError, match="--steps must be >= 2"):
         iteration.run(p.parse_args(["--config", str(run / "config.json"), "--steps", "1"]))
+
+
+def test_reference_comparison_tells_noise_from_behaviour():
+    """The cross-CPU comparison of ``make_reference.py`` accepts float32 accumulation noise and refuses
+    a changed outcome, a changed continuous value and a noise metric above its bound."""
+    ref = json.loads((REFERENCE / "gen_params.json").read_text())
+    same = json.loads(json.dumps(ref))
+    row = same["metrics"][1]
+    row["policy_loss"] *= 1 + 5e-6  # the AMD EPYC difference of issue 22
+    row["reward/agent1"] *= 1 - 2e-5
+    assert REFERENCE_MODULE.compare(ref, same)[0] == []
+    for key, value in [("accuracy", row["accuracy"] + 1 / 24), ("tokens/agent2", row["tokens/agent2"] + 0.25),
+                       ("reward/mean", row["reward/mean"] * (1 + 1e-3))]:
+        changed = json.loads(json.dumps(ref))
+        changed["metrics"][1][key] = value
+        bad, _ = REFERENCE_MODULE.compare(ref, changed)
+        assert len(bad) == 1 and key in bad[0], bad
+    changed = json.loads(json.dumps(ref))
+    changed["eval"][0]["method"] = "something else"
+    assert REFERENCE_MODULE.compare(ref, changed)[0]
+    assert REFERENCE_MODULE.kind("logprob_mismatch") == "noise"
+    bad, _ = REFERENCE_MODULE.compare({"logprob_mismatch": 1e-7}, {"logprob_mismatch": 3e-4})
+    assert bad and "bound" in bad[0]

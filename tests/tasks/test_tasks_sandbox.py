@@ -554,3 +554,184 @@ def test_kernel_filters_keep_normal_programs_working():
     assert "seccomp" in r.layers
     off = run_python(prog, SandboxLimits(timeout_s=3.0, kernel_filters=False))
     assert off.status == "passed" and "seccomp" not in off.layers
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 25: kernel objects and memory that outlive a run or sit outside its limits. A C FFI
+# loaded under an alias (`zz._cffi_backend`) made SysV shared memory and message queues in the
+# host's IPC namespace; memfd_create held memory outside RLIMIT_AS.
+# ---------------------------------------------------------------------------------------------
+import glob
+import sysconfig
+
+#: extension modules that give raw memory or syscall access: no name or copy may load them
+RAW_EXTENSIONS = ("_ctypes", "mmap", "_posixshmem", "_multiprocessing")
+
+_ALIAS_PAYLOAD = """
+import glob, sys, types
+name = {name!r}
+hits = glob.glob(sys.base_prefix + '/lib/python3*/lib-dynload/' + name + '.*so')
+where = hits[0].rsplit('/', 1)[0] if hits else sys.base_prefix
+zz = types.ModuleType('zz'); zz.__path__ = [where]; sys.modules['zz'] = zz
+import importlib
+mod = importlib.import_module('zz.' + name)
+print('loaded', mod)
+"""
+
+_COPY_PAYLOAD = """
+import _imp, glob, shutil, sys, importlib.machinery as m
+name = {name!r}
+src = (glob.glob(sys.base_prefix + '/lib/python3*/lib-dynload/' + name + '.*so') or ['missing'])[0]
+shutil.copyfile(src, 'innocent.so')
+spec = m.ModuleSpec('zz.' + name, m.ExtensionFileLoader('zz.' + name, 'innocent.so'), origin='innocent.so')
+print('loaded', _imp.create_dynamic(spec))
+"""
+
+
+#: the audit hook on its own (in the jail the files are masked before the hook sees a load)
+HOOK_NO_JAIL = SandboxLimits(timeout_s=5.0, jail=False)
+
+
+@pytest.mark.parametrize("name", RAW_EXTENSIONS)
+def test_dotted_alias_of_a_raw_memory_extension_is_blocked(name):
+    # the file stem is checked too: a harmless-looking module name for the real file
+    stem = ("import _imp, glob, sys, importlib.machinery as m\n"
+            f"src = (glob.glob(sys.base_prefix + '/lib/python3*/lib-dynload/{name}.*so') or ['missing'])[0]\n"
+            "spec = m.ModuleSpec('innocent', m.ExtensionFileLoader('innocent', src), origin=src)\n"
+            "print('loaded', _imp.create_dynamic(spec))\n")
+    for payload in (_ALIAS_PAYLOAD.format(name=name), _COPY_PAYLOAD.format(name=name), stem):
+        r = run_python(payload, HOOK_NO_JAIL)
+        assert r.status == "blocked" and "loaded" not in r.stdout, (payload, r)
+        assert name in r.blocked_reason, r
+        r = run_python(payload, FAST)  # every default layer
+        assert r.status in ("blocked", "failed") and "loaded" not in r.stdout, (payload, r)
+
+
+@pytest.mark.parametrize("name", RAW_EXTENSIONS)
+def test_raw_memory_extensions_are_masked_in_the_jail(name):
+    if not _jail():
+        pytest.skip("no mount namespace here: only the audit hook stops these modules")
+    for prog in (f"import {name}\nprint('loaded')", _ALIAS_PAYLOAD.format(name=name)):
+        r = run_python(prog, NO_HOOK)
+        assert r.status == "failed" and "loaded" not in r.stdout, (prog, r)
+
+
+def _ffi_backend_dir():
+    """A site dir holding the C FFI backend built for this interpreter (None when there is none)."""
+    suffix = sysconfig.get_config_var("EXT_SUFFIX") or ".so"
+    prefix = os.path.dirname(os.path.dirname(os.path.realpath(sys.executable)))
+    for d in (glob.glob(os.path.join(prefix, "lib", "python3*", "site-packages"))
+              + glob.glob("/usr/lib/python3/dist-packages") + glob.glob("/usr/local/lib/python3*/*-packages")):
+        if os.path.exists(os.path.join(d, "_cffi_backend" + suffix)):
+            return d
+    return None
+
+
+def _sysv_keys(kind):
+    try:
+        with open(f"/proc/sysvipc/{kind}") as f:
+            return {int(line.split()[0]) for line in f.read().splitlines()[1:] if line.split()}
+    except OSError:
+        return set()
+
+
+def _remove_sysv(key):
+    for flag in ("-M", "-Q", "-S"):
+        subprocess.run(["ipcrm", flag, str(key)], capture_output=True)
+
+
+# The attack of issue 25: the FFI backend under an alias, then SysV shared memory and a message queue.
+_FFI_SYSV = """
+import sys, types
+zz = types.ModuleType('zz'); zz.__path__ = [{site!r}]; sys.modules['zz'] = zz
+import zz._cffi_backend as B
+print('loaded')
+lib = B.load_library(None)
+i, l, sz = B.new_primitive_type('int'), B.new_primitive_type('long'), B.new_primitive_type('size_t')
+shmget = lib.load_function(B.new_function_type((i, sz, i), i, False), 'shmget')
+msgget = lib.load_function(B.new_function_type((i, i), i, False), 'msgget')
+print('shm', shmget({key}, 64 * 1024 * 1024, 0o1000 | 0o666), 'msg', msgget({key}, 0o1000 | 0o666))
+"""
+
+
+def test_ffi_backend_under_an_alias_makes_no_sysv_objects():
+    site = _ffi_backend_dir()
+    if site is None:
+        pytest.skip("no C FFI backend (_cffi_backend) for this interpreter here")
+    key = int(uuid.uuid4().int % 2**30) + 1
+    prog = _FFI_SYSV.format(site=site, key=key)
+    try:
+        r = run_python(prog, FAST)
+        assert r.status == "blocked" and "loaded" not in r.stdout, r
+        assert "_cffi_backend" in r.blocked_reason
+        r = run_python(prog, NO_HOOK)  # the kernel layers alone
+        assert r.status in ("failed", "passed"), r
+        if _jail():
+            assert "loaded" not in r.stdout, r  # masked in the jail
+        assert key not in _sysv_keys("shm") and key not in _sysv_keys("msg"), r.stdout
+    finally:
+        _remove_sysv(key)
+
+
+_RAW_IPC = r"""
+import ctypes, errno, os
+libc = ctypes.CDLL(None, use_errno=True)
+NR = {"x86_64": dict(shmget=29, semget=64, msgget=68, memfd_create=319),
+      "aarch64": dict(shmget=194, semget=190, msgget=186, memfd_create=279)}[os.uname().machine]
+libc.syscall.restype = ctypes.c_long
+def call(name, *args):
+    r = libc.syscall(NR[name], *[ctypes.c_long(a) for a in args])
+    return "ok" if r >= 0 else errno.errorcode.get(ctypes.get_errno(), "?")
+out = {"shmget": call("shmget", KEY, 1 << 20, 0o1000 | 0o600), "msgget": call("msgget", KEY, 0o1000 | 0o600),
+       "semget": call("semget", KEY, 1, 0o1000 | 0o600)}
+try:
+    os.memfd_create("x")
+    out["memfd_create"] = "ok"
+except OSError as e:
+    out["memfd_create"] = errno.errorcode.get(e.errno, "?")
+print(out)
+"""
+
+
+def test_seccomp_refuses_sysv_ipc_and_memfd():
+    _filters()
+    key = int(uuid.uuid4().int % 2**30) + 1
+    try:
+        r = run_python(_RAW_IPC.replace("KEY", str(key)),
+                       SandboxLimits(timeout_s=10.0, audit_hook=False, jail=False))
+        assert r.status == "passed", r
+        out = eval(r.stdout.strip().splitlines()[-1])
+        assert out == {"shmget": "EPERM", "msgget": "EPERM", "semget": "EPERM", "memfd_create": "EPERM"}, out
+        # memfd_create has no audit event: with every default layer it is the filter that refuses it
+        r = run_python("import os\nos.memfd_create('x')\nprint('made')", FAST)
+        assert r.status == "failed" and "PermissionError" in r.stderr and "made" not in r.stdout, r
+    finally:
+        _remove_sysv(key)
+
+
+def test_sysv_objects_die_with_the_run():
+    """Without the filter (kernel_filters=False) the IPC namespace alone keeps them from the host."""
+    lim = SandboxLimits(timeout_s=10.0, audit_hook=False, jail=False, kernel_filters=False)
+    caps = sandbox_capabilities(lim)
+    if not caps["namespaces"] or caps.get("ipc_namespace") is False:
+        pytest.skip("no IPC namespace here")
+    key = int(uuid.uuid4().int % 2**30) + 1
+    try:
+        r = run_python(_RAW_IPC.replace("KEY", str(key)), lim)
+        assert r.status == "passed", r
+        out = eval(r.stdout.strip().splitlines()[-1])
+        assert out["shmget"] == "ok" and out["msgget"] == "ok", out  # made inside the run's namespace...
+        assert key not in _sysv_keys("shm") and key not in _sysv_keys("msg"), out  # ...and gone with it
+        assert key not in _sysv_keys("sem")
+    finally:
+        _remove_sysv(key)
+
+
+def test_tmpfs_counts_in_the_memory_limit():
+    with pytest.raises(ValueError, match=r"memory_mb must be >= 2 \* tmpfs_mb \+ 64 = 264"):
+        SandboxLimits(memory_mb=200, tmpfs_mb=100)
+    if not _jail():
+        pytest.skip("no jail here: no tmpfs mounts to count")
+    lim = SandboxLimits(timeout_s=5.0, memory_mb=512, tmpfs_mb=32)
+    r = run_python("import resource\nprint(resource.getrlimit(resource.RLIMIT_AS)[0] >> 20)", lim)
+    assert r.status == "passed" and r.stdout.strip() == str(512 - 2 * 32), r
