@@ -267,3 +267,22 @@ def test_step_metrics_split_the_iteration_and_bench_iteration_reports_it(tiny_mo
     assert out["compile_s_first_step"] > 0 and out["prompt_tokens"] > 0 and out["new_tokens"] > 0
     with pytest.raises(ValueError, match="--steps must be >= 2"):
         iteration.run(p.parse_args(["--config", str(run / "config.json"), "--steps", "1"]))
+
+
+def test_method_switched_from_the_command_line(caplog):
+    """``method=token`` on the command line runs a gen_params config file (the demo's) with the token
+    learner: the file's gen_params section is dropped with a logged warning, the effective config
+    holds the token section and the token team's sampling; a section given on the command line for
+    the other method is still refused."""
+    demo = str(ROOT / "experiments" / "demo.json")
+    with caplog.at_level("WARNING", logger="spgg_jax.train.config"):
+        cfg = load_config(demo, ["method=token", "token.train_layers=1"])
+    assert "method=token on the command line: ignoring the gen_params section" in caplog.text
+    d = cfg.to_dict()
+    assert cfg.method == "token" and "gen_params" not in d and d["token"]["train_layers"] == 1
+    assert cfg.batch == 12 and cfg.team.final == "majority"  # the rest of the file stays
+    assert {a.top_p for a in cfg.team.agents} == {1.0}  # the token learner samples from the policy itself
+    assert TrainConfig.from_dict(json.loads(json.dumps(d))) == cfg
+    assert load_config(demo).method == "gen_params"  # the file alone is unchanged
+    with pytest.raises(ValueError, match="has a 'gen_params' section but method='token'"):
+        load_config(demo, ["method=token", "gen_params.lr=0.1"])
