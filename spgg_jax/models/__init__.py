@@ -26,6 +26,7 @@ from spgg_jax.models.decoder import (
     param_shapes,
     positions_from_mask,
     run_layers,
+    split_layers,
 )
 from spgg_jax.models.generate import greedy_generate
 from spgg_jax.models.hf_loader import (
@@ -42,5 +43,5 @@ __all__ = [
     "apply", "count_params", "embed", "final_hidden", "forward", "forward_capturing", "get_shape", "greedy_generate", "hf_state_dict_from_params",
     "init_boxed_params", "init_cache", "init_params", "layer_slice", "load_hf_dir", "logits_from_hidden",
     "param_logical_axes", "param_shapes", "params_from_hf_state_dict", "positions_from_mask",
-    "read_hf_config", "run_layers",
+    "read_hf_config", "run_layers", "split_layers",
 ]

@@ -539,6 +539,12 @@ def run_layers(layer_params: Params, cfg: ModelConfig, x: jax.Array, positions: 
     return _run(layer_params, cfg, x, kv, ctx, start, stop)[0]
 
 
+def split_layers(params: Params, layer: int) -> tuple[Params, Params]:
+    """The stacked params of layers [0, layer) and [layer, n_layers) (for a loop that runs
+    ``forward_capturing`` many times: slice once, outside it)."""
+    return layer_slice(params, 0, layer), layer_slice(params, layer)
+
+
 def forward_capturing(
     params: Params,
     cfg: ModelConfig,
@@ -547,15 +553,18 @@ def forward_capturing(
     attn_mask: jax.Array,
     cache: KVCache | None,
     layer: int,
+    split: tuple[Params, Params] | None = None,
 ) -> tuple[jax.Array, KVCache | None, jax.Array]:
     """``forward`` that also returns the residual stream entering layer ``layer`` ([B,T,D], the
-    output of layers [0, layer); ``layer=0`` is the embedding): (hidden f32, cache, residual)."""
+    output of layers [0, layer); ``layer=0`` is the embedding): (hidden f32, cache, residual).
+    ``split``: ``split_layers(params, layer)``, when the caller has it already."""
     _check_inputs(cfg, tokens, positions, attn_mask, cache)
     _check_range(cfg, layer, cfg.n_layers)
     n, t = cfg.n_layers, tokens.shape[1]
+    lower, upper = split_layers(params, layer) if split is None else split
     x = embed(params, cfg, tokens, positions)
     kv, ctx = _layer_context(t, positions, attn_mask, cache)
-    x, kv = _run(layer_slice(params, 0, layer), cfg, x, kv, ctx, 0, layer)
+    x, kv = _run(lower, cfg, x, kv, ctx, 0, layer)
     captured = x
-    x, kv = _run(layer_slice(params, layer, n), cfg, x, kv, ctx, layer, n)
+    x, kv = _run(upper, cfg, x, kv, ctx, layer, n)
     return final_hidden(params, cfg, x), _next_cache(cache, kv, ctx, t), captured

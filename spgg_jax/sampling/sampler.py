@@ -23,7 +23,7 @@ from jax import lax
 
 from spgg_jax.models.config import ModelConfig
 from spgg_jax.models.decoder import (CACHE_AXES, KVCache, forward, forward_capturing, init_cache, logits_from_hidden,
-                                     positions_from_mask)
+                                     positions_from_mask, split_layers)
 from spgg_jax.parallel.mesh import mesh_shape
 from spgg_jax.parallel.rules import batch_sharding, batch_spec, mesh_context, tree_shardings
 from spgg_jax.sampling.params import SamplingParams
@@ -72,11 +72,11 @@ def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(hidden.astype(jnp.float32) * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
 
 
-def _forward(params, cfg, tokens, positions, mask, cache, capture):
+def _forward(params, cfg, tokens, positions, mask, cache, capture, split=None):
     """(hidden, cache, residual stream entering layer ``capture`` or None)."""
     if capture is None:
         return (*forward(params, cfg, tokens, positions, mask, cache), None)
-    return forward_capturing(params, cfg, tokens, positions, mask, cache, capture)
+    return forward_capturing(params, cfg, tokens, positions, mask, cache, capture, split)
 
 
 def _prefill(params: Any, cfg: ModelConfig, cache: KVCache, prompt_tokens: jax.Array,
@@ -128,6 +128,7 @@ def _decode(params: Any, cfg: ModelConfig, cache: KVCache, start: DecodeStart, s
     out_mlp = jnp.zeros((b, max_new), jnp.float32)
     # the captured stream of generated token i is written when token i runs (the step that picks i + 1)
     out_trunk = None if capture is None else jnp.zeros((b, max_new, cfg.d_model), cfg.jnp_dtype)
+    split = None if capture is None else split_layers(params, capture)  # sliced once, outside the loop
 
     def write(outs, i, tok, slp, mlp, valid):
         o_t, o_m, o_l, o_ml, o_tr = outs
@@ -151,7 +152,7 @@ def _decode(params: Any, cfg: ModelConfig, cache: KVCache, start: DecodeStart, s
 
     def body(carry):
         i, tok, pos, cache, outs, seen, seen_gen, done, finish = carry
-        h, cache, trunk = _forward(params, cfg, tok[:, None], pos[:, None], (~done)[:, None], cache, capture)
+        h, cache, trunk = _forward(params, cfg, tok[:, None], pos[:, None], (~done)[:, None], cache, capture, split)
         if trunk is not None:
             outs = (*outs[:4], lax.dynamic_update_slice(outs[4], trunk.astype(outs[4].dtype), (0, i - 1, 0)))
         tok, slp, mlp, valid, seen, seen_gen, done, finish = pick(i, h, seen, seen_gen, done, finish)
