@@ -14,7 +14,8 @@ BENCHMARKS = {
     "iteration": ("spgg_jax.bench.iteration",
                   "one training iteration of a config split into prefill, policy, decode, scoring, update "
                   "and compilation, vs the same phases in PyTorch"),
-    "train": ("spgg_jax.bench.train", "token-level update-step tokens/s, TFLOP/s, MFU vs PyTorch"),
+    "train": ("spgg_jax.bench.train", "the token-level update step (LoRA on the top layers, from the captured "
+                                      "trunk and with its forward) vs the same step in PyTorch"),
     "rewards": ("spgg_jax.bench.rewards", "jitted reward evaluation and SPNE solver vs a numpy loop"),
     "forward": ("spgg_jax.bench.forward", "jitted Flax LLM forward tokens/s vs PyTorch transformers"),
     "sweep": ("spgg_jax.bench.sweep", "policy-gradient learning runs (seeds x params) in one vmapped call vs a loop"),

@@ -20,7 +20,9 @@ CONFIG_HELP = (
     "(16), clip_eps (0.2), target_kl (0.015), value_coef (0.5), entropy_coef (0.02), grad_clip (0.5), hidden "
     "(128,128), controls (temperature,top_p,max_new_tokens), init_concentration (6). token: algorithm (grpo|reinforce_group), lr (1e-4), epochs (4), clip_eps (0.2), grad_clip (0.5), "
     "group_size (4), kl_coef (0.04), temperature (1.0), lora_rank (8), lora_alpha (16), lora_targets, "
-    "full_finetune (false). Every key is described in docs/training.md."
+    "full_finetune (false), train_layers (2: adapters on the top layers only; 0 = every layer). method=X on "
+    "the command line drops the config file's section of the other method. Every key is described in "
+    "docs/training.md."
 )
 
 

@@ -13,14 +13,20 @@ from spgg_jax.models.decoder import (
     KVCache,
     apply,
     count_params,
+    embed,
+    final_hidden,
     forward,
+    forward_capturing,
     init_boxed_params,
     init_cache,
     init_params,
+    layer_slice,
     logits_from_hidden,
     param_logical_axes,
     param_shapes,
     positions_from_mask,
+    run_layers,
+    split_layers,
 )
 from spgg_jax.models.generate import greedy_generate
 from spgg_jax.models.hf_loader import (
@@ -35,9 +41,9 @@ from spgg_jax.models.shapes import SHAPES, get_shape
 
 __all__ = [
     "CACHE_AXES", "FAMILIES", "KVCache", "ModelConfig", "RopeConfig", "SHAPES", "SafetensorsDir",
-    "apply", "count_params", "forward", "get_shape", "greedy_generate", "hf_state_dict_from_params",
-    "init_boxed_params", "init_cache", "init_params", "load_hf_dir", "logits_from_hidden",
+    "apply", "count_params", "embed", "final_hidden", "forward", "forward_capturing", "get_shape", "greedy_generate", "hf_state_dict_from_params",
+    "init_boxed_params", "init_cache", "init_params", "layer_slice", "load_hf_dir", "logits_from_hidden",
     "param_logical_axes", "param_shapes", "params_from_hf_state_dict", "positions_from_mask",
     "hf_model_config",
-    "read_hf_config",
+    "read_hf_config", "run_layers", "split_layers",
 ]

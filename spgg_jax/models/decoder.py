@@ -261,6 +261,66 @@ class DecoderLayer(nn.Module):
         return (x, kv), None
 
 
+def _scanned_layers(cfg: ModelConfig, length: int, name: str = "layers"):
+    """``length`` decoder layers as one ``nn.scan`` (params stacked on a leading "layers" axis)."""
+    layer = DecoderLayer
+    if cfg.remat:
+        layer = nn.remat(layer, prevent_cse=False)
+    return nn.scan(
+        layer,
+        variable_axes={"params": 0},
+        split_rngs={"params": True},
+        in_axes=(0, nn.broadcast),
+        length=length,
+        metadata_params={nn.PARTITION_NAME: "layers"},
+    )(cfg, name=name)
+
+
+def _layer_xs(cfg: ModelConfig, start: int, stop: int):
+    """The scanned per-layer inputs of layers [start, stop): layer index, RoPE table row, window."""
+    return (
+        jnp.arange(start, stop, dtype=jnp.int32),
+        jnp.asarray(cfg.rope_table()[start:stop]),
+        jnp.asarray(cfg.windows[start:stop], jnp.int32),
+    )
+
+
+def _layer_context(t: int, positions, attn_mask, cache: KVCache | None):
+    """(kv carry, broadcast context) of ``t`` new tokens: without a cache they attend to each other;
+    with one they are written at ``cache.index`` and attend to every valid slot before them."""
+    attn_mask = attn_mask.astype(bool)
+    if cache is None:
+        write_index = jnp.zeros((), jnp.int32)
+        k_valid = attn_mask
+        kv = None
+    else:
+        write_index = cache.index
+        k_valid = lax.dynamic_update_slice(cache.mask, attn_mask, (0, write_index))
+        kv = (cache.k, cache.v)
+    q_slots = write_index + jnp.arange(t, dtype=jnp.int32)
+    return kv, (positions, q_slots, k_valid, write_index)
+
+
+def _next_cache(cache: KVCache | None, kv, ctx, t: int) -> KVCache | None:
+    if cache is None:
+        return None
+    _, _, k_valid, write_index = ctx
+    return KVCache(k=kv[0], v=kv[1], mask=k_valid, index=write_index + t)
+
+
+class LayerStack(nn.Module):
+    """Layers [start, start + length) of the decoder as one scan; its params are that slice of the
+    decoder's ``layers`` (``{"layers": slice}``), and the KV carry is every layer's cache."""
+
+    cfg: ModelConfig
+    length: int
+
+    @nn.compact
+    def __call__(self, x, kv, xs, ctx):
+        (x, kv), _ = _scanned_layers(self.cfg, self.length)((x, kv), xs, ctx)
+        return x, kv
+
+
 class Decoder(nn.Module):
     """Embedding -> scanned layers -> final norm. ``__call__`` returns (hidden f32, new cache)."""
 
@@ -277,17 +337,7 @@ class Decoder(nn.Module):
                 "pos_embed", nn.with_logical_partitioning(_KERNEL_INIT, (None, "embed")),
                 (cfg.max_position_embeddings, cfg.d_model), cfg.jnp_param_dtype,
             )
-        layer = DecoderLayer
-        if cfg.remat:
-            layer = nn.remat(layer, prevent_cse=False)
-        self.layers = nn.scan(
-            layer,
-            variable_axes={"params": 0},
-            split_rngs={"params": True},
-            in_axes=(0, nn.broadcast),
-            length=cfg.n_layers,
-            metadata_params={nn.PARTITION_NAME: "layers"},
-        )(cfg, name="layers")
+        self.layers = _scanned_layers(cfg, cfg.n_layers)
         self.final_norm = Norm(cfg, cfg.d_model, "embed")
         if not cfg.tie_embeddings:
             self.lm_head = self.param(
@@ -295,7 +345,8 @@ class Decoder(nn.Module):
                 (cfg.d_model, cfg.vocab_size), cfg.jnp_param_dtype,
             )
 
-    def __call__(self, tokens, positions, attn_mask, cache: KVCache | None = None):
+    def embed(self, tokens, positions):
+        """The residual stream entering layer 0: token (and learned position) embeddings, [B,T,D]."""
         cfg = self.cfg
         dt = cfg.jnp_dtype
         # FSDP all-gathers the table's embed dim before the lookup (a gather cannot keep both the
@@ -306,30 +357,18 @@ class Decoder(nn.Module):
             x = x * jnp.asarray(np.sqrt(cfg.d_model), self.embedding.dtype)
         if cfg.learned_positions:
             x = x + jnp.take(self.pos_embedding, positions, axis=0)
-        x = nn.with_logical_constraint(x.astype(dt), ("batch", "length", "embed"))
-        t = tokens.shape[1]
-        attn_mask = attn_mask.astype(bool)
-        if cache is None:
-            write_index = jnp.zeros((), jnp.int32)
-            k_valid = attn_mask
-            kv = None
-        else:
-            write_index = cache.index
-            k_valid = lax.dynamic_update_slice(cache.mask, attn_mask, (0, write_index))
-            kv = (cache.k, cache.v)
-        q_slots = write_index + jnp.arange(t, dtype=jnp.int32)
-        xs = (
-            jnp.arange(cfg.n_layers, dtype=jnp.int32),
-            jnp.asarray(cfg.rope_table()),
-            jnp.asarray(cfg.windows, jnp.int32),
-        )
-        ctx = (positions, q_slots, k_valid, write_index)
-        (x, kv), _ = self.layers((x, kv), xs, ctx)
-        hidden = self.final_norm(x).astype(jnp.float32)
-        new_cache = None
-        if cache is not None:
-            new_cache = KVCache(k=kv[0], v=kv[1], mask=k_valid, index=write_index + t)
-        return hidden, new_cache
+        return nn.with_logical_constraint(x.astype(dt), ("batch", "length", "embed"))
+
+    def final(self, x):
+        """Hidden states after the final norm, float32."""
+        return self.final_norm(x).astype(jnp.float32)
+
+    def __call__(self, tokens, positions, attn_mask, cache: KVCache | None = None):
+        cfg = self.cfg
+        x = self.embed(tokens, positions)
+        kv, ctx = _layer_context(tokens.shape[1], positions, attn_mask, cache)
+        (x, kv), _ = self.layers((x, kv), _layer_xs(cfg, 0, cfg.n_layers), ctx)
+        return self.final(x), _next_cache(cache, kv, ctx, tokens.shape[1])
 
     def logits(self, hidden):
         cfg = self.cfg
@@ -449,3 +488,83 @@ def apply(
     """``forward`` followed by ``logits_from_hidden``: returns (logits f32 [B,T,V], cache)."""
     hidden, cache = forward(params, cfg, tokens, positions, attn_mask, cache)
     return logits_from_hidden(params, cfg, hidden), cache
+
+
+# --------------------------------------------------------------------------------------------
+# The decoder in pieces: embedding, a range of layers, the final norm. A frozen trunk (the layers
+# below the trained ones) runs once, without a backward pass; its output (the residual stream at
+# layer L) feeds the trained top layers. ``forward`` is ``final_hidden(run_layers(embed(...)))``.
+
+
+def layer_slice(params: Params, start: int, stop: int | None = None) -> Params:
+    """The stacked per-layer params of layers [start, stop) (``params['layers']`` sliced on its layer axis)."""
+    return jax.tree_util.tree_map(lambda a: a[start:stop], params["layers"])
+
+
+def embed(params: Params, cfg: ModelConfig, tokens: jax.Array, positions: jax.Array) -> jax.Array:
+    """The residual stream entering layer 0, ``cfg.dtype`` [B,T,D]."""
+    return Decoder(cfg).apply({"params": params}, tokens, positions, method=Decoder.embed)
+
+
+def final_hidden(params: Params, cfg: ModelConfig, x: jax.Array) -> jax.Array:
+    """Hidden states after the final norm, float32 [B,T,D], from the residual stream after the last layer."""
+    return Decoder(cfg).apply({"params": params}, x, method=Decoder.final)
+
+
+def _check_range(cfg: ModelConfig, start: int, stop: int) -> None:
+    if not (isinstance(start, int) and isinstance(stop, int) and 0 <= start <= stop <= cfg.n_layers):
+        raise ValueError(f"layer range [{start}, {stop}) must lie in [0, {cfg.n_layers}] with start <= stop")
+
+
+def _run(layer_params: Params, cfg: ModelConfig, x, kv, ctx, start: int, stop: int):
+    if stop == start:
+        return x, kv
+    n = jax.tree_util.tree_leaves(layer_params)[0].shape[0]
+    if n != stop - start:
+        raise ValueError(f"layer params hold {n} layers for the range [{start}, {stop})")
+    return LayerStack(cfg, stop - start).apply({"params": {"layers": layer_params}}, x, kv,
+                                               _layer_xs(cfg, start, stop), ctx)
+
+
+def run_layers(layer_params: Params, cfg: ModelConfig, x: jax.Array, positions: jax.Array, attn_mask: jax.Array,
+               start: int, stop: int) -> jax.Array:
+    """The residual stream after layers [start, stop) of ``x`` (the stream entering layer ``start``),
+    without a cache: the T positions attend to each other (causal, ``attn_mask``, windows).
+
+    ``layer_params`` are those layers' stacked params (``layer_slice(params, start, stop)``, or
+    trained copies of them); RoPE bases and windows are the layers' own.
+    """
+    _check_range(cfg, start, stop)
+    kv, ctx = _layer_context(x.shape[1], positions, attn_mask, None)
+    return _run(layer_params, cfg, x, kv, ctx, start, stop)[0]
+
+
+def split_layers(params: Params, layer: int) -> tuple[Params, Params]:
+    """The stacked params of layers [0, layer) and [layer, n_layers) (for a loop that runs
+    ``forward_capturing`` many times: slice once, outside it)."""
+    return layer_slice(params, 0, layer), layer_slice(params, layer)
+
+
+def forward_capturing(
+    params: Params,
+    cfg: ModelConfig,
+    tokens: jax.Array,
+    positions: jax.Array,
+    attn_mask: jax.Array,
+    cache: KVCache | None,
+    layer: int,
+    split: tuple[Params, Params] | None = None,
+) -> tuple[jax.Array, KVCache | None, jax.Array]:
+    """``forward`` that also returns the residual stream entering layer ``layer`` ([B,T,D], the
+    output of layers [0, layer); ``layer=0`` is the embedding): (hidden f32, cache, residual).
+    ``split``: ``split_layers(params, layer)``, when the caller has it already."""
+    _check_inputs(cfg, tokens, positions, attn_mask, cache)
+    _check_range(cfg, layer, cfg.n_layers)
+    n, t = cfg.n_layers, tokens.shape[1]
+    lower, upper = split_layers(params, layer) if split is None else split
+    x = embed(params, cfg, tokens, positions)
+    kv, ctx = _layer_context(t, positions, attn_mask, cache)
+    x, kv = _run(lower, cfg, x, kv, ctx, 0, layer)
+    captured = x
+    x, kv = _run(upper, cfg, x, kv, ctx, layer, n)
+    return final_hidden(params, cfg, x), _next_cache(cache, kv, ctx, t), captured

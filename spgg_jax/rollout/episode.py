@@ -9,7 +9,10 @@ agent's generation parameters per row. ``features`` are the agent model's final 
 its prompt, mean-pooled over real tokens (from the sampler's prefill, which the decoding then
 continues from: the prompt runs once; no random noise), or ``None`` unless
 ``need_features=True``. ``agent_params[i]`` replaces agent i's weights (trained per-agent weights on
-a shared base model; same shapes, no recompilation).
+a shared base model; same shapes, no recompilation). ``capture_layer=L`` keeps, for each agent
+turn, the residual stream entering layer L over the prompt and the generated tokens
+(``AgentTurn.trunk``): a learner that trains only the layers from L up reuses the rollout's forward
+instead of running the frozen trunk again.
 """
 
 from __future__ import annotations
@@ -98,6 +101,10 @@ class AgentTurn:
     truncated: np.ndarray  # bool[B]: a predecessor output was shortened to fit the budget
     seconds: float
     phase_seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # prefill, policy, decode (wall clock)
+    # with capture_layer=L: the residual stream entering layer L over [prompt_ids | tokens], [B, P+T, D]
+    # (the sampler's forward; each row's last generated token, which no forward ran, holds 0)
+    trunk: np.ndarray | None = None
+    trunk_layer: int | None = None
 
 
 @dataclasses.dataclass
@@ -189,23 +196,37 @@ def encode_prompts(tokenizer: Any, texts: Sequence[str], add_special_tokens: Seq
     return ids, mask
 
 
+def _align_left(trunk: np.ndarray, width: int) -> np.ndarray:
+    """A left-padded [B, W, D] stream on ``width`` columns: the last ``width`` (zeros on the left when short)."""
+    w = trunk.shape[1]
+    if w >= width:
+        return trunk[:, w - width:]
+    return np.concatenate([np.zeros((trunk.shape[0], width - w, trunk.shape[2]), trunk.dtype), trunk], axis=1)
+
+
 def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens: Sequence[bool], sampling: Any,
                    key: jax.Array, params: Any = None, need_features: bool = False,
                    sampling_fn: Callable[[Any, jax.Array], tuple[Any, Mapping[str, Any]]] | None = None,
-                   ) -> dict[str, Any]:
+                   capture_layer: int | None = None) -> dict[str, Any]:
     """Encode, prefill, ask ``sampling_fn`` for parameters (given the prompt features), decode.
 
     The prompt runs through the model once: its pooled final hidden states are the policy's
     features and its KV cache is what decoding continues from. ``sampling`` (the agent's configured
     parameters) sizes the generation slots; a policy's rows may not ask for more. Returns a dict of
-    numpy arrays and texts, with ``phase_seconds`` (prefill, policy, decode; compilation included).
+    numpy arrays and texts, with ``phase_seconds`` (prefill, policy, decode; compilation included;
+    each phase waits for its device work before the clock is read). ``capture_layer=L`` adds ``trunk``:
+    the residual stream entering layer L over ``[prompt_ids | tokens]`` (the prompt's columns as
+    ``prompt_ids`` pads them).
     """
     ids, mask = encode_prompts(bundle.tokenizer, texts, add_special_tokens)
     prompts = [row[m].tolist() for row, m in zip(ids, mask)]
     k_policy, k_sample = jax.random.split(key)
     t0 = time.perf_counter()
-    pre = bundle.sampler.prefill(prompts, int(np.max(np.asarray(sampling.max_new_tokens))), params=params)
-    feats = jax.block_until_ready(pre.features) if need_features else None
+    pre = bundle.sampler.prefill(prompts, int(np.max(np.asarray(sampling.max_new_tokens))), params=params,
+                                 capture=capture_layer)
+    # the prefill's time is its own: wait for it (else it is counted in the decode, which waits on it)
+    jax.block_until_ready((pre.start, pre.pooled))
+    feats = pre.features if need_features else None
     t1 = time.perf_counter()
     aux: dict[str, Any] = {}
     if sampling_fn is not None:
@@ -215,19 +236,25 @@ def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens
     out = to_host(bundle.sampler.decode(pre, sampling, key=k_sample))  # the whole batch on every process
     t3 = time.perf_counter()
     tokens, gmask = np.asarray(out.tokens), np.asarray(out.mask)
+    trunk = None
+    if capture_layer is not None:
+        prompt_trunk = np.asarray(to_host(pre.prompt_trunk))
+        trunk = np.concatenate([_align_left(prompt_trunk, ids.shape[1]), np.asarray(out.trunk)], axis=1)
     return dict(
         prompt_ids=ids, prompt_mask=mask, tokens=tokens, mask=gmask, logprobs=np.asarray(out.logprobs),
         model_logprobs=np.asarray(out.model_logprobs), lengths=np.asarray(out.lengths),
         finish_reason=np.asarray(out.finish_reason), output_text=decode_batch(bundle.tokenizer, tokens, gmask),
         sampling=sampling, aux=aux, features=None if feats is None else to_host(feats),
         phase_seconds={"prefill": t1 - t0, "policy": t2 - t1, "decode": t3 - t2},
+        trunk=trunk, trunk_layer=capture_layer if trunk is not None else None,
     )
 
 
 def run_episodes(team: TeamConfig, bundles: Mapping[str, ModelBundle], problems: Sequence[Any], key: jax.Array,
                  sampling_fn: SamplingFn | None = None, agent_params: Sequence[Any] | None = None,
                  need_features: bool = False, answer_format: str | None = None,
-                 on_turn: Callable[[AgentTurn], None] | None = None) -> EpisodeBatch:
+                 on_turn: Callable[[AgentTurn], None] | None = None,
+                 capture_layer: int | None = None) -> EpisodeBatch:
     """Play the team's protocol on ``problems`` (one batched sampler call per turn).
 
     Args:
@@ -243,6 +270,8 @@ def run_episodes(team: TeamConfig, bundles: Mapping[str, ModelBundle], problems:
       need_features: compute prompt features for ``sampling_fn`` (else it gets ``None``).
       answer_format: overrides the task's answer-format instruction.
       on_turn: called with each finished turn (progress reporting).
+      capture_layer: keep each agent turn's residual stream entering this layer (``AgentTurn.trunk``;
+        not for the integrator turn).
     """
     problems = list(problems)
     if not problems:
@@ -272,6 +301,7 @@ def run_episodes(team: TeamConfig, bundles: Mapping[str, ModelBundle], problems:
             bundle, [p.text for p in tps], [p.add_special_tokens for p in tps], config_sampling(agent, b),
             jax.random.fold_in(key, t), params=None if agent_params is None else agent_params[ai],
             need_features=need_features and policy is not None, sampling_fn=policy,
+            capture_layer=capture_layer if t < team.n else None,
         )
         turn = AgentTurn(
             turn=t, agent=ai, model=agent.model, prompt_text=[p.text for p in tps],

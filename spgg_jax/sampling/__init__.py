@@ -3,7 +3,7 @@
 See docs/sampling.md.
 """
 
-from spgg_jax.sampling.logprobs import continuation_logprobs
+from spgg_jax.sampling.logprobs import continuation_logprobs, logprobs_from_layer, trunk_states
 from spgg_jax.sampling.params import SamplingParams
 from spgg_jax.sampling.processors import apply_penalties, choose_tokens, sampling_logits
 from spgg_jax.sampling.sampler import (
@@ -22,5 +22,6 @@ from spgg_jax.sampling.sampler import (
 
 __all__ = [
     "SamplingParams", "SampleOutput", "Sampler", "PrefilledBatch", "sample_loop", "bucket", "prompt_bucket", "mean_pool", "left_pad", "continuation_logprobs",
+    "logprobs_from_layer", "trunk_states",
     "apply_penalties", "sampling_logits", "choose_tokens", "FINISH_LENGTH", "FINISH_STOP", "FINISH_REASONS",
 ]

@@ -22,7 +22,8 @@ from flax import struct
 from jax import lax
 
 from spgg_jax.models.config import ModelConfig
-from spgg_jax.models.decoder import CACHE_AXES, KVCache, forward, init_cache, logits_from_hidden, positions_from_mask
+from spgg_jax.models.decoder import (CACHE_AXES, KVCache, forward, forward_capturing, init_cache, logits_from_hidden,
+                                     positions_from_mask, split_layers)
 from spgg_jax.parallel.mesh import mesh_shape
 from spgg_jax.parallel.rules import batch_sharding, batch_spec, mesh_context, tree_shardings
 from spgg_jax.sampling.params import SamplingParams
@@ -43,6 +44,9 @@ class SampleOutput:
     model_logprobs: jax.Array  # f32[B,T] log-prob under the raw model (0 at pads)
     lengths: jax.Array  # i32[B]
     finish_reason: jax.Array  # i32[B], FINISH_LENGTH or FINISH_STOP
+    # [B,T,D] with ``capture=L``: the residual stream entering layer L at each generated token (the
+    # forward that produced the next token's logits); the last token of a row, never run, holds 0
+    trunk: jax.Array | None = None
 
 
 def _mark(seen, tokens, valid):
@@ -59,6 +63,7 @@ class DecodeStart:
     last_hidden: jax.Array  # f32[B,1,D] final hidden state at the last prompt position
     next_position: jax.Array  # i32[B] position of the first generated token
     seen: jax.Array  # bool[B,V] tokens of the prompt (repetition penalty)
+    trunk: jax.Array | None = None  # [B,P,D] with capture=L: the residual stream entering layer L
 
 
 def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
@@ -67,22 +72,34 @@ def mean_pool(hidden: jax.Array, mask: jax.Array) -> jax.Array:
     return jnp.sum(hidden.astype(jnp.float32) * w, axis=1) / jnp.maximum(jnp.sum(w, axis=1), 1.0)
 
 
+def _forward(params, cfg, tokens, positions, mask, cache, capture, split=None):
+    """(hidden, cache, residual stream entering layer ``capture`` or None)."""
+    if capture is None:
+        return (*forward(params, cfg, tokens, positions, mask, cache), None)
+    return forward_capturing(params, cfg, tokens, positions, mask, cache, capture, split)
+
+
 def _prefill(params: Any, cfg: ModelConfig, cache: KVCache, prompt_tokens: jax.Array,
-             prompt_mask: jax.Array) -> tuple[KVCache, DecodeStart, jax.Array]:
-    """Run the prompt into ``cache``: (cache, DecodeStart, pooled f32[B,D] prompt features)."""
+             prompt_mask: jax.Array, capture: int | None = None) -> tuple[KVCache, DecodeStart, jax.Array]:
+    """Run the prompt into ``cache``: (cache, DecodeStart, pooled f32[B,D] prompt features).
+
+    ``capture=L`` keeps the residual stream entering layer L (``DecodeStart.trunk``)."""
     b = prompt_tokens.shape[0]
     prompt_mask = prompt_mask.astype(bool)
     cache = cache.replace(mask=jnp.zeros_like(cache.mask), index=jnp.zeros_like(cache.index))
     positions = positions_from_mask(prompt_mask)
-    hidden, cache = forward(params, cfg, prompt_tokens, positions, prompt_mask, cache)
+    hidden, cache, trunk = _forward(params, cfg, prompt_tokens, positions, prompt_mask, cache, capture)
     seen = _mark(jnp.zeros((b, cfg.vocab_size), bool), prompt_tokens, prompt_mask)
-    start = DecodeStart(last_hidden=hidden[:, -1:], next_position=positions[:, -1] + 1, seen=seen)
+    start = DecodeStart(last_hidden=hidden[:, -1:], next_position=positions[:, -1] + 1, seen=seen, trunk=trunk)
     return cache, start, mean_pool(hidden, prompt_mask)
 
 
 def _decode(params: Any, cfg: ModelConfig, cache: KVCache, start: DecodeStart, sp: SamplingParams,
-            stop_tokens: jax.Array, key: jax.Array, max_new: int, pad_id: int) -> tuple[SampleOutput, KVCache]:
-    """Decode from a prefilled ``cache`` until every row stopped or reached its max_new_tokens."""
+            stop_tokens: jax.Array, key: jax.Array, max_new: int, pad_id: int,
+            capture: int | None = None) -> tuple[SampleOutput, KVCache]:
+    """Decode from a prefilled ``cache`` until every row stopped or reached its max_new_tokens.
+
+    ``capture=L`` keeps the residual stream entering layer L at each generated token (``SampleOutput.trunk``)."""
     b = start.seen.shape[0]
     seen_gen = jnp.zeros((b, cfg.vocab_size), bool)
 
@@ -109,21 +126,25 @@ def _decode(params: Any, cfg: ModelConfig, cache: KVCache, start: DecodeStart, s
     out_mask = jnp.zeros((b, max_new), bool)
     out_lp = jnp.zeros((b, max_new), jnp.float32)
     out_mlp = jnp.zeros((b, max_new), jnp.float32)
+    # the captured stream of generated token i is written when token i runs (the step that picks i + 1)
+    out_trunk = None if capture is None else jnp.zeros((b, max_new, cfg.d_model), cfg.jnp_dtype)
+    split = None if capture is None else split_layers(params, capture)  # sliced once, outside the loop
 
     def write(outs, i, tok, slp, mlp, valid):
-        o_t, o_m, o_l, o_ml = outs
+        o_t, o_m, o_l, o_ml, o_tr = outs
         return (
             lax.dynamic_update_slice(o_t, tok[:, None], (0, i)),
             lax.dynamic_update_slice(o_m, valid[:, None], (0, i)),
             lax.dynamic_update_slice(o_l, slp[:, None], (0, i)),
             lax.dynamic_update_slice(o_ml, mlp[:, None], (0, i)),
+            o_tr,
         )
 
     done0 = jnp.zeros((b,), bool)
     finish0 = jnp.full((b,), FINISH_LENGTH, jnp.int32)
     tok, slp, mlp, valid, seen, seen_gen, done, finish = pick(0, start.last_hidden, start.seen, seen_gen, done0,
                                                              finish0)
-    outs = write((out_tok, out_mask, out_lp, out_mlp), 0, tok, slp, mlp, valid)
+    outs = write((out_tok, out_mask, out_lp, out_mlp, out_trunk), 0, tok, slp, mlp, valid)
 
     def cond(carry):
         i, *_, done, _ = carry
@@ -131,19 +152,21 @@ def _decode(params: Any, cfg: ModelConfig, cache: KVCache, start: DecodeStart, s
 
     def body(carry):
         i, tok, pos, cache, outs, seen, seen_gen, done, finish = carry
-        h, cache = forward(params, cfg, tok[:, None], pos[:, None], (~done)[:, None], cache)
+        h, cache, trunk = _forward(params, cfg, tok[:, None], pos[:, None], (~done)[:, None], cache, capture, split)
+        if trunk is not None:
+            outs = (*outs[:4], lax.dynamic_update_slice(outs[4], trunk.astype(outs[4].dtype), (0, i - 1, 0)))
         tok, slp, mlp, valid, seen, seen_gen, done, finish = pick(i, h, seen, seen_gen, done, finish)
         outs = write(outs, i, tok, slp, mlp, valid)
         return i + 1, tok, pos + 1, cache, outs, seen, seen_gen, done, finish
 
     carry = (jnp.asarray(1, jnp.int32), tok, start.next_position, cache, outs, seen, seen_gen, done, finish)
     _, _, _, cache, outs, _, _, _, finish = lax.while_loop(cond, body, carry)
-    o_t, o_m, o_l, o_ml = outs
-    out = SampleOutput(o_t, o_m, o_l, o_ml, jnp.sum(o_m, axis=-1).astype(jnp.int32), finish)
+    o_t, o_m, o_l, o_ml, o_tr = outs
+    out = SampleOutput(o_t, o_m, o_l, o_ml, jnp.sum(o_m, axis=-1).astype(jnp.int32), finish, o_tr)
     return out, cache
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "max_new", "pad_id"), donate_argnames=("cache",))
+@functools.partial(jax.jit, static_argnames=("cfg", "max_new", "pad_id", "capture"), donate_argnames=("cache",))
 def sample_loop(
     params: Any,
     cfg: ModelConfig,
@@ -155,21 +178,24 @@ def sample_loop(
     key: jax.Array,
     max_new: int,
     pad_id: int = 0,
+    capture: int | None = None,
 ) -> tuple[SampleOutput, KVCache]:
     """Generate up to ``max_new`` tokens per row. Returns the output and the (reusable) cache.
 
     ``prompt_tokens`` i32[B,P] left-padded with ``prompt_mask`` bool[B,P]; ``stop_tokens`` i32[B,S]
     padded with -1; ``cache`` must hold P + max_new slots (its contents are ignored). The prefill
     and the decode loop in one program, for callers that know the sampling parameters upfront.
+    ``capture=L`` also returns the residual stream entering layer L at each generated token
+    (``SampleOutput.trunk``; the prompt's is the prefill's, :meth:`Sampler.prefill`).
     """
-    cache, start, _ = _prefill(params, cfg, cache, prompt_tokens, prompt_mask)
-    return _decode(params, cfg, cache, start, sp, stop_tokens, key, max_new, pad_id)
+    cache, start, _ = _prefill(params, cfg, cache, prompt_tokens, prompt_mask, capture)
+    return _decode(params, cfg, cache, start, sp, stop_tokens, key, max_new, pad_id, capture)
 
 
 # The two halves as programs of their own, for callers whose sampling parameters depend on the
 # prompt's hidden states (a policy over generation parameters): the prompt is run once.
-prefill_prompts = jax.jit(_prefill, static_argnames=("cfg",), donate_argnames=("cache",))
-decode_tokens = jax.jit(_decode, static_argnames=("cfg", "max_new", "pad_id"), donate_argnames=("cache",))
+prefill_prompts = jax.jit(_prefill, static_argnames=("cfg", "capture"), donate_argnames=("cache",))
+decode_tokens = jax.jit(_decode, static_argnames=("cfg", "max_new", "pad_id", "capture"), donate_argnames=("cache",))
 
 
 def bucket(n: int, minimum: int = 16) -> int:
@@ -337,11 +363,13 @@ class Sampler:
         key: jax.Array | None = None,
         stop_tokens: Sequence[Sequence[int]] | None = None,
         params: Any = None,
+        capture: int | None = None,
     ) -> SampleOutput:
         """Generate for token-id prompts; ``stop_tokens`` default to the model's EOS ids per row.
 
         ``params`` overrides the sampler's weights for this call (e.g. an agent's fine-tuned
-        weights on a shared base model); same shapes, so no recompilation.
+        weights on a shared base model); same shapes, so no recompilation. ``capture=L`` fills
+        ``SampleOutput.trunk`` (the generated tokens' residual stream entering layer L).
         """
         if sampling.batch != len(prompts):
             raise ValueError(f"sampling params are for {sampling.batch} rows, got {len(prompts)} prompts")
@@ -349,21 +377,34 @@ class Sampler:
         sp, stops, key = self._row_inputs(rows, sampling, stop_tokens, key)
         with self.context():
             out, cache = sample_loop(self.params if params is None else params, self.cfg, cache, self._place(ids),
-                                     self._place(mask), sp, stops, key, rows.t_len, self.pad_id)
+                                     self._place(mask), sp, stops, key, rows.t_len, self.pad_id,
+                                     self._capture(capture))
         return self._finish(rows, out, cache)
 
-    def prefill(self, prompts: Sequence[Sequence[int]], max_new: int, params: Any = None) -> "PrefilledBatch":
+    def _capture(self, capture: int | None) -> int | None:
+        if capture is None:
+            return None
+        if isinstance(capture, bool) or not isinstance(capture, int) or not 0 <= capture <= self.cfg.n_layers:
+            raise ValueError(f"capture must be a layer index in [0, {self.cfg.n_layers}], got {capture!r}")
+        return capture
+
+    def prefill(self, prompts: Sequence[Sequence[int]], max_new: int, params: Any = None,
+                capture: int | None = None) -> "PrefilledBatch":
         """Run the prompts once, for a caller that picks sampling parameters from their hidden states.
 
         ``max_new`` is the most tokens any row may later ask for (it sizes the cache). The result's
         ``features`` (f32[B,D], the prompt's final hidden states mean-pooled over real tokens) feed
         the choice; :meth:`decode` then generates from the same cache without running the prompt again.
+        ``capture=L`` keeps the residual stream entering layer L, of the prompt
+        (:meth:`PrefilledBatch.prompt_trunk`) and, in :meth:`decode`, of the generated tokens.
         """
+        capture = self._capture(capture)
         rows, ids, mask, cache = self._batch(prompts, max_new)
         weights = self.params if params is None else params
         with self.context():
-            cache, start, pooled = prefill_prompts(weights, self.cfg, cache, self._place(ids), self._place(mask))
-        return PrefilledBatch(rows=rows, cache=cache, start=start, pooled=pooled, params=weights)
+            cache, start, pooled = prefill_prompts(weights, self.cfg, cache, self._place(ids), self._place(mask),
+                                                   capture)
+        return PrefilledBatch(rows=rows, cache=cache, start=start, pooled=pooled, params=weights, capture=capture)
 
     def decode(self, pre: "PrefilledBatch", sampling: SamplingParams, key: jax.Array | None = None,
                stop_tokens: Sequence[Sequence[int]] | None = None) -> SampleOutput:
@@ -374,7 +415,7 @@ class Sampler:
         cache, pre.cache = pre.cache, None
         with self.context():
             out, cache = decode_tokens(pre.params, self.cfg, cache, pre.start, sp, stops, key, pre.rows.t_len,
-                                       self.pad_id)
+                                       self.pad_id, pre.capture)
         return self._finish(pre.rows, out, cache)
 
 
@@ -395,8 +436,18 @@ class PrefilledBatch:
     start: DecodeStart
     pooled: jax.Array
     params: Any
+    capture: int | None = None  # the layer whose entering residual stream is kept (None: none)
 
     @property
     def features(self) -> jax.Array:
         """f32[B,D]: the prompt's final hidden states, mean-pooled over its real tokens."""
         return self.pooled[: self.rows.b] if self.rows.extra else self.pooled
+
+    @property
+    def prompt_trunk(self) -> jax.Array | None:
+        """[B,P,D] with ``capture``: the residual stream entering that layer over the left-padded
+        prompt (P = the prompt bucket); None without."""
+        trunk = self.start.trunk
+        if trunk is None:
+            return None
+        return trunk[: self.rows.b] if self.rows.extra else trunk

@@ -18,6 +18,10 @@ are merged into the same object (``team.reward_params.B=0.7``, ``team.agents.max
 
 The saved ``RUN_DIR/config.json`` is the *effective* configuration: the resolved team inline (every
 agent), the active method's section only. Loading it gives the same run; resume compares it.
+
+A command-line ``method=X`` switches a config file's method: the file's sections of the other
+methods are dropped (with a logged warning) instead of refused, so ``spgg train --config
+experiments/demo.json method=token`` runs the demo's team and task with the token-level learner.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import logging
 import math
 from pathlib import Path
 from typing import Any, Mapping
@@ -36,6 +41,7 @@ from spgg_jax.registry import unknown_names
 from spgg_jax.rollout.team import TeamConfig, load_team
 
 METHODS = tuple(METHOD_CONFIGS)
+logger = logging.getLogger(__name__)
 #: top-level keys that may differ between a run and its resumption (they do not change what is
 #: computed; the mesh may change too: orbax reshards the restored state onto the new mesh)
 RESUMABLE_CHANGES = ("run_dir", "steps", "eval_size", "val_size", "sc_temperature", "checkpoint_every", "keep", "progress",
@@ -376,6 +382,11 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         # a directory, a UTF-16 or binary file, bad JSON: one line naming the file
         d = read_json_object(Path(path), "config file")
     d.setdefault("team", copy.deepcopy(dict(DEFAULT_TEAM)))
+    methods = [item.split("=", 1)[1] for item in overrides or [] if item.split("=", 1)[0].strip() == "method"]
+    if methods and methods[-1] in METHOD_CONFIGS:  # the command line switches the file's method
+        for other in [m for m in METHOD_CONFIGS if m != methods[-1] and m in d]:
+            logger.warning("method=%s on the command line: ignoring the %s section of %s", methods[-1], other, path)
+            del d[other]
     for item in overrides or []:
         if "=" not in item:
             raise ValueError(f"override {item!r} must look like key=value (see `spgg train --help`)")

@@ -235,3 +235,47 @@ def test_gemma3_attn_logit_softcapping_matches_transformers(tmp_path):
     toks = _tokens(2, 12)
     ours, _ = _run(params, cfg, toks, np.ones_like(toks, bool))
     np.testing.assert_allclose(np.asarray(ours), torch_logits(m.torch_model, toks), atol=ATOL, rtol=0)
+
+
+def test_decoder_pieces_compose_to_forward():
+    """embed -> run_layers over consecutive ranges -> final_hidden equals forward, and
+    forward_capturing (with and without a KV cache) equals forward and captures the residual stream
+    entering its layer. Per-layer windows and RoPE bases make a wrongly offset range visible."""
+    from spgg_jax.models.config import RopeConfig
+
+    cfg = _tiny_cfg(4, layer_windows=(3, 0, 3, 0), rope_local=RopeConfig(theta=100.0))
+    params = D.init_params(cfg, jax.random.PRNGKey(2))
+    toks = jnp.asarray(_tokens(2, 7, seed=3) % 32)
+    mask = jnp.asarray(np.arange(7)[None, :] >= np.array([[0], [2]]))  # row 1 left-padded
+    pos = D.positions_from_mask(mask)
+    want, _ = D.forward(params, cfg, toks, pos, mask)
+    x0 = D.embed(params, cfg, toks, pos)
+    for cut in (0, 1, 3, 4):
+        lower = D.run_layers(D.layer_slice(params, 0, cut), cfg, x0, pos, mask, 0, cut)
+        upper = D.run_layers(D.layer_slice(params, cut), cfg, lower, pos, mask, cut, 4)
+        np.testing.assert_allclose(D.final_hidden(params, cfg, upper), want, atol=1e-6, rtol=0)
+        hidden, cache, captured = D.forward_capturing(params, cfg, toks, pos, mask, None, cut)
+        assert cache is None
+        np.testing.assert_allclose(hidden, want, atol=1e-6, rtol=0)
+        np.testing.assert_allclose(captured, lower, atol=1e-6, rtol=0)
+    # a wrong offset (layer 1's params run as layer 0: window and RoPE base of layer 0) differs
+    wrong = D.run_layers(D.layer_slice(params, 1, 2), cfg, x0, pos, mask, 0, 1)
+    right = D.run_layers(D.layer_slice(params, 1, 2), cfg, x0, pos, mask, 1, 2)
+    assert float(jnp.max(jnp.abs(wrong - right))) > 1e-4
+    # with a cache: the prompt, then one token; hidden states and the cache equal forward's
+    c0 = D.init_cache(cfg, 2, 9)
+    h_ref, c_ref = D.forward(params, cfg, toks, pos, mask, c0)
+    h_cap, c_cap, captured = D.forward_capturing(params, cfg, toks, pos, mask, D.init_cache(cfg, 2, 9), 2)
+    np.testing.assert_allclose(h_cap, h_ref, atol=1e-6, rtol=0)
+    chex.assert_trees_all_close(c_cap, c_ref, atol=1e-6)
+    lower = D.run_layers(D.layer_slice(params, 0, 2), cfg, x0, pos, mask, 0, 2)
+    real = np.asarray(mask)[..., None]  # padded slots attend to nothing: what they hold differs, unused
+    np.testing.assert_allclose(np.where(real, captured, 0), np.where(real, lower, 0), atol=1e-6, rtol=0)
+    nxt, npos, nmask = toks[:, :1], pos[:, -1:] + 1, jnp.ones((2, 1), bool)
+    h_ref, _ = D.forward(params, cfg, nxt, npos, nmask, c_ref)
+    h_cap, _, _ = D.forward_capturing(params, cfg, nxt, npos, nmask, c_cap, 2)
+    np.testing.assert_allclose(h_cap, h_ref, atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match=r"layer range \[3, 5\)"):
+        D.run_layers(D.layer_slice(params, 3), cfg, x0, pos, mask, 3, 5)
+    with pytest.raises(ValueError, match="hold 1 layers for the range"):
+        D.run_layers(D.layer_slice(params, 3), cfg, x0, pos, mask, 2, 4)

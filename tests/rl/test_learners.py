@@ -143,3 +143,91 @@ def test_learner_configs_validate():
     assert any("needs a value head" in e for e in TokenConfig(algorithm="ppo").errors())
     assert any("token.lora_targets" in e for e in TokenConfig(lora_targets=("nope",)).errors())
     assert GenParamsConfig().errors() == [] and TokenConfig().errors() == []
+    assert any("token.train_layers must be an integer >= 0" in e for e in TokenConfig(train_layers=-1).errors())
+    assert TokenConfig(train_layers=0).first_trained_layer(30) == 0 and TokenConfig().first_trained_layer(30) == 28
+    with pytest.raises(ValueError, match="token.train_layers=4 exceeds the model's 3 layers"):
+        TokenConfig(train_layers=4).first_trained_layer(3)
+    with pytest.raises(ValueError, match="set token.train_layers=0"):
+        TokenConfig(full_finetune=True).first_trained_layer(30)
+    assert TokenConfig(full_finetune=True, train_layers=3).first_trained_layer(3) == 0  # every layer
+
+
+def _token_loss(cfg, start, **kw):
+    import functools
+
+    from spgg_jax.rl.learners.token import token_loss
+
+    return functools.partial(token_loss, model_cfg=cfg, lora_spec=(4.0, 2), loss_fn=get_algorithm("grpo").loss_fn,
+                             clip=0.2, kl_coef=0.04, temperature=1.0, start=start, **kw)
+
+
+@pytest.mark.parametrize("k", [0, 2])
+def test_top_layer_lora_gradient_equals_the_full_forward_restricted_to_the_top_layers(k):
+    """Adapters on the top k of 3 layers, trained from the trunk's residual stream (captured or
+    recomputed), give the loss and gradient of the full forward with adapters on every layer whose
+    lower layers are zero (the old step): the split drops only the lower layers' gradients.
+    ``train_layers=0`` is the old step itself."""
+    from spgg_jax.rl.lora import init_lora
+    from spgg_jax.rollout.testing import tiny_config, tiny_params
+    from spgg_jax.sampling import trunk_states
+
+    cfg = tiny_config(n_layers=3)
+    params = tiny_params(cfg)
+    start = TokenConfig(train_layers=k).first_trained_layer(3)
+    assert start == (1 if k == 2 else 0)
+    keys = jax.random.split(jax.random.key(0), 4)
+    full = init_lora(keys[0], params, rank=2)
+    full = jax.tree_util.tree_map(lambda x: x + 0.1 * jax.random.normal(keys[1], x.shape), full)
+    full = jax.tree_util.tree_map_with_path(  # B = 0 below the trained layers: the same weights there
+        lambda path, x: x.at[:start].set(0.0) if path[-1].key == "b" else x, full)
+    top = jax.tree_util.tree_map(lambda x: x[start:], full)
+    assert jax.tree_util.tree_leaves(init_lora(keys[0], params, rank=2, top_layers=3 - start if start else 0))[0].shape[0] \
+        == 3 - start
+    rng = np.random.default_rng(0)
+    pmask = np.array([[False, True, True, True, True], [True] * 5])
+    mask = np.array([[True, True, True, False], [True, True, False, False]])
+    d = {"prompt_ids": jnp.asarray(rng.integers(3, cfg.vocab_size, (2, 5)), jnp.int32), "prompt_mask": jnp.asarray(pmask),
+         "tokens": jnp.asarray(rng.integers(3, cfg.vocab_size, (2, 4)), jnp.int32), "mask": jnp.asarray(mask),
+         "logp_old": jnp.full((2, 4), -5.3), "adv": jnp.array([1.0, -0.5]), "ref_lp": jnp.full((2, 4), -5.6)}
+    want_v, want_g = jax.value_and_grad(lambda lo: _token_loss(cfg, 0)(lo, params, d)[0])(full)
+    trunk = trunk_states(params, cfg, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"], start)
+    for dd in ({**d, "trunk": trunk}, d):  # the rollout's stream, or recomputed inside the step
+        got_v, got_g = jax.value_and_grad(lambda lo: _token_loss(cfg, start)(lo, params, dd)[0])(top)
+        np.testing.assert_allclose(got_v, want_v, rtol=1e-6)
+        chex.assert_trees_all_close(got_g, jax.tree_util.tree_map(lambda x: x[start:], want_g), atol=1e-6, rtol=1e-5)
+    if start:  # the full forward does send gradient to the lower layers' adapters: the split drops it
+        assert float(jnp.abs(want_g["layers"]["attn"]["q_proj_kernel"]["b"][:start]).sum()) > 0
+
+
+def test_token_learner_trains_the_top_layers_from_the_captured_trunk():
+    """On a 3-layer model with train_layers=2: the training rollout captures the stream entering layer
+    1, the update on it equals the update that recomputes it, the log-probs agree with the sampler's,
+    generated columns are cut to the longest row, and the rollout weights change only the top layers."""
+    bundle = tiny_bundle("tiny", seed=0, n_layers=3)
+    cfg = TokenConfig(group_size=2, epochs=1, lora_rank=2, lr=1e-2)
+    team = default_team("tiny", n=2, max_new_tokens=12).with_agent_overrides(**cfg.sampling())
+    problems = [Problem(id=f"p{i}", task="basic_arithmetic", prompt=f"What is {i} + 1?", answer=str(i + 1))
+                for i in (0, 0, 1, 1)]
+    learner = make_learner("token", cfg, team, {"tiny": bundle})
+    assert learner.start == 1
+    s0 = learner.init(jax.random.key(1))
+    assert learner.rollout_policy(s0, deterministic=True).capture_layer is None
+    policy = learner.rollout_policy(s0)
+    assert policy.capture_layer == 1
+    batch = run_episodes(team, {"tiny": bundle}, problems, jax.random.key(2), **policy.episode_kwargs())
+    turn = batch.agent_turns[0]
+    assert turn.trunk_layer == 1 and turn.trunk.shape == (4, turn.prompt_ids.shape[1] + turn.tokens.shape[1], 32)
+    d = learner.turn_data(turn, np.zeros(4, np.float32))
+    assert "trunk" in d and d["tokens"].shape[1] == min(turn.tokens.shape[1], -(-int(turn.lengths.max()) // 8) * 8)
+    rewards = np.random.default_rng(0).normal(size=(4, team.n)).astype(np.float32)
+    s1, m1 = learner.update(s0, batch, rewards, jax.random.key(3))
+    for t in batch.agent_turns:  # the same batch without the captured stream: recomputed in the update
+        t.trunk = None
+    s2, m2 = learner.update(s0, batch, rewards, jax.random.key(3))
+    chex.assert_trees_all_close(s1["policy"], s2["policy"], atol=1e-6)
+    assert m1["logprob_mismatch"] < 1e-4 and m2["logprob_mismatch"] < 1e-4
+    w = learner.agent_weights(s1)[0]
+    base = bundle.params["layers"]["attn"]["q_proj_kernel"]
+    np.testing.assert_array_equal(w["layers"]["attn"]["q_proj_kernel"][:1], base[:1])
+    assert float(jnp.max(jnp.abs(w["layers"]["attn"]["q_proj_kernel"][1:] - base[1:]))) > 0
+    assert w["layers"]["mlp"] is bundle.params["layers"]["mlp"]  # leaves without adapters are shared, not copied

@@ -90,6 +90,22 @@ def test_lora_zero_at_init_and_changes_logits_when_trained(tiny):
     assert float(loss(stepped)) < float(loss(lora))
 
 
+def test_lora_on_top_layers_changes_only_them(tiny):
+    cfg, params = tiny  # 2 layers
+    lora = init_lora(jax.random.key(1), params, rank=2, targets=("q_proj_kernel", "down_proj_kernel"), top_layers=1)
+    assert lora["layers"]["attn"]["q_proj_kernel"]["a"].shape == (1, 16, 2)
+    lora = jax.tree_util.tree_map(lambda x: x + 0.1, lora)
+    merged = merge_lora(params, lora, alpha=4.0, rank=2)
+    q, q0 = merged["layers"]["attn"]["q_proj_kernel"], params["layers"]["attn"]["q_proj_kernel"]
+    np.testing.assert_array_equal(q[0], q0[0])
+    assert float(jnp.max(jnp.abs(q[1] - q0[1]))) > 0
+    assert merged["layers"]["attn"]["k_proj_kernel"] is params["layers"]["attn"]["k_proj_kernel"]
+    with pytest.raises(ValueError, match="top_layers=3 exceeds the model's 2 layers"):
+        init_lora(jax.random.key(0), params, top_layers=3)
+    with pytest.raises(ValueError, match="top_layers must be an integer >= 0"):
+        init_lora(jax.random.key(0), params, top_layers=-1)
+
+
 def test_lora_errors(tiny):
     _, params = tiny
     with pytest.raises(ValueError, match="unknown LoRA targets"):

@@ -379,3 +379,45 @@ def test_reference_comparison_tells_noise_from_behaviour():
     assert REFERENCE_MODULE.kind("logprob_mismatch") == "noise"
     bad, _ = REFERENCE_MODULE.compare({"logprob_mismatch": 1e-7}, {"logprob_mismatch": 3e-4})
     assert bad and "bound" in bad[0]
+
+
+@pytest.mark.torch
+def test_bench_train_compares_the_adapter_step_with_pytorch(tiny_model_dir, capsys):
+    """``spgg bench train`` at tiny shapes: adapters on the top layer of 2, ours from the captured trunk
+    and with the trunk's forward, and PyTorch's LoRA step; the first step's loss is the same in all
+    three (the same weights, adapters and data), and the ratios are reported."""
+    from spgg_jax.cli.main import main
+
+    argv = ["bench", "train", "--model", tiny_model_dir, "--batch", "2", "--seq-len", "12", "--new-tokens", "4",
+            "--train-layers", "1", "--lora-rank", "2", "--repeats", "1"]
+    assert main(argv + ["--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["first_trained_layer"] == 1 and out["trained"].startswith("LoRA r2 on the top 1 of 2 layers")
+    losses = out["first_loss"]
+    assert set(losses) == {"jax_captured", "jax_trunk", "torch"}
+    np.testing.assert_allclose(losses["jax_trunk"], losses["jax_captured"], rtol=1e-6)
+    np.testing.assert_allclose(losses["torch"], losses["jax_captured"], rtol=1e-4)
+    assert out["ratio"] > 0 and out["ratio_with_trunk"] > 0
+    assert main(argv + ["--no-torch"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == "ratio: n/a (PyTorch skipped (--no-torch))"
+    assert main(argv[:8] + ["--new-tokens", "12"]) == 2
+    assert "--new-tokens must be in [1, 11]" in capsys.readouterr().err
+
+
+def test_method_switched_from_the_command_line(caplog):
+    """``method=token`` on the command line runs a gen_params config file (the demo's) with the token
+    learner: the file's gen_params section is dropped with a logged warning, the effective config
+    holds the token section and the token team's sampling; a section given on the command line for
+    the other method is still refused."""
+    demo = str(ROOT / "experiments" / "demo.json")
+    with caplog.at_level("WARNING", logger="spgg_jax.train.config"):
+        cfg = load_config(demo, ["method=token", "token.train_layers=1"])
+    assert "method=token on the command line: ignoring the gen_params section" in caplog.text
+    d = cfg.to_dict()
+    assert cfg.method == "token" and "gen_params" not in d and d["token"]["train_layers"] == 1
+    assert cfg.batch == 12 and cfg.team.final == "majority"  # the rest of the file stays
+    assert {a.top_p for a in cfg.team.agents} == {1.0}  # the token learner samples from the policy itself
+    assert TrainConfig.from_dict(json.loads(json.dumps(d))) == cfg
+    assert load_config(demo).method == "gen_params"  # the file alone is unchanged
+    with pytest.raises(ValueError, match="has a 'gen_params' section but method='token'"):
+        load_config(demo, ["method=token", "gen_params.lr=0.1"])

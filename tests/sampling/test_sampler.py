@@ -17,8 +17,10 @@ from spgg_jax.sampling import (
     SamplingParams,
     continuation_logprobs,
     left_pad,
+    logprobs_from_layer,
     sample_loop,
     sampling_logits,
+    trunk_states,
 )
 from spgg_jax.sampling.processors import _top_k_top_p, apply_penalties, choose_tokens, draw_tokens
 
@@ -170,6 +172,36 @@ def test_logprobs_equal_a_separate_forward_pass(tiny_model):
     samp_lp = continuation_logprobs(params, cfg, ids, mask, out.tokens, out.mask, temperature=jnp.array(temps))
     np.testing.assert_allclose(samp_lp, out.logprobs, atol=2e-5)
     assert np.all(np.asarray(out.logprobs)[~np.asarray(out.mask)] == 0)
+
+
+def test_captured_trunk_equals_the_recomputed_one(tiny_model):
+    """``capture=1``: the prefill's and each decode step's residual stream entering layer 1 equal the
+    training-side ``trunk_states`` at every real position the update reads (all but each row's last
+    token, which no forward runs), the sampled tokens do not change, and log-probs from the captured
+    stream (``logprobs_from_layer``) equal the sampler's and the full forward's."""
+    cfg, params = tiny_model
+    sampler = Sampler(params, cfg)
+    sp = SamplingParams.create(3, temperature=[0.8, 1.0, 1.3], max_new_tokens=[9, 14, 5])
+    free = np.asarray(sampler.decode(sampler.prefill(PROMPTS, 14), sp, key=jax.random.key(1)).tokens)
+    stops = [[int(free[0, 3])], [int(free[1, 5])], []]  # rows 0 and 1 stop early, row 2 at its length
+    plain = sampler.decode(sampler.prefill(PROMPTS, 14), sp, key=jax.random.key(1), stop_tokens=stops)
+    pre = sampler.prefill(PROMPTS, 14, capture=1)
+    out = sampler.decode(pre, sp, key=jax.random.key(1), stop_tokens=stops)
+    np.testing.assert_array_equal(out.tokens, plain.tokens)
+    assert plain.trunk is None and pre.prompt_trunk.shape == (3, 16, cfg.d_model)
+    assert out.trunk.shape == (3, out.tokens.shape[1], cfg.d_model)
+    assert list(np.asarray(out.finish_reason)) == [FINISH_STOP, FINISH_STOP, FINISH_LENGTH]
+    ids, mask = left_pad(PROMPTS, 16, 0)
+    captured = jnp.concatenate([pre.prompt_trunk, out.trunk], axis=1)
+    want = trunk_states(params, cfg, ids, mask, out.tokens, out.mask, 1)
+    used = np.concatenate([mask, np.asarray(out.mask)], 1)
+    used[np.arange(3), 16 + np.asarray(out.lengths) - 1] = False  # each row's last token
+    np.testing.assert_allclose(np.asarray(captured)[used], np.asarray(want)[used], atol=1e-5, rtol=0)
+    lp = logprobs_from_layer(params, cfg, captured, mask, out.tokens, out.mask, 1.0, start=1)
+    np.testing.assert_allclose(lp, out.model_logprobs, atol=2e-5)
+    np.testing.assert_allclose(lp, continuation_logprobs(params, cfg, ids, mask, out.tokens, out.mask), atol=2e-5)
+    with pytest.raises(ValueError, match=r"capture must be a layer index in \[0, 2\], got 3"):
+        sampler.prefill(PROMPTS, 14, capture=3)
 
 
 def test_sampling_logprobs_with_penalties_and_top_p_recomputed(tiny_model):

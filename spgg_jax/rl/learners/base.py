@@ -32,15 +32,18 @@ class RolloutPolicy:
 
     ``sampling_fn(agent, features, key) -> (SamplingParams, aux)`` chooses generation parameters
     (``aux`` lands in ``AgentTurn.aux``); ``agent_params`` are per-agent weights; ``need_features``
-    asks the rollout for the prompts' pooled hidden states.
+    asks the rollout for the prompts' pooled hidden states; ``capture_layer`` asks it to keep each
+    agent turn's residual stream entering that layer (a learner that trains only the layers above).
     """
 
     sampling_fn: Optional[Callable[..., Any]] = None
     agent_params: Optional[Sequence[Any]] = None
     need_features: bool = False
+    capture_layer: Optional[int] = None
 
     def episode_kwargs(self) -> dict[str, Any]:
-        return {"sampling_fn": self.sampling_fn, "agent_params": self.agent_params, "need_features": self.need_features}
+        return {"sampling_fn": self.sampling_fn, "agent_params": self.agent_params, "need_features": self.need_features,
+                "capture_layer": self.capture_layer}
 
 
 class Learner(Protocol):

@@ -6,6 +6,16 @@ problem (consecutive rows), so group-baseline algorithms (GRPO) compare samples 
 Rollouts sample from the policy itself (the team's agents sample at ``temperature``, with top-p,
 top-k and penalties off), so the sampler's log-probs are the behaviour log-probs of the update.
 Each agent is updated on its own turn's tokens, against the base model as the KL reference.
+
+Only the top ``train_layers`` layers are trained (LoRA adapters there; 0 = every layer). The layers
+below (the trunk) are the base model's for every agent, so the step never runs a backward pass
+through them, and does not even run them forward when the rollout kept their output: the rollout
+captures the residual stream entering the first trained layer in its own prefill and decode
+(``RolloutPolicy.capture_layer``, ``AgentTurn.trunk``), the update runs the top layers and the head
+on it (``spgg_jax.sampling.logprobs_from_layer``), and the KL reference (the base model) comes from
+the same stream. A turn without a captured stream has it recomputed (``trunk_states``, forward
+only). Continuations are cut to the batch's longest row (rounded up to a multiple of 8) instead of
+the generation buffer.
 """
 
 from __future__ import annotations
@@ -23,9 +33,12 @@ from spgg_jax.parallel.placement import StatePlacement
 from spgg_jax.rl.algorithms import get_algorithm
 from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy, algorithm_errors, field_errors
 from spgg_jax.rl.learners.gen_params import INIT_KEY_SALT
-from spgg_jax.rl.lora import DEFAULT_TARGETS, TARGETS, init_lora, merge_lora
+from spgg_jax.rl.lora import DEFAULT_TARGETS, TARGETS, adapted_kernels, init_lora, merge_kernels, merge_lora, replace_kernels
 from spgg_jax.rl.ppo import make_optimizer
-from spgg_jax.sampling import continuation_logprobs
+from spgg_jax.sampling import logprobs_from_layer, trunk_states
+
+#: generated columns of an update are cut to the batch's longest row, rounded up to this
+LENGTH_MULTIPLE = 8
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +57,9 @@ class TokenConfig:
     lora_alpha: float = 16.0
     lora_targets: tuple[str, ...] = DEFAULT_TARGETS
     full_finetune: bool = False
+    # adapters on the top K layers only (0: every layer); the layers below run without a backward
+    # pass, from the rollout's own forward when it kept their output
+    train_layers: int = 2
 
     def errors(self) -> list[str]:
         out = []
@@ -56,7 +72,20 @@ class TokenConfig:
             out.append(f"token.lora_targets must name kernels among {sorted(TARGETS)}, got {list(self.lora_targets)!r}")
         if not isinstance(self.full_finetune, bool):
             out.append(f"token.full_finetune must be true or false, got {self.full_finetune!r}")
+        if isinstance(self.train_layers, bool) or not isinstance(self.train_layers, int) or self.train_layers < 0:
+            out.append(f"token.train_layers must be an integer >= 0 (0: every layer), got {self.train_layers!r}")
         return out
+
+    def first_trained_layer(self, n_layers: int) -> int:
+        """L: the layers L..n_layers-1 are trained, 0..L-1 are the frozen trunk (one-line errors)."""
+        k = self.train_layers
+        if k > n_layers:
+            raise ValueError(f"token.train_layers={k} exceeds the model's {n_layers} layers (0 trains every layer)")
+        start = n_layers - k if k else 0
+        if self.full_finetune and start:
+            raise ValueError(f"token.full_finetune=true trains every weight (embeddings and head included): set "
+                             f"token.train_layers=0 (got {k} of the model's {n_layers} layers)")
+        return start
 
     def sampling(self) -> dict[str, Any]:
         """The agents' generation parameters during token-level training (sampling from the policy)."""
@@ -64,9 +93,18 @@ class TokenConfig:
                 "presence_penalty": 0.0}
 
 
-def token_loss(trainable, base, d, *, model_cfg, lora_spec, loss_fn, clip, kl_coef, temperature):
+def token_loss(trainable, base, d, *, model_cfg, lora_spec, loss_fn, clip, kl_coef, temperature, start=0):
+    """The policy-gradient loss of one agent's turn ``d`` (prompt_ids, prompt_mask, tokens, mask,
+    logp_old, adv, ref_lp; optionally ``trunk``, the residual stream entering layer ``start``).
+
+    Layers ``start..`` and the head run with the agent's weights; without ``d["trunk"]`` the layers
+    below are run forward here (no gradient reaches them: they are the base model's).
+    """
     params = merge_lora(base, trainable, *lora_spec) if lora_spec is not None else trainable
-    lp = continuation_logprobs(params, model_cfg, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"], temperature)
+    x = d.get("trunk")
+    if x is None:
+        x = trunk_states(params, model_cfg, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"], start)
+    lp = logprobs_from_layer(params, model_cfg, x, d["prompt_mask"], d["tokens"], d["mask"], temperature, start)
     loss, m = loss_fn(lp, d["logp_old"], d["adv"][:, None], d["mask"], clip, d["ref_lp"], kl_coef)
     m["logprob_mismatch"] = jnp.max(jnp.abs(jnp.where(d["mask"], lp - d["logp_old"], 0.0)))
     return loss, m
@@ -91,13 +129,18 @@ class TokenLearner:
         self.samples_per_problem = cfg.group_size
         self.algo = get_algorithm(cfg.algorithm)
         self.lora_spec = None if cfg.full_finetune else (cfg.lora_alpha, cfg.lora_rank)
+        self.start = cfg.first_trained_layer(bundle.cfg.n_layers)  # the first trained layer (L)
         self.tx = make_optimizer(cfg.lr, cfg.grad_clip)
         self.loss = functools.partial(token_loss, model_cfg=bundle.cfg, lora_spec=self.lora_spec,
                                       loss_fn=self.algo.loss_fn, clip=cfg.clip_eps, kl_coef=cfg.kl_coef,
-                                      temperature=cfg.temperature)
-        model_cfg, temperature = bundle.cfg, cfg.temperature
-        self._reference_logprobs = jax.jit(
-            lambda base, ids, pmask, toks, mask: continuation_logprobs(base, model_cfg, ids, pmask, toks, mask, temperature))
+                                      temperature=cfg.temperature, start=self.start)
+        model_cfg, temperature, start = bundle.cfg, cfg.temperature, self.start
+        # the frozen trunk (forward only) and the base model's log-probs from it (the KL reference)
+        self._trunk = jax.jit(lambda base, ids, pmask, toks, mask: trunk_states(base, model_cfg, ids, pmask, toks, mask,
+                                                                                start))
+        self._reference_logprobs = jax.jit(lambda base, x, pmask, toks, mask: logprobs_from_layer(
+            base, model_cfg, x, pmask, toks, mask, temperature, start))
+        self._merge = None  # jitted adapter merge (the rollout's weights), pinned to the base's layout
         self._step = None  # jitted on the first update, pinned to the layout of the state it gets
 
     def init(self, key) -> dict:
@@ -106,7 +149,8 @@ class TokenLearner:
         if self.cfg.full_finetune:
             trainable = [jax.tree_util.tree_map(jnp.array, base) for _ in range(self.n)]
         else:
-            trainable = [init_lora(k, base, self.cfg.lora_rank, self.cfg.lora_targets) for k in keys]
+            top = self.bundle.cfg.n_layers - self.start if self.start else 0  # 0: every layer
+            trainable = [init_lora(k, base, self.cfg.lora_rank, self.cfg.lora_targets, top_layers=top) for k in keys]
         trainable = self.placement.place(trainable)  # placed first: the optimizer moments follow its layout
         return {"policy": trainable, "opt": [self.placement.opt_init(self.tx, t) for t in trainable]}
 
@@ -114,11 +158,33 @@ class TokenLearner:
         """Every agent's full weights (base + its adapters, or its fine-tuned copy)."""
         if self.lora_spec is None:
             return list(state["policy"])
-        return [merge_lora(self.bundle.params, lora, *self.lora_spec) for lora in state["policy"]]
+        base = self.bundle.params
+        if self._merge is None:  # one compiled merge of the adapted kernels; every other leaf is the base's
+            alpha, rank = self.lora_spec
+            kernels = adapted_kernels(base, state["policy"][0])
+            self._merge = self.placement.jit_keeping_layout(
+                lambda kernels, lora: merge_kernels(kernels, lora, alpha, rank), kernels)
+        return [replace_kernels(base, self._merge(adapted_kernels(base, lora), lora)) for lora in state["policy"]]
 
     def rollout_policy(self, state: Mapping[str, Any], deterministic: bool = False) -> RolloutPolicy:
-        # sampling stays the team's (the policy's own temperature): the weights are the policy
-        return RolloutPolicy(agent_params=self.agent_weights(state))
+        # sampling stays the team's (the policy's own temperature): the weights are the policy. A
+        # training rollout keeps the trunk's output for the update (not needed when evaluating)
+        capture = self.start if self.start and not deterministic else None
+        return RolloutPolicy(agent_params=self.agent_weights(state), capture_layer=capture)
+
+    def turn_data(self, turn: Any, adv: np.ndarray) -> dict[str, np.ndarray]:
+        """One agent turn as update inputs, the generated columns cut to the longest row (rounded up
+        to ``LENGTH_MULTIPLE``); with the rollout's captured trunk when it is the one this update needs."""
+        width = int(np.shape(turn.tokens)[1])
+        longest = max(int(np.max(turn.lengths)), 1)
+        t = min(width, -(-longest // LENGTH_MULTIPLE) * LENGTH_MULTIPLE)
+        d = {"prompt_ids": turn.prompt_ids, "prompt_mask": turn.prompt_mask, "tokens": turn.tokens[:, :t],
+             "mask": turn.mask[:, :t], "logp_old": turn.logprobs[:, :t], "adv": adv}
+        trunk = getattr(turn, "trunk", None)
+        p = int(np.shape(turn.prompt_ids)[1])
+        if self.start and trunk is not None and turn.trunk_layer == self.start and trunk.shape[1] == p + width:
+            d["trunk"] = trunk[:, : p + t]
+        return d
 
     def update(self, state: Mapping[str, Any], batch: Any, rewards: np.ndarray, key) -> tuple[dict, dict[str, float]]:
         del key  # full-batch steps: nothing random
@@ -132,11 +198,13 @@ class TokenLearner:
         for turn in batch.agent_turns:
             a = turn.agent
             adv = np.asarray(self.algo.advantages(jnp.asarray(rewards[:, a]), group_size=self.cfg.group_size))
-            d = {"prompt_ids": turn.prompt_ids, "prompt_mask": turn.prompt_mask, "tokens": turn.tokens,
-                 "mask": turn.mask, "logp_old": turn.logprobs, "adv": adv}
-            d = {k: rows(v) for k, v in d.items()}
+            d = {k: rows(v) for k, v in self.turn_data(turn, adv).items()}
             with self.placement.context():
-                d["ref_lp"] = self._reference_logprobs(base, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"])
+                ids, pmask, toks, mask = d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"]
+                if self.lora_spec is not None and "trunk" not in d:  # the trunk is the base model's: run it once
+                    d["trunk"] = self._trunk(base, ids, pmask, toks, mask)
+                x = d["trunk"] if "trunk" in d else self._trunk(base, ids, pmask, toks, mask)
+                d["ref_lp"] = self._reference_logprobs(base, x, pmask, toks, mask)
                 for _ in range(self.algo.epochs(self.cfg.epochs)):
                     policy[a], opt[a], m = self._step(policy[a], opt[a], base, d)
                     for k, v in m.items():
