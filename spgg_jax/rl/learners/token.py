@@ -162,9 +162,9 @@ class TokenLearner:
         if self._merge is None:  # one compiled merge of the adapted kernels; every other leaf is the base's
             alpha, rank = self.lora_spec
             kernels = adapted_kernels(base, state["policy"][0])
-            self._merge = self.placement.jit_keeping_layout(
-                lambda kernels, lora: merge_kernels(kernels, lora, alpha, rank), kernels)
-        return [replace_kernels(base, self._merge(adapted_kernels(base, lora), lora)) for lora in state["policy"]]
+            self._merge = self.placement.jit_keeping_layout(  # one output tree: a 1-tuple, as it takes
+                lambda kernels, lora: (merge_kernels(kernels, lora, alpha, rank),), kernels)
+        return [replace_kernels(base, self._merge(adapted_kernels(base, lora), lora)[0]) for lora in state["policy"]]
 
     def rollout_policy(self, state: Mapping[str, Any], deterministic: bool = False) -> RolloutPolicy:
         # sampling stays the team's (the policy's own temperature): the weights are the policy. A
