@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--model", help="registered model name or HF directory (real weights and tokenizer)")
     src.add_argument("--shape", help="named shape with random weights (update step only)")
     p.add_argument("--batch", type=int, default=8, help="sequences per update step (default 8)")
-    p.add_argument("--seq-len", type=int, default=256, help="tokens per sequence, prompt plus continuation (default 256)")
+    p.add_argument("--seq-len", type=int, default=256, help="tokens per sequence (prompt + new) (default 256)")
     p.add_argument("--new-tokens", type=int, default=None,
                    help="generated tokens per sequence (the log-probs the loss reads; default half of --seq-len)")
     p.add_argument("--train-layers", type=int, default=2,
