@@ -197,6 +197,25 @@ def test_top_layer_lora_gradient_equals_the_full_forward_restricted_to_the_top_l
         chex.assert_trees_all_close(got_g, jax.tree_util.tree_map(lambda x: x[start:], want_g), atol=1e-6, rtol=1e-5)
     if start:  # the full forward does send gradient to the lower layers' adapters: the split drops it
         assert float(jnp.abs(want_g["layers"]["attn"]["q_proj_kernel"]["b"][:start]).sum()) > 0
+        # and no backward pass runs below the trained layers: the trunk's layer scan (length `start`)
+        # appears once (its forward), where the top layers' scan has a forward and a backward
+        jaxpr = jax.make_jaxpr(jax.grad(lambda lo: _token_loss(cfg, start)(lo, params, d)[0]))(top)
+        lengths = _scan_lengths(jaxpr.jaxpr)
+        assert lengths.count(start) == 1 and lengths.count(3 - start) >= 2, lengths
+
+
+def _scan_lengths(jaxpr) -> list[int]:
+    """The lengths of every scan in a jaxpr, sub-jaxprs included."""
+    out = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name == "scan":
+            out.append(int(eqn.params["length"]))
+        for v in eqn.params.values():
+            for sub in (v if isinstance(v, (list, tuple)) else [v]):
+                inner = getattr(sub, "jaxpr", None)
+                if inner is not None:
+                    out += _scan_lengths(inner if hasattr(inner, "eqns") else inner.jaxpr)
+    return out
 
 
 def test_token_learner_trains_the_top_layers_from_the_captured_trunk():

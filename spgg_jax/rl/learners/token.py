@@ -102,8 +102,9 @@ def token_loss(trainable, base, d, *, model_cfg, lora_spec, loss_fn, clip, kl_co
     """
     params = merge_lora(base, trainable, *lora_spec) if lora_spec is not None else trainable
     x = d.get("trunk")
-    if x is None:
-        x = trunk_states(params, model_cfg, d["prompt_ids"], d["prompt_mask"], d["tokens"], d["mask"], start)
+    if x is None:  # adapters leave the trunk the base model's: run it on the base (not differentiated)
+        x = trunk_states(base if lora_spec is not None else params, model_cfg, d["prompt_ids"], d["prompt_mask"],
+                         d["tokens"], d["mask"], start)
     lp = logprobs_from_layer(params, model_cfg, x, d["prompt_mask"], d["tokens"], d["mask"], temperature, start)
     loss, m = loss_fn(lp, d["logp_old"], d["adv"][:, None], d["mask"], clip, d["ref_lp"], kl_coef)
     m["logprob_mismatch"] = jnp.max(jnp.abs(jnp.where(d["mask"], lp - d["logp_old"], 0.0)))
