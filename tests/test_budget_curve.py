@@ -1,19 +1,16 @@
 """experiments/free_riding/budget_curve.py at the smallest size: the tiny model, 2 problems, 2 budgets."""
 
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from tiny_models import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("budget_curve", ROOT / "experiments" / "free_riding" / "budget_curve.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "experiments" / "free_riding" / "budget_curve.py")
 
 
 def test_default_budgets_and_errors():

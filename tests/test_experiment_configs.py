@@ -46,12 +46,10 @@ def test_free_riding_experiment_runs_end_to_end(tiny_model_dir, tmp_path, monkey
     and writes the per-agent table and the plot. (spgg is pgg on episodes, run.py's docstring; its
     config is validated by ``test_free_riding_configs_validate_for_every_reward``.)"""
     import csv
-    import importlib.util
+    from tiny_models import load_script
 
     monkeypatch.chdir(ROOT)
-    spec = importlib.util.spec_from_file_location("free_riding_run", ROOT / "experiments" / "free_riding" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
+    mod = load_script(ROOT / "experiments" / "free_riding" / "run.py", "free_riding_run")
     out = tmp_path / "fr"
     assert mod.main(["--out", str(out), "--rewards", "pgg,mac_spgg", f"team.model={tiny_model_dir}", "steps=2", "batch=4",
                      "team.agents.max_new_tokens=8", "gen_params.minibatch=4", "train_size=16"]) == 0

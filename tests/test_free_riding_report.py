@@ -2,20 +2,17 @@
 seeds (no training here: the end-to-end run is tests/test_experiment_configs.py)."""
 
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import pytest
+from tiny_models import load_script
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def _module():
-    spec = importlib.util.spec_from_file_location("free_riding_run", ROOT / "experiments" / "free_riding" / "run.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(ROOT / "experiments" / "free_riding" / "run.py", "free_riding_run")
 
 
 def _write(run: Path, tokens: float, nothing: float, steps: int = 4):

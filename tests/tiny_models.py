@@ -89,3 +89,15 @@ def run_metrics(run_dir) -> list[dict]:
     """A run's ``metrics.jsonl`` rows without the timing metrics."""
     rows = [json.loads(line) for line in (Path(run_dir) / "metrics.jsonl").read_text().splitlines()]
     return [{k: v for k, v in r.items() if not k.startswith(TIMING_PREFIXES)} for r in rows]
+
+
+def load_script(path, name: str | None = None):
+    """A Python file that is not a package module (an experiments/ script, make_reference.py) loaded
+    as a module, for tests to call its functions."""
+    import importlib.util
+
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(name or path.stem, path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

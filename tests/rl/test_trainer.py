@@ -1,7 +1,6 @@
 """The trainer end to end on a tiny self-contained model: behaviour preserved across the redesign,
 exact resume, run-dir safety, configs."""
 
-import importlib.util
 import json
 import os
 import signal
@@ -18,6 +17,7 @@ from spgg_jax.cli.main import main
 from spgg_jax.train import RunDirError, Trainer, TrainConfig, load_config
 from spgg_jax.tidy import tidy
 
+from tiny_models import load_script
 from tiny_models import run_metrics as _metrics
 from tiny_models import tiny_train_overrides as _overrides
 
@@ -28,10 +28,7 @@ REFERENCE = Path(__file__).parent / "reference"
 def _reference_module():
     """``reference/make_reference.py``: one definition of the settings and of the comparison rules for
     the test and the writer."""
-    spec = importlib.util.spec_from_file_location("make_reference", REFERENCE / "make_reference.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REFERENCE / "make_reference.py")
 
 
 REFERENCE_MODULE = _reference_module()
