@@ -16,7 +16,40 @@ import jax  # noqa: E402
 jax.config.update("jax_num_cpu_devices", 8)
 
 
+import gc  # noqa: E402
+
 import pytest  # noqa: E402
+
+
+def _count_lines(path: str) -> int:
+    try:
+        with open(path) as f:
+            return sum(1 for _ in f)
+    except OSError:  # not Linux: no /proc
+        return 0
+
+
+def _map_limit() -> int:
+    try:
+        with open("/proc/sys/vm/max_map_count") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 0
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _release_compiled_programs():
+    """Each program XLA compiles for the CPU holds a few memory mappings until JAX's caches drop it;
+    the whole suite compiles thousands, and a process past the kernel's ``vm.max_map_count`` (65,530
+    by default) aborts inside the next compilation ("Fatal Python error: Aborted" in
+    backend_compile_and_load, at about 45% of the suite). After a test module, when the mappings
+    pass a third of the limit, the compiled programs are released (the next module compiles what it
+    needs again; the fixtures' arrays stay)."""
+    yield
+    limit = _map_limit()
+    if limit and _count_lines("/proc/self/maps") > limit // 3:
+        jax.clear_caches()
+        gc.collect()
 
 
 @pytest.fixture(scope="session")
