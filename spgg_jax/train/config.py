@@ -31,6 +31,7 @@ import dataclasses
 import json
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -374,6 +375,31 @@ def _set_path(d: dict, path: list[str], value: Any, item: str) -> None:
     node[path[-1]] = value
 
 
+def _anchor(value: Any, base: Path, key: str, config: str) -> Any:
+    """A relative path from a config file, resolved against the file's directory (absolute)."""
+    if not isinstance(value, str) or not value or value.startswith("default") or Path(value).is_absolute():
+        return value
+    anchored = base / value
+    if not anchored.exists() and Path(value).exists():
+        raise ValueError(f"{key}={value!r} in {config}: paths in a config file are relative to the file's directory "
+                         f"({base}), not to the working directory; write {os.path.relpath(Path(value).resolve(), base)!r}")
+    return str(anchored)
+
+
+def _anchor_paths(d: dict[str, Any], base: Path, config: str) -> None:
+    """Paths written in a config file (the team file, a task's data path) resolve against the file's
+    directory, so the config works from any working directory; the effective config saved in a run
+    holds them absolute. Command-line overrides stay relative to the working directory."""
+    team = d.get("team")
+    if isinstance(team, str):
+        d["team"] = _anchor(team, base, "team", config)
+    elif isinstance(team, Mapping) and "from" in team:
+        d["team"] = {**team, "from": _anchor(team["from"], base, "team.from", config)}
+    options = d.get("task_options")
+    if isinstance(options, Mapping) and "path" in options:
+        d["task_options"] = {**options, "path": _anchor(options["path"], base, "task_options.path", config)}
+
+
 def load_config(path: str | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Config from an optional JSON file, then ``key=value`` overrides (dotted keys reach into
     sections: ``gen_params.lr=1e-3``, ``team.observation=po``, ``team.reward_params.B=0.7``)."""
@@ -381,6 +407,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     if path:
         # a directory, a UTF-16 or binary file, bad JSON: one line naming the file
         d = read_json_object(Path(path), "config file")
+        _anchor_paths(d, Path(path).resolve().parent, path)
     d.setdefault("team", copy.deepcopy(dict(DEFAULT_TEAM)))
     methods = [item.split("=", 1)[1] for item in overrides or [] if item.split("=", 1)[0].strip() == "method"]
     if methods and methods[-1] in METHOD_CONFIGS:  # the command line switches the file's method
