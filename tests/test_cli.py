@@ -97,6 +97,30 @@ def test_help_shows_defaults_and_plain_percent(capsys):
     assert "last 10% of steps" in out and "%%" not in out
 
 
+def test_train_help_lists_every_setting_in_80_columns(capsys, monkeypatch):
+    """``spgg train --help`` is built from the settings' declarations: every key of the top level and of
+    each method section with its default, the algorithms the registry holds, lines within 80 columns."""
+    from spgg_jax.rl.algorithms import ALGORITHMS
+    from spgg_jax.rl.learners import METHOD_CONFIGS
+    from spgg_jax.settings import declared
+    from spgg_jax.train.config import TrainConfig
+
+    monkeypatch.setenv("COLUMNS", "80")
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    assert all(len(line) <= 80 for line in out.splitlines()), max(out.splitlines(), key=len)
+    assert "%%" not in out
+    words = set(out.split())
+    sections = [("", TrainConfig)] + [(f"{m}.", cls) for m, cls in METHOD_CONFIGS.items()]
+    missing = [f"{p}{d.name}={d.default_text()}" for p, cls in sections for d in declared(cls)
+               if f"{p}{d.name}={d.default_text()}" not in words and f"{p}{d.name}={d.default_text()}:" not in words]
+    assert not missing, missing
+    assert "gen_params.group_size=1" in words and "token.train_layers=2" in words
+    assert f"[{', '.join(ALGORITHMS.names())}]:" in " ".join(out.split())
+    assert "team.from=default:3:" in words and "team.observation=fo" in words
+
+
 def test_commands_that_print_results_have_json():
     """Every leaf command that prints results offers --json (train prints progress and its eval
     table, plot a path)."""
