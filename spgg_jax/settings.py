@@ -179,6 +179,12 @@ def declaration(cls: type, name: str) -> Optional[Declared]:
     return next((d for d in declared(cls) if d.name == name), None)
 
 
+def int_error(where: str, v: Any, *, ge: Optional[float] = None, note: str = "") -> Optional[str]:
+    """Why ``v`` is not an integer >= ``ge`` (booleans are not integers), named ``where``; None if it is.
+    The check of a declared integer setting, for a value that is not one (a function's argument)."""
+    return Declared(where, 0, "int", Setting("", ge=ge, note=note)).error(where, v)
+
+
 def setting_errors(obj: Any, prefix: str = "") -> list[str]:
     """Every declared field of ``obj`` checked (type, range, choices); messages name ``prefix.key``."""
     where = f"{prefix}." if prefix else ""
