@@ -75,3 +75,29 @@ def test_planner_checks_every_point_and_passes_plugins_on(tmp_path, capsys, monk
     check_points(remote)
     with pytest.raises(SweepError, match="unknown model 'models/only-on-the-pod'"):
         check_points(remote, files=True)
+
+
+def test_paths_in_a_config_file_resolve_against_its_directory(tmp_path, monkeypatch, capsys):
+    """A config works from any directory: its team file and data paths are relative to the file; the
+    effective config holds them absolute; command-line overrides stay relative to the working
+    directory; a path written relative to the working directory gets an error that says what to write."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--config", str(ROOT / "experiments" / "demo.json"), "--dry-run",
+                 "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    cfg = json.loads(out[out.index("effective configuration:") + len("effective configuration:"):])
+    assert cfg["team"]["agents"][0]["max_new_tokens"] == 32 and not (tmp_path / "run").exists()
+    gsm = load_config(str(ROOT / "experiments" / "paper" / "gsm8k_fo.json"))
+    assert gsm.task_options["path"] == str(ROOT / "experiments" / "paper" / "../../data/gsm8k")
+    assert gsm.team.agents[0].model == "models/Llama-3.1-8B-Instruct"  # the team file was found from tmp_path
+    # a team path written relative to the working directory, as configs were before
+    (tmp_path / "teams").mkdir()
+    (tmp_path / "teams" / "t.json").write_text((ROOT / "experiments" / "teams" / "smollm2_fo3.json").read_text())
+    (tmp_path / "cfgs").mkdir()
+    bad = tmp_path / "cfgs" / "c.json"
+    bad.write_text(json.dumps({"team": {"from": "teams/t.json"}}))
+    with pytest.raises(ValueError, match=r"relative to the file's directory .*write '../teams/t.json'"):
+        load_config(str(bad))
+    bad.write_text(json.dumps({"team": "../teams/t.json"}))
+    assert load_config(str(bad)).team.n == 3
+    assert load_config(None, ["team.from=teams/t.json"]).team.n == 3  # the command line: the working directory

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+
+# transformers prints "PyTorch was not found. Models won't be available ..." on import when torch is
+# absent: that is this package's normal install (JAX models; torch only for the tests' parity
+# references), so the advice is noise. Advisory warnings only; real warnings still print.
+os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 from spgg_jax.cli.parser import PARSER_ATTR, SpggParser
 

@@ -7,7 +7,8 @@ command and action gets, without doing anything:
 * errors labelled with the full command (``spgg game solve: error: ...``), with "did you mean"
   for a mistyped flag or an invalid choice;
 * ``--help`` that shows each flag's default (appended when the help text does not state it) and a
-  description (the sub-parser's ``help`` when it has none of its own).
+  description (the sub-parser's ``help`` when it has none of its own); ``more_help`` appends text
+  built when the help is printed (``spgg train``'s settings).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 from spgg_jax.registry import did_you_mean
 
@@ -56,11 +57,20 @@ _INVALID_CHOICE = re.compile(r"invalid choice: '([^']*)' \(choose from (.*)\)")
 class SpggParser(argparse.ArgumentParser):
     """``argparse.ArgumentParser`` with exact flags, suggestions and defaults in ``--help``."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, more_help: Optional[Callable[[int], str]] = None, **kwargs):
         kwargs.setdefault("allow_abbrev", False)
         kwargs.setdefault("formatter_class", DefaultsHelpFormatter)
         super().__init__(*args, **kwargs)
         self.register("action", "parsers", _SubcommandsAction)
+        self.more_help = more_help
+
+    def format_help(self) -> str:
+        """argparse's help, then ``more_help(width)`` when given: text built only when help is printed
+        (its imports cost nothing otherwise), kept line by line (not re-wrapped, no ``%`` escapes)."""
+        text = super().format_help()
+        if self.more_help is None:
+            return text
+        return f"{text}\n{self.more_help(self._get_formatter()._width)}\n"
 
     def parse_known_args(self, args=None, namespace=None):
         namespace, extra = super().parse_known_args(args, namespace)

@@ -4,37 +4,62 @@ from __future__ import annotations
 
 import argparse
 import signal
+import textwrap
 
 
-CONFIG_HELP = (
-    "training config overrides KEY=VALUE; dotted keys reach into sections. Top level: run_dir, seed, steps "
-    "(30), batch (8 problems per step), task (basic_arithmetic), task_options.KEY, train_size (512: generated "
-    "training pool), eval_size (64 test problems), val_size (64 validation problems: where the best untrained "
-    "baseline is chosen; 0: none), sc_temperature (0.7: the self-consistency baseline's), judge, dtype (float32|bfloat16), method "
-    "(gen_params|token), mesh, rules, checkpoint_every (5), keep (3), progress (true), shuffle_rewards (false: "
-    "the ablation with rewards permuted across episodes). team: team.from "
-    "(default:N or a team JSON), team.model, team.observation (fo|po), team.final, team.reward, "
-    "team.reward_params.KEY (e.g. team.reward_params.B=0.7; a variant's own keys: `spgg game list`), team.scorer "
-    "(task|shared_credit|a plugin's), team.agents.KEY (every agent, e.g. "
-    "team.agents.max_new_tokens=32). gen_params: algorithm (ppo|reinforce), lr (5e-4), epochs (4), minibatch "
-    "(16), clip_eps (0.2), target_kl (0.015), value_coef (0.5), entropy_coef (0.02), grad_clip (0.5), hidden "
-    "(128,128), controls (temperature,top_p,max_new_tokens), init_concentration (6). token: algorithm (grpo|reinforce_group), lr (1e-4), epochs (4), clip_eps (0.2), grad_clip (0.5), "
-    "group_size (4), kl_coef (0.04), temperature (1.0), lora_rank (8), lora_alpha (16), lora_targets, "
-    "full_finetune (false), train_layers (2: adapters on the top layers only; 0 = every layer). method=X on "
-    "the command line drops the config file's section of the other method. Every key is described in "
-    "docs/training.md."
+SETTINGS_INTRO = (
+    "settings: KEY=VALUE on the command line or keys of the --config file (the command line wins); dotted keys "
+    "reach into sections. Shown: KEY=DEFAULT [RANGE or CHOICES]. method=X on the command line drops the config "
+    "file's section of the other method. docs/training.md describes every key."
 )
+
+
+def settings_help(width: int) -> str:
+    """Every setting of ``spgg train``, section by section, with its default and range or choices: the
+    declarations of ``TrainConfig`` and the method sections (:mod:`spgg_jax.settings`), and the default
+    team's values."""
+    from spgg_jax.rl.learners import METHOD_CONFIGS
+    from spgg_jax.settings import help_lines
+    from spgg_jax.train.config import TrainConfig
+
+    lines = textwrap.wrap(SETTINGS_INTRO, width) + ["", "top level:"] + help_lines(TrainConfig, "", width)
+    lines += ["", "team (the team and its game; docs/training.md):"] + _team_lines(width)
+    for method, cls in METHOD_CONFIGS.items():
+        lines += ["", f"{method} (method={method}):"] + help_lines(cls, f"{method}.", width)
+    return "\n".join(lines)
+
+
+def _team_lines(width: int) -> list[str]:
+    """The team's keys, with the values of the default team (a config without ``team``)."""
+    from spgg_jax.settings import help_entry, value_text
+    from spgg_jax.train.config import DEFAULT_TEAM, resolve_team
+
+    team = resolve_team(DEFAULT_TEAM).to_dict()
+    agent = {k: v for k, v in team.pop("agents")[0].items() if k not in ("name", "role")}
+    team.pop("reward_params")
+    entries = [
+        f"team.from={DEFAULT_TEAM['from']}: default:N (the solver / checker / finaliser team of N agents) or a team "
+        "JSON file",
+        f"team.model={agent.pop('model')}: every agent's model (the default team's)",
+        "team.agents.KEY: every agent's KEY (team.agents.max_new_tokens=32); the default team's: "
+        + " ".join(f"{k}={value_text(v)}" for k, v in agent.items()),
+        "team.reward_params.KEY: the game's shared parameters and the reward variant's own (spgg game list)",
+        "team.KEY: the team's fields; the default team's: "
+        + " ".join(f"team.{k}={value_text(v)}" for k, v in team.items()),
+    ]
+    return [line for e in entries for line in help_entry(e, width)]
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "train", help="train an LLM agent team on the MAC-SPGG reward",
+        "train", help="train an LLM agent team on the MAC-SPGG reward", more_help=settings_help,
         description="Train a team of LLM agents with policy gradients on their MAC-SPGG rewards. "
         "method=gen_params trains a per-agent policy over generation parameters (the paper's method); "
         "method=token trains the LLMs themselves (GRPO/PPO over tokens, per-agent LoRA). "
         "Writes RUN_DIR/config.json, metrics.jsonl, tensorboard/, checkpoints/, learning_curves.png, eval.json.",
     )
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help=CONFIG_HELP)
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="training config overrides (every setting is listed below)")
     p.add_argument("--config", help="JSON file with config keys (overrides on the command line win)")
     p.add_argument("--run-dir", help="run directory (same as run_dir=...)")
     p.add_argument("--resume", action="store_true", help="continue the run in RUN_DIR from its latest checkpoint")

@@ -25,7 +25,7 @@ algorithm      loss                 advantage   epochs
 from __future__ import annotations
 
 import dataclasses
-from typing import Any, Callable
+from typing import Any, Callable, Optional
 
 import jax
 import jax.numpy as jnp
@@ -98,6 +98,11 @@ def register_algorithm(name: str, loss: str, advantage: str, *, multi_epoch: boo
 
 def get_algorithm(name: str) -> Algorithm:
     return ALGORITHMS.get(name)
+
+
+def algorithm_names(critic: Optional[bool] = None) -> list[str]:
+    """The registered algorithms; ``critic=True``/``False``: only those with / without a value baseline."""
+    return [n for n in ALGORITHMS if critic is None or ALGORITHMS.get(n).needs_critic == critic]
 
 
 register_algorithm("ppo", "ppo", "critic", doc="PPO: clipped surrogate, learned value baseline")

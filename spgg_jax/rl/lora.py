@@ -18,6 +18,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from spgg_jax.settings import int_error
+
 # kernel name -> number of input dims after the layer axis
 TARGETS: Mapping[str, int] = {
     "q_proj_kernel": 1, "k_proj_kernel": 1, "v_proj_kernel": 1, "o_proj_kernel": 2,
@@ -39,8 +41,9 @@ def init_lora(key, params: Any, rank: int = 8, targets=DEFAULT_TARGETS, top_laye
     ``top_layers`` layers (0: every layer)."""
     if rank < 1:
         raise ValueError(f"LoRA rank must be >= 1, got {rank}")
-    if isinstance(top_layers, bool) or not isinstance(top_layers, int) or top_layers < 0:
-        raise ValueError(f"LoRA top_layers must be an integer >= 0 (0: every layer), got {top_layers!r}")
+    err = int_error("LoRA top_layers", top_layers, ge=0, note="0: every layer")
+    if err:
+        raise ValueError(err)
     unknown = set(targets) - set(TARGETS)
     if unknown:
         raise ValueError(f"unknown LoRA targets {sorted(unknown)}; known: {sorted(TARGETS)}")

@@ -15,6 +15,7 @@ import types
 from typing import Any, Mapping, Sequence
 
 from spgg_jax.registry import unknown_names
+from spgg_jax.settings import int_error
 
 OBSERVATIONS = ("fo", "po")
 #: Final-answer rules (see docs/episodes.md): which turn's output is the team's answer.
@@ -172,11 +173,10 @@ class TeamConfig:
             raise ValueError(f"team.final must be one of {FINALS}, got {self.final!r}")
         if self.effort not in EFFORTS:
             raise ValueError(f"team.effort must be one of {EFFORTS}, got {self.effort!r}")
-        if isinstance(self.token_budget, bool) or not isinstance(self.token_budget, int) or self.token_budget < 0:
-            raise ValueError(f"team.token_budget must be an integer >= 0 (0: the largest max_new_tokens), "
-                             f"got {self.token_budget!r}")
-        if isinstance(self.context_budget, bool) or not isinstance(self.context_budget, int) or self.context_budget < 16:
-            raise ValueError(f"team.context_budget must be an integer >= 16 (tokens), got {self.context_budget!r}")
+        err = (int_error("team.token_budget", self.token_budget, ge=0, note="0: the largest max_new_tokens")
+               or int_error("team.context_budget", self.context_budget, ge=16, note="tokens"))
+        if err:
+            raise ValueError(err)
         for f in ("c_min", "c_max"):
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):

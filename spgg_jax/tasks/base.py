@@ -7,6 +7,7 @@ import types
 from typing import Any, Callable, Mapping, Optional
 
 from spgg_jax.registry import Registry
+from spgg_jax.settings import int_error
 
 __all__ = [
     "Problem",
@@ -139,8 +140,9 @@ def load_problems(name: str, split: str, n: Optional[int] = None, *, seed: int =
     least 100) from ``seed`` and return the first ``n``. ``options`` go to the task's loader.
     """
     spec = get_task(name)
-    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 0):
-        raise ValueError(f"number of {name} problems must be an integer >= 0, got {n!r}")
+    err = None if n is None else int_error(f"number of {name} problems", n, ge=0)
+    if err:
+        raise ValueError(err)
     if spec.generated:
         size = generate if generate else max(n or 0, 100)
         limit = n if n is not None and n < size else None

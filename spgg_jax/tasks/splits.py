@@ -25,6 +25,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Mapping, Optional
 
+from spgg_jax.settings import int_error
 from spgg_jax.tasks.base import get_task, load_problems
 
 #: how each reason for dropping a candidate reads in messages
@@ -100,8 +101,9 @@ def load_splits(task: str, *, train_size: int, val_size: int, test_size: int, se
     options when the problem space cannot fill the splits.
     """
     for name, v, low in (("train_size", train_size, 1), ("val_size", val_size, 0), ("test_size", test_size, 0)):
-        if isinstance(v, bool) or not isinstance(v, int) or v < low:
-            raise ValueError(f"{name} must be an integer >= {low}, got {v!r}")
+        err = int_error(name, v, ge=low)
+        if err:
+            raise ValueError(err)
     options = dict(options or {})
     spec = get_task(task)
     sizes = f"train_size={train_size}, val_size={val_size}, eval_size={test_size}"

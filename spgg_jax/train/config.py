@@ -8,6 +8,11 @@
 - The training method's hyperparameters live in its own section (``gen_params`` or ``token``:
   :class:`~spgg_jax.rl.learners.GenParamsConfig`, :class:`~spgg_jax.rl.learners.TokenConfig`).
 
+Every top-level key and every key of a method section is declared once, beside its field
+(:func:`spgg_jax.settings.setting`: default, range or choices, one-line help); the checks of single
+values, the command-line parsing of strings and lists, ``spgg train --help`` and the resumable keys
+come from the declarations. Only checks across keys are written here and in the sections.
+
 ``team`` in a config file is a team JSON path, ``"default"``/``"default:N"`` (the solver / checker /
 finaliser team of N agents), or an object: ``{"from": PATH_OR_DEFAULT, ...overrides}`` where the
 overrides are team fields (``observation``, ``final``, ``reward``, ``reward_params`` (merged into the
@@ -30,7 +35,7 @@ import copy
 import dataclasses
 import json
 import logging
-import math
+import os
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -39,13 +44,9 @@ from spgg_jax.parallel.rules import ParallelConfig
 from spgg_jax.rl.learners import METHOD_CONFIGS
 from spgg_jax.registry import unknown_names
 from spgg_jax.rollout.team import TeamConfig, load_team
+from spgg_jax.settings import declaration, declared, setting, setting_errors
 
-METHODS = tuple(METHOD_CONFIGS)
 logger = logging.getLogger(__name__)
-#: top-level keys that may differ between a run and its resumption (they do not change what is
-#: computed; the mesh may change too: orbax reshards the restored state onto the new mesh)
-RESUMABLE_CHANGES = ("run_dir", "steps", "eval_size", "val_size", "sc_temperature", "checkpoint_every", "keep", "progress",
-                     "mesh", "rules")
 #: the team when a config names none (the trainer's historical default: 3 agents, 64 new tokens)
 DEFAULT_TEAM: Mapping[str, Any] = {"from": "default:3", "agents": {"max_new_tokens": 64}}
 #: keys of the first trainer's flat config -> where they live now (for errors that say what to write)
@@ -70,88 +71,76 @@ class TrainConfig:
     """A training run. Build with :func:`load_config` / :meth:`from_dict` (they resolve the team)."""
 
     team: TeamConfig
-    run_dir: str = "runs/train"
+    run_dir: str = setting("runs/train", resumable=True, doc="the run directory (same as --run-dir)")
     # task
-    task: str = "basic_arithmetic"
-    task_options: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    train_size: int = 512
-    eval_size: int = 64
-    # validation problems (texts unseen in training) on which the evaluation picks the best untrained
-    # baseline; 0: no validation, every comparison is reported and none is the headline
-    val_size: int = 64
-    sc_temperature: float = 0.7  # the self-consistency baseline's sampling temperature (spgg_jax.eval.trained)
-    judge: str = ""  # model scoring unverifiable tasks (summeval) with spgg_jax.tasks.judge; "" = task scorer
-    dtype: str = "float32"
+    task: str = setting("basic_arithmetic", doc="a registered task (docs/tasks.md)")
+    task_options: Mapping[str, Any] = setting(default_factory=dict, doc="the task's loader options "
+                                              "(task_options.KEY=VALUE); the task's training defaults are added")
+    train_size: int = setting(512, ge=1, doc="the generated training pool (file-based tasks: their train split)")
+    eval_size: int = setting(64, ge=0, resumable=True, doc="held-out test problems of the final evaluation")
+    val_size: int = setting(64, ge=0, resumable=True, doc="validation problems (texts unseen in training) on which the "
+                            "evaluation picks the best untrained baseline; 0: none, no headline")
+    sc_temperature: float = setting(0.7, gt=0, resumable=True, note="self-consistency samples; 0 would make them all "
+                                    "the greedy answer", doc="the self-consistency baseline's sampling temperature")
+    judge: str = setting("", doc="the model scoring unverifiable tasks (summeval); empty: the task's scorer")
+    dtype: str = setting("float32", choices=("float32", "bfloat16"), doc="the models' parameter dtype")
     # optimisation
-    method: str = "gen_params"  # "gen_params" (policy over generation parameters) or "token" (LLM policy gradient)
+    method: str = setting("gen_params", choices=METHOD_CONFIGS, doc="gen_params: a policy over generation "
+                          "parameters; token: policy gradients on the LLMs' tokens")
     method_cfg: Any = None  # the method's section (GenParamsConfig / TokenConfig); default: its defaults
-    steps: int = 30
-    batch: int = 8  # problems per step
-    seed: int = 0
-    # ablation: the learner gets each step's rewards permuted across the batch's episodes (same reward
-    # distribution, no link to what it did), so a gain that remains does not come from the reward
-    shuffle_rewards: bool = False
-    # parallelism: "" runs on one device; else a device mesh over every (global) device, e.g.
-    # "data=-1" (data parallel), "fsdp=-1,tensor=2"; rules overrides logical-axis rules, e.g. "kv_heads=none"
-    mesh: str = ""
-    rules: str = ""
+    steps: int = setting(30, ge=1, resumable=True, doc="training steps")
+    batch: int = setting(8, ge=1, doc="problems per step")
+    seed: int = setting(0, doc="the run's seed (problems, rollouts, initial policies)")
+    shuffle_rewards: bool = setting(False, doc="ablation: each step's rewards permuted across the batch's episodes "
+                                    "(same distribution, no link to what the learner did)")
+    # parallelism
+    mesh: str = setting("", resumable=True, doc="a device mesh over every device, e.g. data=-1 or fsdp=-1,tensor=2; "
+                        "empty: one device")
+    rules: str = setting("", resumable=True, doc="logical-axis rule overrides, e.g. kv_heads=none (needs a mesh)")
     # bookkeeping
-    checkpoint_every: int = 5
-    keep: int = 3
-    progress: bool = True
+    checkpoint_every: int = setting(5, ge=1, resumable=True, doc="steps between checkpoints")
+    keep: int = setting(3, ge=1, resumable=True, doc="checkpoints kept")
+    progress: bool = setting(True, resumable=True, doc="a progress bar")
 
     def __post_init__(self):
         if self.method in METHOD_CONFIGS and self.method_cfg is None:
             object.__setattr__(self, "method_cfg", METHOD_CONFIGS[self.method]())
-        errors = []
-        if self.method not in METHODS:
-            errors.append(f"method must be one of {METHODS}, got {self.method!r}")
-        elif not isinstance(self.method_cfg, METHOD_CONFIGS[self.method]):
-            errors.append(f"the {self.method} section must be a {METHOD_CONFIGS[self.method].__name__}")
-        else:
-            errors += self.method_cfg.errors()
+        errors = setting_errors(self) + self._section_errors() + self._team_errors()
+        if not errors:
+            errors = self._cross_errors()
+        if errors:
+            raise ValueError(_invalid(errors))
+
+    def _section_errors(self) -> list[str]:
+        if self.method not in METHOD_CONFIGS:
+            return []  # a setting error already
+        if not isinstance(self.method_cfg, METHOD_CONFIGS[self.method]):
+            return [f"the {self.method} section must be a {METHOD_CONFIGS[self.method].__name__}"]
+        return self.method_cfg.errors()
+
+    def _team_errors(self) -> list[str]:
         if not isinstance(self.team, TeamConfig):
-            errors.append(f"team must be a TeamConfig, got {type(self.team).__name__}")
-        elif self.team.n < 2:
-            errors.append(f"the game needs at least 2 agents, the team has {self.team.n}")
-        else:
-            errors += _game_errors(self.team)
-        if self.dtype not in ("float32", "bfloat16"):
-            errors.append(f"dtype must be float32 or bfloat16, got {self.dtype!r}")
-        for name in ("steps", "batch", "checkpoint_every", "keep", "train_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                errors.append(f"{name} must be a positive integer, got {v!r}")
-        for name in ("eval_size", "val_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                errors.append(f"{name} must be an integer >= 0, got {v!r}")
-        t = self.sc_temperature
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
-            errors.append(f"sc_temperature must be a finite number > 0 (self-consistency samples; 0 would make them "
-                          f"all the greedy answer), got {t!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            errors.append(f"seed must be an integer, got {self.seed!r}")
-        if not isinstance(self.task_options, Mapping):
-            errors.append(f"task_options must be a JSON object, got {self.task_options!r}")
-        if self.method == "gen_params" and isinstance(self.team, TeamConfig) and \
-                min(a.max_new_tokens for a in self.team.agents) < 2:
+            return [f"team must be a TeamConfig, got {type(self.team).__name__}"]
+        if self.team.n < 2:
+            return [f"the game needs at least 2 agents, the team has {self.team.n}"]
+        return _game_errors(self.team)
+
+    def _cross_errors(self) -> list[str]:
+        """The checks across settings (each setting is valid on its own)."""
+        errors = []
+        if self.method == "gen_params" and min(a.max_new_tokens for a in self.team.agents) < 2:
             errors.append("every agent's max_new_tokens must be >= 2 for method=gen_params (the policy chooses "
                           "a length): set team.agents.max_new_tokens")
-        if self.method == "token" and isinstance(self.method_cfg, METHOD_CONFIGS["token"]) and \
-                isinstance(self.batch, int) and self.batch * self.method_cfg.group_size < 2:
+        if self.method == "token" and self.batch * self.method_cfg.group_size < 2:
             errors.append("token-level training needs batch * token.group_size >= 2 for a baseline")
-        if not isinstance(self.mesh, str) or not isinstance(self.rules, str):
-            errors.append(f"mesh and rules must be strings like 'fsdp=-1,tensor=2', got {self.mesh!r}, {self.rules!r}")
-        elif self.mesh or self.rules:
+        if self.mesh or self.rules:
             try:
                 ParallelConfig.from_strings(self.mesh, self.rules)
             except (ValueError, TypeError) as err:
                 errors.append(f"mesh={self.mesh!r} rules={self.rules!r}: {err}")
             if self.rules and not self.mesh:
                 errors.append(f"rules={self.rules!r} needs a mesh (e.g. mesh=data=-1)")
-        if errors:
-            raise ValueError("invalid training config: " + "; ".join(errors))
+        return errors
 
     # ------------------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
@@ -173,6 +162,15 @@ class TrainConfig:
 
     def replace(self, **kw) -> "TrainConfig":
         return dataclasses.replace(self, **kw)
+
+
+#: top-level keys that may differ between a run and its resumption (they do not change what is
+#: computed; the mesh may change too: orbax reshards the restored state onto the new mesh)
+RESUMABLE_CHANGES = tuple(d.name for d in declared(TrainConfig) if d.setting.resumable)
+
+
+def _invalid(errors: list[str]) -> str:
+    return "invalid training config: " + "; ".join(errors)
 
 
 def _game_errors(team: TeamConfig) -> list[str]:
@@ -215,41 +213,20 @@ def _plain(v: Any) -> Any:
 # ------------------------------------------------------------------------------------------------
 
 
-def _type_error(where: str, v: Any, default: Any) -> str | None:
-    """Why ``v`` does not fit the type of ``default`` (None if it does)."""
-    if isinstance(default, bool):
-        return None if isinstance(v, bool) else f"{where} must be true or false, got {v!r}"
-    if isinstance(default, int):
-        ok = isinstance(v, int) and not isinstance(v, bool)
-        return None if ok else f"{where} must be an integer, got {v!r}"
-    if isinstance(default, float):
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        return None if ok else f"{where} must be a number, got {v!r}"
-    if isinstance(default, str):
-        return None if isinstance(v, str) else f"{where} must be a string, got {v!r}"
-    if isinstance(default, tuple):
-        return None if isinstance(v, (list, tuple)) else f"{where} must be a list, got {v!r}"
-    if isinstance(default, Mapping):
-        return None if isinstance(v, Mapping) else f"{where} must be a JSON object, got {v!r}"
-    return None
-
-
 def _section(cls, prefix: str, d: Any):
-    """A method section dataclass from a mapping, with errors naming ``prefix.key``."""
+    """A method section dataclass from a mapping, checked at once (errors name ``prefix.key``)."""
     if not isinstance(d, Mapping):
         raise ValueError(f"{prefix} must be a JSON object of {cls.__name__} keys, got {d!r}")
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(d) - set(fields))
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - fields)
     if unknown:
         raise ValueError(unknown_names(f"{prefix} key(s)", unknown, fields))
-    defaults = cls()
-    kw = {}
-    for k, v in d.items():
-        err = _type_error(f"{prefix}.{k}", v, getattr(defaults, k))
-        if err:
-            raise ValueError(err)
-        kw[k] = tuple(v) if isinstance(getattr(defaults, k), tuple) else v
-    return cls(**kw)
+    lists = {x.name for x in declared(cls) if x.kind == "list"}
+    section = cls(**{k: tuple(v) if k in lists and isinstance(v, list) else v for k, v in d.items()})
+    errors = section.errors()
+    if errors:
+        raise ValueError(_invalid(errors))
+    return section
 
 
 def resolve_team(spec: Any) -> TeamConfig:
@@ -314,26 +291,22 @@ def _build(d: dict[str, Any]) -> TrainConfig:
         raise ValueError("training config keys moved: " + "; ".join(f"{k} -> {MOVED_KEYS[k]}" for k in moved)
                          + " (see docs/training.md)")
     fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"method_cfg"}
-    method = d.get("method", "gen_params")
-    if method not in METHOD_CONFIGS:
-        raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+    method = d.get("method", TrainConfig.method)
+    method_error = declaration(TrainConfig, "method").error("method", method)
+    if method_error:
+        raise ValueError(method_error)
     other = [m for m in METHOD_CONFIGS if m != method and m in d]
     if other:
         raise ValueError(f"the config has a {other[0]!r} section but method={method!r}: remove the section or set "
                          f"method={other[0]}")
     unknown = sorted(set(d) - fields - {method})
     if unknown:
-        raise ValueError(unknown_names("training config key(s)", unknown, fields | set(METHODS)))
+        raise ValueError(unknown_names("training config key(s)", unknown, fields | set(METHOD_CONFIGS)))
     section = _section(METHOD_CONFIGS[method], method, d.pop(method, {}))
     team_spec = d.pop("team", DEFAULT_TEAM)
     team = resolve_team(team_spec)
     if method == "token":  # the rollouts sample from the policy itself: part of the effective team
         team = team.with_agent_overrides(**section.sampling())
-    defaults = TrainConfig(team=team)
-    for k, v in d.items():
-        err = _type_error(k, v, getattr(defaults, k))
-        if err:
-            raise ValueError(err)
     _add_train_options(d)
     return TrainConfig(team=team, method_cfg=section, **d)
 
@@ -345,7 +318,7 @@ def _add_train_options(d: dict[str, Any]) -> None:
     from spgg_jax.tasks import TASKS
 
     task = d.get("task", TrainConfig.task)
-    if isinstance(task, str) and task in TASKS:
+    if isinstance(task, str) and task in TASKS and isinstance(d.get("task_options", {}), Mapping):
         extra = TASKS.get(task).train_options
         if extra:
             d["task_options"] = {**extra, **dict(d.get("task_options") or {})}
@@ -357,6 +330,23 @@ def _parse_scalar(raw: str) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError:
         return raw
+
+
+def _override_value(parts: list[str], raw: str) -> Any:
+    """The value of a ``KEY=VALUE`` override: a top-level string setting as written, a list setting of a
+    section from comma-separated items (``gen_params.hidden=64,64``), anything else as JSON when it
+    parses (:func:`_parse_scalar`)."""
+    d = None
+    if len(parts) == 1:
+        d = declaration(TrainConfig, parts[0])
+        if d is not None and d.kind == "str":
+            return raw
+    elif len(parts) == 2 and parts[0] in METHOD_CONFIGS:
+        d = declaration(METHOD_CONFIGS[parts[0]], parts[1])
+    value = _parse_scalar(raw)
+    if d is not None and d.kind == "list" and isinstance(value, (str, int)):
+        return d.split(str(value))
+    return value
 
 
 def _set_path(d: dict, path: list[str], value: Any, item: str) -> None:
@@ -374,6 +364,31 @@ def _set_path(d: dict, path: list[str], value: Any, item: str) -> None:
     node[path[-1]] = value
 
 
+def _anchor(value: Any, base: Path, key: str, config: str) -> Any:
+    """A relative path from a config file, resolved against the file's directory (absolute)."""
+    if not isinstance(value, str) or not value or value.startswith("default") or Path(value).is_absolute():
+        return value
+    anchored = base / value
+    if not anchored.exists() and Path(value).exists():
+        raise ValueError(f"{key}={value!r} in {config}: paths in a config file are relative to the file's directory "
+                         f"({base}), not to the working directory; write {os.path.relpath(Path(value).resolve(), base)!r}")
+    return str(anchored)
+
+
+def _anchor_paths(d: dict[str, Any], base: Path, config: str) -> None:
+    """Paths written in a config file (the team file, a task's data path) resolve against the file's
+    directory, so the config works from any working directory; the effective config saved in a run
+    holds them absolute. Command-line overrides stay relative to the working directory."""
+    team = d.get("team")
+    if isinstance(team, str):
+        d["team"] = _anchor(team, base, "team", config)
+    elif isinstance(team, Mapping) and "from" in team:
+        d["team"] = {**team, "from": _anchor(team["from"], base, "team.from", config)}
+    options = d.get("task_options")
+    if isinstance(options, Mapping) and "path" in options:
+        d["task_options"] = {**options, "path": _anchor(options["path"], base, "task_options.path", config)}
+
+
 def load_config(path: str | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Config from an optional JSON file, then ``key=value`` overrides (dotted keys reach into
     sections: ``gen_params.lr=1e-3``, ``team.observation=po``, ``team.reward_params.B=0.7``)."""
@@ -381,6 +396,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
     if path:
         # a directory, a UTF-16 or binary file, bad JSON: one line naming the file
         d = read_json_object(Path(path), "config file")
+        _anchor_paths(d, Path(path).resolve().parent, path)
     d.setdefault("team", copy.deepcopy(dict(DEFAULT_TEAM)))
     methods = [item.split("=", 1)[1] for item in overrides or [] if item.split("=", 1)[0].strip() == "method"]
     if methods and methods[-1] in METHOD_CONFIGS:  # the command line switches the file's method
@@ -396,11 +412,7 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
             raise ValueError(f"override {item!r}: empty key")
         if parts[0] in MOVED_KEYS:
             raise ValueError(f"override {item!r}: {parts[0]} moved to {MOVED_KEYS[parts[0]]} (see docs/training.md)")
-        value = raw if parts[0] in ("run_dir", "mesh", "rules", "judge", "task", "method", "dtype") and len(parts) == 1 \
-            else _parse_scalar(raw)
-        if parts[-1] in ("hidden", "lora_targets", "controls") and isinstance(value, (str, int)):
-            items = [x for x in str(value).split(",") if x]
-            value = [int(x) for x in items] if parts[-1] == "hidden" else items
+        value = _override_value(parts, raw)
         if parts == ["team"] and isinstance(value, str):
             d["team"] = value
             continue

@@ -17,13 +17,11 @@ time). Everything ``update`` needs comes back from the rollout inside the ``Epis
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Callable, Mapping, Optional, Protocol, Sequence
 
 import numpy as np
 
 from spgg_jax.registry import Registry
-from spgg_jax.rl.algorithms import ALGORITHMS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,35 +55,6 @@ class Learner(Protocol):
     def rollout_policy(self, state: Mapping[str, Any], deterministic: bool = False) -> RolloutPolicy: ...
 
     def update(self, state: Mapping[str, Any], batch: Any, rewards: np.ndarray, key) -> tuple[dict, dict[str, float]]: ...
-
-
-def field_errors(cfg: Any, prefix: str, *, positive_ints: Sequence[str] = (), positive: Sequence[str] = (),
-                 non_negative: Sequence[str] = ()) -> list[str]:
-    """Errors (naming ``prefix.field`` and the value) for fields that must be integers >= 1, finite
-    numbers > 0 or finite numbers >= 0; booleans are never numbers here."""
-    out = []
-    for name in positive_ints:
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            out.append(f"{prefix}.{name} must be a positive integer, got {v!r}")
-    for names, ok, rule in ((positive, lambda v: v > 0, "> 0"), (non_negative, lambda v: v >= 0, ">= 0")):
-        for name in names:
-            v = getattr(cfg, name)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not (math.isfinite(v) and ok(v)):
-                out.append(f"{prefix}.{name} must be a finite number {rule}, got {v!r}")
-    return out
-
-
-def algorithm_errors(prefix: str, name: str, needs_critic: bool, advice: str) -> list[str]:
-    """An error unless ``name`` is a registered algorithm whose ``needs_critic`` matches the learner."""
-    try:
-        algo = ALGORITHMS.get(name)
-    except KeyError as err:
-        return [f"{prefix}.algorithm: {err.args[0]}"]
-    if algo.needs_critic != needs_critic:
-        what = "needs a value head, which this learner does not have" if algo.needs_critic else "needs no critic"
-        return [f"{prefix}.algorithm {name!r} {what}; {advice}"]
-    return []
 
 
 #: method name -> ``factory(method_cfg, team, bundles, placement) -> Learner``

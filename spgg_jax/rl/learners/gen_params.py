@@ -25,11 +25,12 @@ import numpy as np
 from spgg_jax.parallel import to_host
 from spgg_jax.parallel.placement import StatePlacement
 from spgg_jax.rl import gen_policy as gp
-from spgg_jax.rl.algorithms import get_algorithm
-from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy, field_errors
+from spgg_jax.rl.algorithms import ALGORITHMS, algorithm_names, get_algorithm
+from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
 from spgg_jax.rl.losses import value_loss
 from spgg_jax.rl.ppo import make_optimizer, ppo_update
 from spgg_jax.sampling.params import PARAM_NAMES
+from spgg_jax.settings import setting, setting_errors
 
 #: salt folded into the run key for the initial policies (unchanged since the first trainer: same seed, same start)
 INIT_KEY_SALT = -1 & 0x7FFFFFFF
@@ -39,56 +40,45 @@ INIT_KEY_SALT = -1 & 0x7FFFFFFF
 class GenParamsConfig:
     """Hyperparameters of ``method=gen_params`` (defaults: the paper's released config)."""
 
-    algorithm: str = "ppo"  # spgg_jax.rl.algorithms: ppo, reinforce (critic) or grpo, reinforce_group (group)
-    lr: float = 5e-4
-    epochs: int = 4
-    minibatch: int = 16
-    clip_eps: float = 0.2
-    target_kl: float = 0.015
-    value_coef: float = 0.5
-    entropy_coef: float = 0.02
-    grad_clip: float = 0.5
-    hidden: tuple[int, ...] = (128, 128)
-    # the generation parameters the policy chooses (the others keep each agent's configured values)
-    controls: tuple[str, ...] = ("temperature", "top_p", "max_new_tokens")
-    init_concentration: float = 6.0  # Beta a + b - 2 at the start: how widely the policy explores
-    # episodes per problem in a training batch; group-baseline algorithms compare within them
-    group_size: int = 1
-    # the smallest max_new_tokens the policy can choose (capped at half the agents' largest limit): 1-2
-    # tokens make "contributing nothing" an action, 8 holds a whole short answer
-    min_new_tokens: int = 8
-    # where the policy's modes start, per controlled parameter (e.g. {"temperature": 1.0}); the rest
-    # start at each agent's configured value. The team's configured values stay what the evaluation's
-    # "configured" baselines use.
-    start: Mapping[str, float] = dataclasses.field(default_factory=dict)
+    algorithm: str = setting("ppo", choices=ALGORITHMS, doc="the policy-gradient algorithm (spgg_jax.rl.algorithms); "
+                             "a group-baseline one needs group_size >= 2")
+    lr: float = setting(5e-4, gt=0, doc="learning rate")
+    epochs: int = setting(4, ge=1, doc="passes over each batch (multi-epoch algorithms)")
+    minibatch: int = setting(16, ge=1, doc="episodes per gradient step (the whole batch when smaller)")
+    clip_eps: float = setting(0.2, gt=0, doc="clip range of the surrogate objective")
+    target_kl: float = setting(0.015, gt=0, doc="a batch's epochs stop once one ends with approx KL above 1.5 x this")
+    value_coef: float = setting(0.5, ge=0, doc="weight of the value loss")
+    entropy_coef: float = setting(0.02, ge=0, doc="weight of the entropy bonus")
+    grad_clip: float = setting(0.5, gt=0, doc="global gradient-norm clip")
+    hidden: tuple[int, ...] = setting((128, 128), ge=1, doc="layer widths of each agent's policy network")
+    controls: tuple[str, ...] = setting(("temperature", "top_p", "max_new_tokens"), choices=PARAM_NAMES,
+                                        doc="the generation parameters the policy chooses (the others keep each "
+                                        "agent's configured values)")
+    init_concentration: float = setting(6.0, gt=0, doc="Beta a + b - 2 at the start: how widely the policy explores")
+    group_size: int = setting(1, ge=1, doc="episodes per problem in a training batch; group-baseline algorithms "
+                              "compare within them")
+    min_new_tokens: int = setting(8, ge=1, doc="the smallest max_new_tokens the policy can choose (capped at half the "
+                                  "agents' largest limit; 1 makes contributing nothing an action)")
+    start: Mapping[str, float] = setting(default_factory=dict, doc="where the policy's modes start, per controlled "
+                                         "parameter (e.g. gen_params.start.temperature=1.0); the rest start at each "
+                                         "agent's configured value, which the evaluation's baselines keep")
 
     def errors(self) -> list[str]:
+        """Each setting checked against its declaration, then the checks across settings."""
+        return setting_errors(self, "gen_params") or self._cross_errors()
+
+    def _cross_errors(self) -> list[str]:
         out = []
-        bad = [c for c in self.controls if c not in PARAM_NAMES]
-        if bad or not self.controls or len(set(self.controls)) != len(self.controls):
-            out.append(f"gen_params.controls must be distinct names among {list(PARAM_NAMES)}, got {list(self.controls)!r}")
-        try:
-            group = not get_algorithm(self.algorithm).needs_critic
-        except KeyError as err:
-            out.append(f"gen_params.algorithm: {err.args[0]}")
-            group = False
-        if group and isinstance(self.group_size, int) and self.group_size < 2:
+        if not get_algorithm(self.algorithm).needs_critic and self.group_size < 2:
             out.append(f"gen_params.algorithm {self.algorithm!r} compares episodes of the same problem: set "
-                       f"gen_params.group_size >= 2 (got {self.group_size}), or use ppo / reinforce")
-        if not isinstance(self.start, Mapping):
-            out.append(f"gen_params.start must be an object of controlled parameters and values, got {self.start!r}")
-        else:
-            for k, v in self.start.items():
-                if k not in self.controls:
-                    out.append(f"gen_params.start.{k}: only a parameter the policy controls has a start "
-                               f"(gen_params.controls: {list(self.controls)})")
-                elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                    out.append(f"gen_params.start.{k} must be a finite number, got {v!r}")
-        out += field_errors(self, "gen_params", positive_ints=("epochs", "minibatch", "group_size", "min_new_tokens"),
-                            positive=("lr", "clip_eps", "grad_clip", "target_kl", "init_concentration"),
-                            non_negative=("value_coef", "entropy_coef"))
-        if not self.hidden or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in self.hidden):
-            out.append(f"gen_params.hidden must be a list of positive layer widths, got {list(self.hidden)!r}")
+                       f"gen_params.group_size >= 2 (got {self.group_size}), or use an algorithm with a critic "
+                       f"({' / '.join(algorithm_names(critic=True))})")
+        for k, v in self.start.items():
+            if k not in self.controls:
+                out.append(f"gen_params.start.{k}: only a parameter the policy controls has a start "
+                           f"(gen_params.controls: {list(self.controls)})")
+            elif isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
+                out.append(f"gen_params.start.{k} must be a finite number, got {v!r}")
         return out
 
 

@@ -30,12 +30,13 @@ import numpy as np
 import optax
 
 from spgg_jax.parallel.placement import StatePlacement
-from spgg_jax.rl.algorithms import get_algorithm
-from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy, algorithm_errors, field_errors
+from spgg_jax.rl.algorithms import algorithm_names, get_algorithm
+from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
 from spgg_jax.rl.learners.gen_params import INIT_KEY_SALT
 from spgg_jax.rl.lora import DEFAULT_TARGETS, TARGETS, adapted_kernels, init_lora, merge_kernels, merge_lora, replace_kernels
 from spgg_jax.rl.ppo import make_optimizer
 from spgg_jax.sampling import logprobs_from_layer, trunk_states
+from spgg_jax.settings import setting, setting_errors
 
 #: generated columns of an update are cut to the batch's longest row, rounded up to this
 LENGTH_MULTIPLE = 8
@@ -45,36 +46,27 @@ LENGTH_MULTIPLE = 8
 class TokenConfig:
     """Hyperparameters of ``method=token``."""
 
-    algorithm: str = "grpo"  # a group-baseline algorithm of spgg_jax.rl.algorithms (grpo, reinforce_group)
-    lr: float = 1e-4
-    epochs: int = 4
-    clip_eps: float = 0.2
-    grad_clip: float = 0.5
-    group_size: int = 4  # rollouts per problem (the group of a group baseline)
-    kl_coef: float = 0.04  # KL(policy || base model) penalty
-    temperature: float = 1.0  # sampling temperature of the rollouts (the policy is softmax(logits / T))
-    lora_rank: int = 8
-    lora_alpha: float = 16.0
-    lora_targets: tuple[str, ...] = DEFAULT_TARGETS
-    full_finetune: bool = False
-    # adapters on the top K layers only (0: every layer); the layers below run without a backward
-    # pass, from the rollout's own forward when it kept their output
-    train_layers: int = 2
+    algorithm: str = setting("grpo", choices=functools.partial(algorithm_names, critic=False),
+                             note="an algorithm with a critic needs a value head, which this learner does not have",
+                             doc="a group-baseline algorithm of spgg_jax.rl.algorithms")
+    lr: float = setting(1e-4, gt=0, doc="learning rate")
+    epochs: int = setting(4, ge=1, doc="passes over each batch (multi-epoch algorithms)")
+    clip_eps: float = setting(0.2, gt=0, doc="clip range of the surrogate objective")
+    grad_clip: float = setting(0.5, gt=0, doc="global gradient-norm clip")
+    group_size: int = setting(4, ge=1, doc="rollouts per problem (the group of a group baseline)")
+    kl_coef: float = setting(0.04, ge=0, doc="weight of the KL(policy || base model) penalty")
+    temperature: float = setting(1.0, gt=0, doc="sampling temperature of the rollouts (the policy is "
+                                 "softmax(logits / T))")
+    lora_rank: int = setting(8, ge=1, doc="rank of the LoRA adapters")
+    lora_alpha: float = setting(16.0, gt=0, doc="LoRA scale: kernels become W + (alpha / rank) A B")
+    lora_targets: tuple[str, ...] = setting(DEFAULT_TARGETS, choices=TARGETS, doc="the kernels that get adapters")
+    full_finetune: bool = setting(False, doc="train every weight instead of adapters (needs train_layers=0)")
+    train_layers: int = setting(2, ge=0, note="0: every layer", doc="adapters on the top K layers only (0: every "
+                                "layer); the layers below run without a backward pass")
 
     def errors(self) -> list[str]:
-        out = []
-        out += algorithm_errors("token", self.algorithm, False, "use grpo or reinforce_group")
-        out += field_errors(self, "token", positive_ints=("epochs", "group_size", "lora_rank"),
-                            positive=("lr", "clip_eps", "grad_clip", "lora_alpha", "temperature"),
-                            non_negative=("kl_coef",))
-        unknown = sorted(set(self.lora_targets) - set(TARGETS))
-        if unknown or not self.lora_targets:
-            out.append(f"token.lora_targets must name kernels among {sorted(TARGETS)}, got {list(self.lora_targets)!r}")
-        if not isinstance(self.full_finetune, bool):
-            out.append(f"token.full_finetune must be true or false, got {self.full_finetune!r}")
-        if isinstance(self.train_layers, bool) or not isinstance(self.train_layers, int) or self.train_layers < 0:
-            out.append(f"token.train_layers must be an integer >= 0 (0: every layer), got {self.train_layers!r}")
-        return out
+        """Each setting checked against its declaration."""
+        return setting_errors(self, "token")
 
     def first_trained_layer(self, n_layers: int) -> int:
         """L: the layers L..n_layers-1 are trained, 0..L-1 are the frozen trunk (one-line errors)."""
