@@ -37,10 +37,11 @@ demo-ablation: $(VENV)/.core-installed
 	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
 	$(VENV)/bin/spgg train --config experiments/demo.json --overwrite run_dir=$(RUN_DIR)/ablation shuffle_rewards=true
 
-# The free-riding contrast: the same team under pgg, spgg and mac_spgg with one token-effort cost.
+# The free-riding contrast: the same team under pgg and mac_spgg with one token-effort cost, 3 seeds
+# (about 65 min on 2 CPU cores; docs/training.md, "The free-riding contrast, measured").
 free-riding: $(VENV)/.core-installed
 	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
-	$(PY) experiments/free_riding/run.py --out $(RUN_DIR)/free_riding
+	$(PY) experiments/free_riding/run.py --rewards pgg,mac_spgg --seeds 0,1,2 --out $(RUN_DIR)/free_riding
 
 # The equilibrium analysis of the default MAC-SPGG (a few minutes on 2 CPU cores).
 game-demo: $(VENV)/.core-installed
