@@ -1,5 +1,6 @@
 """Test set-up: 8 fake CPU devices for sharding tests, float32 everywhere, a shared tmp cache."""
 
+import gc
 import os
 
 # Must happen before JAX initialises its backends.
@@ -14,9 +15,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import jax  # noqa: E402
 
 jax.config.update("jax_num_cpu_devices", 8)
-
-
-import gc  # noqa: E402
 
 import pytest  # noqa: E402
 
@@ -41,10 +39,10 @@ def _map_limit() -> int:
 def _release_compiled_programs():
     """Each program XLA compiles for the CPU holds a few memory mappings until JAX's caches drop it;
     the whole suite compiles thousands, and a process past the kernel's ``vm.max_map_count`` (65,530
-    by default) aborts inside the next compilation ("Fatal Python error: Aborted" in
-    backend_compile_and_load, at about 45% of the suite). After a test module, when the mappings
-    pass a third of the limit, the compiled programs are released (the next module compiles what it
-    needs again; the fixtures' arrays stay)."""
+    by default) dies inside the next compilation ("Fatal Python error": a segmentation fault or an
+    abort in backend_compile_and_load, at about 45% of the suite). After a test module, when the
+    mappings pass a third of the limit, the compiled programs are released (the next module compiles
+    what it needs again; the fixtures' arrays stay)."""
     yield
     limit = _map_limit()
     if limit and _count_lines("/proc/self/maps") > limit // 3:
