@@ -17,6 +17,11 @@ problems and keys (a paired comparison), each with accuracy, tokens and LLM call
 - ``team, trained``: the trained policy (the generation-parameter policies at their modes, or the
   trained weights).
 
+Agent 1's turn in a team does not depend on the agents after it, so the two ``agent 1 alone``
+rows are that turn of the two untrained team rows (the same prompt, program and key, scored alone;
+a test checks this against running them), and the first self-consistency sample is the configured
+row's turn when ``sc_temperature`` is agent 1's temperature: 14 calls per problem become 11.
+
 The five untrained rows are also run on the validation split; the best of them there (highest
 accuracy; ties: fewer tokens) is the *baseline* of the headline: ``team, trained`` minus that row on
 the evaluated problems, with Tango's paired 95% interval (``spgg_jax.eval.stats``). The test problems
@@ -126,17 +131,40 @@ def run_team(setup: Any, label: str, team: Any, problems: Sequence[Any], key: ja
     return EvalRun(row, np.asarray(scores.correct_final), batch, scores, rewards)
 
 
+def first_agent_run(setup: Any, label: str, team_run: EvalRun) -> EvalRun:
+    """Agent 1 alone, read off a team row: the team's first turn scored as a one-agent team.
+
+    Agent 1's prompt, parameters and key (``fold_in(key, 0)``) in a team are those of
+    :func:`single_team` with the same episode key, so this is the row ``run_team`` would give for
+    ``single_team(team_run.batch.team)`` without generating again; ``seconds`` is the turn's."""
+    t0 = time.perf_counter()
+    team = single_team(team_run.batch.team)
+    first = team_run.batch.turns[0]
+    batch = dataclasses.replace(team_run.batch, turns=[first], team=team)
+    scores = score_episodes(batch, team, judge=setup.judge)
+    row = eval_row(label, batch, scores, None, team, first.seconds + time.perf_counter() - t0, _setting(team))
+    return EvalRun(row, np.asarray(scores.correct_final), batch, scores, None)
+
+
 def run_self_consistency(setup: Any, problems: Sequence[Any], key: jax.Array, samples: int,
-                         temperature: float) -> EvalRun:
+                         temperature: float, first: EvalRun | None = None) -> EvalRun:
     """Agent 1 alone sampled ``samples`` times per problem at ``temperature``; the team's ``majority``
-    rule over the samples' extracted answers picks the answer."""
+    rule over the samples' extracted answers picks the answer.
+
+    Sample 0 is the episode with ``key`` itself, samples j >= 1 with ``fold_in(key, j)``. ``first``: a
+    one-agent run with ``key`` (:func:`first_agent_run`), taken as sample 0 when its agent is the
+    sampled one (same parameters), instead of generating it again."""
     if samples < 1:
         raise ValueError(f"self-consistency needs samples >= 1, got {samples}")
     t0 = time.perf_counter()
     one = single_team(setup.team).with_agent_overrides(temperature=float(temperature))
+    reuse = first is not None and first.batch is not None and first.batch.team.agents == one.agents
     texts, ok, extracted, tokens, calls = [], [], [], [], 0
     for j in range(samples):  # one batch of the problems per sample (the memory of one single-agent row)
-        batch = run_episodes(one, setup.bundles, problems, jax.random.fold_in(key, j))
+        if j == 0 and reuse:
+            batch = first.batch
+        else:
+            batch = run_episodes(one, setup.bundles, problems, key if j == 0 else jax.random.fold_in(key, j))
         out = batch.turns[0].output_text
         _, c, e = score_texts_extracted(problems, out, setup.judge)
         texts.append(out), ok.append(np.asarray(c)), extracted.append(e)
@@ -158,21 +186,23 @@ def run_self_consistency(setup: Any, problems: Sequence[Any], key: jax.Array, sa
                       f"{one.agents[0].max_new_tokens}",
            **_accuracy_fields(correct), "mean_reward": None, "free_riding": None,
            "tokens_generated": int(tokens.sum()), "llm_calls": int(calls),
-           "seconds": time.perf_counter() - t0}
+           "seconds": time.perf_counter() - t0 + (first.row["seconds"] if reuse else 0.0)}
     return EvalRun(row, correct, None, None, None, records)
 
 
 def run_baselines(setup: Any, problems: Sequence[Any], key: jax.Array) -> list[EvalRun]:
     """The five untrained rows (:data:`BASELINES`) on ``problems`` with ``key``."""
     team = setup.team
-    single = single_team(team)
     sc_temperature = float(getattr(setup.cfg, "sc_temperature", 0.7))
+    untrained = run_team(setup, UNTRAINED, team, problems, key)
+    untrained_greedy = run_team(setup, UNTRAINED_GREEDY, greedy_team(team), problems, key)
+    single = first_agent_run(setup, SINGLE, untrained)
     return [
-        run_team(setup, SINGLE_GREEDY, greedy_team(single), problems, key, game=False),
-        run_team(setup, SINGLE, single, problems, key, game=False),
-        run_self_consistency(setup, problems, key, team.n, sc_temperature),
-        run_team(setup, UNTRAINED, team, problems, key),
-        run_team(setup, UNTRAINED_GREEDY, greedy_team(team), problems, key),
+        first_agent_run(setup, SINGLE_GREEDY, untrained_greedy),
+        single,
+        run_self_consistency(setup, problems, key, team.n, sc_temperature, first=single),
+        untrained,
+        untrained_greedy,
     ]
 
 

@@ -136,3 +136,36 @@ def test_rows_on_the_tiny_model_have_tokens_and_calls(tiny_model_dir, tmp_path):
     assert out["rows"][0]["setting"].startswith("greedy") and out["validation"]["n"] == 3
     records = tr.episode_records(out)
     assert len(records) == 6 * b and {r["method"] for r in records} == {*BASELINES, TRAINED}
+
+
+def test_rows_read_off_the_team_equal_the_rows_run_alone(tiny_model_dir, tmp_path):
+    """The two ``agent 1 alone`` rows are agent 1's turn of the untrained team rows, and the first
+    self-consistency sample is the configured one: each equals generating it on its own (texts,
+    lengths, correctness), and a different sc_temperature generates its own sample 0."""
+    import jax
+
+    from spgg_jax.train import Trainer, load_config
+    from tiny_models import tiny_train_overrides
+
+    t = Trainer(load_config(None, tiny_train_overrides(tiny_model_dir, tmp_path / "r", 1, eval_size=4,
+                                                       **{"team.agents.temperature": 0.9},
+                                                       sc_temperature=0.9)))
+    setup, problems, key = t.setup, list(t.setup.eval_problems), jax.random.key(3)
+    runs = {r.row["method"]: r for r in tr.run_baselines(setup, problems, key)}
+    single = tr.single_team(setup.team)
+    for label, team in ((SINGLE, single), (SINGLE_GREEDY, tr.greedy_team(single))):
+        alone = tr.run_team(setup, label, team, problems, key, game=False)
+        read = runs[label]
+        assert read.batch.turns[0].output_text == alone.batch.turns[0].output_text
+        np.testing.assert_array_equal(read.batch.turns[0].lengths, alone.batch.turns[0].lengths)
+        np.testing.assert_array_equal(read.correct, alone.correct)
+        assert {k: v for k, v in read.row.items() if k != "seconds"} == \
+            {k: v for k, v in alone.row.items() if k != "seconds"}
+    sc = runs[SELF_CONSISTENCY]
+    assert [rec["turns"][0]["output"] for rec in sc.records] == runs[SINGLE].batch.turns[0].output_text
+    fresh = tr.run_self_consistency(setup, problems, key, t.n, 0.9)
+    assert [rec["turns"] for rec in fresh.records] == [rec["turns"] for rec in sc.records]
+    other = tr.run_self_consistency(setup, problems, key, t.n, 0.5, first=runs[SINGLE])
+    assert [rec["turns"] for rec in other.records] == \
+        [rec["turns"] for rec in tr.run_self_consistency(setup, problems, key, t.n, 0.5).records]
+    assert [rec["turns"][0] for rec in other.records] != [rec["turns"][0] for rec in sc.records]
