@@ -1,4 +1,5 @@
-"""The package's import graph has no cycles (docs/design.md: modules import their own floor or lower)."""
+"""The package's import graph has no cycles (docs/design.md: modules import their own floor or lower),
+and the model code does not import the weight plumbing above it."""
 
 import ast
 from pathlib import Path
@@ -76,6 +77,17 @@ def _cycles(g: dict[str, set[str]]) -> list[list[str]]:
 
 def test_no_import_cycles():
     assert _cycles(_graph()) == []
+
+
+def test_the_model_code_does_not_import_the_weight_plumbing():
+    """``spgg_jax.models.weights`` sits on top of the model code: it imports ``models.config`` and
+    ``models.tokenizer``, never the other way (only the ``spgg_jax.models`` package re-exports its
+    HF loader)."""
+    weights = "spgg_jax.models.weights"
+    inside = lambda m: m == weights or m.startswith(weights + ".")  # noqa: E731
+    back = sorted((m, t) for m, ts in _graph().items() if m.startswith("spgg_jax.models.") and not inside(m)
+                  for t in ts if inside(t))
+    assert back == []
 
 
 def test_the_cycle_check_finds_cycles():

@@ -129,7 +129,8 @@ def test_learning_curves_are_readable(tmp_path, saved):
 
 
 def test_game_learning_curves_are_readable(tmp_path, saved):
-    from spgg_jax.rl.game_rl import GameRLConfig, _plot_learning
+    from spgg_jax.rl.game_learners import GameRLConfig
+    from spgg_jax.rl.game_report import _plot_learning
 
     cfg = GameRLConfig(reward="mac_spgg", n=3, steps=20, batch=8)
     runs = [{"seed": s, "gamma": g} for g in (0.3, 0.9) for s in (0, 1)]

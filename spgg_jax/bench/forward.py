@@ -5,7 +5,7 @@
 
 With ``--shape`` the PyTorch model is built from the shape's HF config with random weights and our
 params are read from its state dict; with ``--model`` both load the same HF directory (a registered
-name is resolved through ``spgg_jax.models.hub`` when that module provides it). Each side gets
+name is resolved through ``spgg_jax.models.weights.hub`` when that module provides it). Each side gets
 ``--warmup`` untimed calls (JAX: includes compilation, reported separately) then ``--repeats`` timed
 rounds that alternate JAX and PyTorch (fair on a shared machine); medians are reported. The last line is the ratio (ours / torch, > 1 means faster).
 """
@@ -40,7 +40,7 @@ def _resolve_model(name: str, dtype: str) -> tuple[Any, Any, Any]:
     import torch
     import transformers
 
-    from spgg_jax.models.hf_loader import hf_state_dict_from_params, load_hf_dir
+    from spgg_jax.models.weights.hf import hf_state_dict_from_params, load_hf_dir
 
     tdtype = getattr(torch, dtype)
     if os.path.isdir(name):
@@ -48,9 +48,9 @@ def _resolve_model(name: str, dtype: str) -> tuple[Any, Any, Any]:
         model = transformers.AutoModelForCausalLM.from_pretrained(name, dtype=tdtype)
         return cfg, params, model
     try:
-        from spgg_jax.models import hub  # written by another module; optional
+        from spgg_jax.models.weights import hub  # written by another module; optional
     except ImportError:
-        raise ValueError(f"--model {name!r} is not a directory and spgg_jax.models.hub is not available") from None
+        raise ValueError(f"--model {name!r} is not a directory and spgg_jax.models.weights.hub is not available") from None
     if hasattr(hub, "resolve_model"):
         path = hub.resolve_model(name)
         if os.path.isdir(os.fspath(path)):
@@ -86,7 +86,7 @@ def _from_shape(name: str, dtype: str, seed: int) -> tuple[Any, Any, Any]:
     import torch
     import transformers
 
-    from spgg_jax.models.hf_loader import params_from_hf_state_dict
+    from spgg_jax.models.weights.hf import params_from_hf_state_dict
     from spgg_jax.models.shapes import get_shape
 
     cfg = get_shape(name, dtype=dtype, param_dtype=dtype)

@@ -40,7 +40,7 @@ def _torch_reference(bundle, turns, dtype: str) -> dict[str, float]:
     import torch
 
     from spgg_jax.bench.forward import _torch_from_params
-    from spgg_jax.models.hf_loader import hf_state_dict_from_params
+    from spgg_jax.models.weights.hf import hf_state_dict_from_params
 
     model = _torch_from_params(bundle.cfg, hf_state_dict_from_params(bundle.cfg, bundle.params), getattr(torch, dtype))
     pad = int(bundle.sampler.pad_id)

@@ -70,7 +70,7 @@ def run(args) -> int:
         cfg = get_shape(args.shape, dtype=args.dtype, param_dtype=args.dtype)
         params = init_params(cfg, jax.random.key(args.seed))
     else:
-        from spgg_jax.models.hub import load_model
+        from spgg_jax.models.weights.hub import load_model
 
         cfg, params, _ = load_model(args.model, dtype=args.dtype)
     b, p_len, t_len = args.batch, args.prompt_len, args.new_tokens

@@ -1,7 +1,7 @@
 """``spgg bench sweep``: many learning runs in one jitted, vmapped call vs a loop of jitted runs.
 
 R = seeds x reward-parameter values training runs of the policy-gradient learners
-(:mod:`spgg_jax.rl.game_rl`). The vectorised side is ``jax.jit(jax.vmap(train))`` over all R runs in
+(:mod:`spgg_jax.rl.game_learners`). The vectorised side is ``jax.jit(jax.vmap(train))`` over all R runs in
 one call; the reference is a Python loop calling ``jax.jit(train)`` once per run (the same runs,
 same keys and parameters). Compilation is excluded from both timings and reported separately. The
 ratio line comes last.
@@ -36,7 +36,7 @@ def run(args) -> int:
     from spgg_jax.bench.common import device_info, emit, timeit
     from spgg_jax.game.rewards import make_params
     from spgg_jax.game.sweep import stack_params
-    from spgg_jax.rl.game_rl import GameRLConfig, make_train, seed_keys
+    from spgg_jax.rl.game_learners import GameRLConfig, make_train, seed_keys
 
     values = [float(v) for v in args.param_values.split(",") if v.strip()]
     if args.runs < 1 or not values or args.runs % len(values):

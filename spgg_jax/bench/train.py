@@ -149,7 +149,7 @@ def run(args) -> int:
         cfg = get_shape(args.shape, dtype=args.dtype, param_dtype=args.dtype)
         params = init_params(cfg, jax.random.key(0))
     else:
-        from spgg_jax.models.hub import load_model
+        from spgg_jax.models.weights.hub import load_model
 
         cfg, params, _ = load_model(args.model, dtype=args.dtype)
     start = tcfg.first_trained_layer(cfg.n_layers)
@@ -210,7 +210,7 @@ def run(args) -> int:
             torch_note = "PyTorch skipped: torch is not installed (pip install torch, or the test extras)"
     if torch_note is None:
         from spgg_jax.bench.forward import _torch_from_params
-        from spgg_jax.models.hf_loader import hf_state_dict_from_params
+        from spgg_jax.models.weights.hf import hf_state_dict_from_params
 
         model = _torch_from_params(cfg, hf_state_dict_from_params(cfg, params), getattr(torch, args.dtype)).train()
         if args.full_finetune:

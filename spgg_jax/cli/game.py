@@ -289,7 +289,9 @@ def cmd_sweep(args) -> int:
 def cmd_learn(args) -> int:
     from spgg_jax.errors import check_writable_dir
     from spgg_jax.game import get_reward, sweep
-    from spgg_jax.rl.game_rl import GameRLConfig, learn_points, write_learning_report
+    from spgg_jax.rl.game_learners import GameRLConfig
+    from spgg_jax.rl.game_report import write_learning_report
+    from spgg_jax.rl.game_sweep import learn_points
 
     check_writable_dir(args.out, "--out")  # before the training runs
     base = _params(args)

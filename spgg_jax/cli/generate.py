@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 
-# Equal to spgg_jax.models.hub.DEFAULT_MODEL (a test checks); not imported here because importing
+# Equal to spgg_jax.models.weights.hub.DEFAULT_MODEL (a test checks); not imported here because importing
 # spgg_jax.models pulls in JAX/Flax, and `spgg --help` should stay fast.
 DEFAULT_MODEL = "smollm2-135m-instruct"
 
@@ -138,7 +138,7 @@ def generate(
     """
     import jax
 
-    from spgg_jax.models.hub import load_model
+    from spgg_jax.models.weights.hub import load_model
     from spgg_jax.models.tokenizer import has_chat_template, pad_id_of
     from spgg_jax.sampling import Sampler, SamplingParams
 

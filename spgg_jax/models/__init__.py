@@ -1,6 +1,7 @@
-"""spgg_jax.models: Flax decoder-only LLMs (llama, qwen2, qwen3, gpt2, gemma3) and their loaders.
+"""spgg_jax.models: Flax decoder-only LLMs (llama, qwen2, qwen3, gpt2, gemma3) and their tokenizers.
 
-See ``docs/models.md``. Main entry points:
+Fetching and converting weights lives in ``spgg_jax.models.weights`` (HF directories, GGUF files,
+the embedded models); its HF loader is re-exported here. See ``docs/models.md``. Main entry points:
 
     from spgg_jax.models import ModelConfig, load_hf_dir, init_params, apply, forward, init_cache
     cfg, params = load_hf_dir("path/to/hf_dir")            # config.json + safetensors
@@ -29,7 +30,8 @@ from spgg_jax.models.decoder import (
     split_layers,
 )
 from spgg_jax.models.generate import greedy_generate
-from spgg_jax.models.hf_loader import (
+from spgg_jax.models.shapes import SHAPES, get_shape
+from spgg_jax.models.weights.hf import (
     SafetensorsDir,
     hf_state_dict_from_params,
     load_hf_dir,
@@ -37,7 +39,6 @@ from spgg_jax.models.hf_loader import (
     hf_model_config,
     read_hf_config,
 )
-from spgg_jax.models.shapes import SHAPES, get_shape
 
 __all__ = [
     "CACHE_AXES", "FAMILIES", "KVCache", "ModelConfig", "RopeConfig", "SHAPES", "SafetensorsDir",

@@ -1,7 +1,7 @@
 """Load Hugging Face weights straight onto their shardings.
 
 ``load_sharded(path_or_name, mesh)`` reads an HF model directory (or a registered embedded model
-name, or a ``.gguf`` file; see ``spgg_jax.models.hub.resolve_model``) parameter by parameter: the
+name, or a ``.gguf`` file; see ``spgg_jax.models.weights.hub.resolve_model``) parameter by parameter: the
 HF tensors of one parameter are read from the safetensors files, converted to our layout (the same
 name mapping as ``spgg_jax.models.load_hf_dir``), and handed to
 ``jax.make_array_from_callback`` with the parameter's ``NamedSharding`` (from
@@ -22,7 +22,8 @@ import jax
 import numpy as np
 
 from spgg_jax.models import ModelConfig, param_logical_axes, param_shapes
-from spgg_jax.models.hf_loader import (
+from spgg_jax.models.tokenizer import load_tokenizer
+from spgg_jax.models.weights.hf import (
     SafetensorsDir,
     format_names,
     tensor_mapping,
@@ -31,9 +32,8 @@ from spgg_jax.models.hf_loader import (
     tensor_to_numpy,
     hf_model_config,
 )
-from spgg_jax.models.hub import load_model as load_model_local
-from spgg_jax.models.hub import resolve_model
-from spgg_jax.models.tokenizer import load_tokenizer
+from spgg_jax.models.weights.hub import load_model as load_model_local
+from spgg_jax.models.weights.hub import resolve_model
 from spgg_jax.parallel.rules import tree_shardings, validate_rules
 
 Params = Any
@@ -130,7 +130,7 @@ def load_sharded(
 def load_model(name_or_path: str | os.PathLike, dtype: str = "float32", param_dtype: str | None = None,
                mesh: Any = None, rules: Sequence[tuple[str, Any]] | None = None):
     """``(cfg, params, tokenizer)``: on the default device without a ``mesh``
-    (``spgg_jax.models.hub.load_model``), else every parameter straight onto its sharding by the
+    (``spgg_jax.models.weights.hub.load_model``), else every parameter straight onto its sharding by the
     logical-axis ``rules`` (:func:`load_sharded`)."""
     if mesh is None:
         return load_model_local(name_or_path, dtype=dtype, param_dtype=param_dtype)

@@ -3,7 +3,7 @@
 ``ppo_update`` runs epochs of (optionally shuffled) minibatch gradient steps for n agents at once:
 parameters, optimizer states and the batch carry a leading agent axis and every step is vmapped
 over it, so each agent optimises its own loss with its own optimizer state (gradient clipping does
-not couple agents). It is used by the game-level learners (``spgg_jax.rl.game_rl``) and by the
+not couple agents). It is used by the game-level learners (``spgg_jax.rl.game_learners``) and by the
 generation-parameter learner of LLM teams (``spgg_jax.rl.learners.gen_params``); they differ only in
 the loss they pass and in the options below.
 

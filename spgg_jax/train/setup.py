@@ -121,7 +121,7 @@ def _check_splits(task: str, options_json: str, seed: int, train_size: int, val_
 
 @functools.lru_cache(maxsize=64)
 def _check_model(ref: str, files: bool) -> str:
-    from spgg_jax.models.hub import MODELS, classify_model, is_fetched
+    from spgg_jax.models.weights.hub import MODELS, classify_model, is_fetched
 
     if not files and ref not in MODELS:
         return f"{ref} (not registered: a path on the machines that run the job, not checked here)"

@@ -12,7 +12,7 @@ from conftest import TINY_KINDS, VOCAB, torch_logits
 from spgg_jax.models import decoder as D
 from spgg_jax.models.config import ModelConfig
 from spgg_jax.models.generate import greedy_generate
-from spgg_jax.models.hf_loader import load_hf_dir
+from spgg_jax.models.weights.hf import load_hf_dir
 
 # float32 on CPU: our logits agree with PyTorch to ~2e-6; 1e-4 leaves room for op-order differences.
 ATOL = 1e-4

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from safetensors.numpy import load_file
 
-from spgg_jax.models.gguf import (
+from spgg_jax.models.weights.gguf import (
     SUPPORTED_ARCHITECTURES,
     GGUFConversionError,
     convert_gguf_to_hf_dir,
@@ -52,7 +52,7 @@ def test_llama_qk_really_permuted_in_file(tiny_llama):
     src, _, expected = tiny_llama
     reader = gguf.GGUFReader(str(src))
     raw = {t.name: t for t in reader.tensors}
-    from spgg_jax.models.gguf import _dequantize
+    from spgg_jax.models.weights.gguf import _dequantize
 
     stored_q = _dequantize(raw["blk.0.attn_q.weight"])
     hf_q = expected["model.layers.0.self_attn.q_proj.weight"]
@@ -76,7 +76,7 @@ def test_llama_config(tiny_llama):
 
 def test_llama_loads_through_hf_loader(tiny_llama):
     """The converted directory is a valid input of the decoder's HF loader (names and layouts)."""
-    from spgg_jax.models.hf_loader import load_hf_dir
+    from spgg_jax.models.weights.hf import load_hf_dir
 
     _, out, expected = tiny_llama
     cfg, params = load_hf_dir(out)

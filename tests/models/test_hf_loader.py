@@ -13,13 +13,13 @@ from conftest import TINY_KINDS, make_tiny_hf_model
 
 from spgg_jax.models import decoder as D
 from spgg_jax.models.config import ModelConfig, RopeConfig
-from spgg_jax.models.hf_loader import (
+from spgg_jax.models.shapes import SHAPES, get_shape
+from spgg_jax.models.weights.hf import (
     SafetensorsDir,
     hf_state_dict_from_params,
     load_hf_dir,
     params_from_hf_state_dict,
 )
-from spgg_jax.models.shapes import SHAPES, get_shape
 
 
 def _state(path):

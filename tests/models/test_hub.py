@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from spgg_jax.models import hub
-from spgg_jax.models.gguf import CONVERTER_VERSION, write_synthetic_gguf
+from spgg_jax.models.weights import hub
+from spgg_jax.models.weights.gguf import CONVERTER_VERSION, write_synthetic_gguf
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 
 from spgg_jax.cli import generate as gen_cli
 from spgg_jax.cli.main import build_parser, main
-from spgg_jax.models import hub
-from spgg_jax.models.gguf import write_synthetic_gguf
+from spgg_jax.models.weights import hub
+from spgg_jax.models.weights.gguf import write_synthetic_gguf
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import json
 import numpy as np
 import pytest
 
-from spgg_jax.models import hub
+from spgg_jax.models.weights import hub
 
 pytestmark = pytest.mark.real_model
 

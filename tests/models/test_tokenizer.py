@@ -11,16 +11,15 @@ import chex
 import numpy as np
 import pytest
 
-from spgg_jax.models.gguf import write_synthetic_gguf
 from spgg_jax.models.tokenizer import (
     apply_chat_template,
-    build_tokenizer_from_gguf,
     decode_batch,
     encode_batch,
     has_chat_template,
     load_tokenizer,
-    save_tokenizer_from_gguf,
 )
+from spgg_jax.models.weights.gguf import write_synthetic_gguf
+from spgg_jax.models.weights.gguf_tokenizer import build_tokenizer_from_gguf, save_tokenizer_from_gguf
 
 PARITY_STRINGS = [
     "Hello world",
@@ -135,7 +134,7 @@ def test_synthetic_matches_transformers_gguf_tokenizer(synth):
 def _check_parity(name: str, chat: bool) -> None:
     from transformers import AutoTokenizer
 
-    from spgg_jax.models.hub import fetch_model, source_gguf
+    from spgg_jax.models.weights.hub import fetch_model, source_gguf
 
     d = fetch_model(name)
     g = source_gguf(name)

@@ -1,4 +1,4 @@
-"""Policy-gradient learners in the public-goods games (spgg_jax.rl.game_rl).
+"""Policy-gradient learners in the public-goods games (spgg_jax.rl.game_learners).
 
 Compiles dominate the run time on CPU (a training run of a few hundred steps runs in about a
 second once compiled), so each fixture compiles one vmapped training function and several tests
@@ -12,7 +12,7 @@ import pytest
 
 from spgg_jax.game import make_params, solve
 from spgg_jax.game.sweep import stack_params
-from spgg_jax.rl.game_rl import METRIC_NAMES, GameRLConfig, greedy_path, make_train, seed_keys
+from spgg_jax.rl.game_learners import METRIC_NAMES, GameRLConfig, greedy_path, make_train, seed_keys
 
 # Learners' mean contribution per position (over seeds and the last 20% of steps) must lie within
 # this distance of the SPNE of the grid game. Why 0.1 (10% of [c_min, c_max] = 0.9): at the default

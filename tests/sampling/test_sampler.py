@@ -9,7 +9,7 @@ import pytest
 from spgg_jax.models.config import ModelConfig
 from spgg_jax.models.decoder import init_params
 from spgg_jax.models.generate import greedy_generate
-from spgg_jax.models.hf_loader import load_hf_dir
+from spgg_jax.models.weights.hf import load_hf_dir
 from spgg_jax.sampling import (
     FINISH_LENGTH,
     FINISH_STOP,

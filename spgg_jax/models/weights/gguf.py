@@ -3,7 +3,7 @@
 A GGUF file holds the weights (often quantized), the model hyper-parameters and the tokenizer. We
 convert it once into an ordinary HF directory (``config.json``, ``model.safetensors`` with HF tensor
 names and ``[out, in]`` layouts, tokenizer files with the chat template), so every downstream path
-loads through :func:`spgg_jax.models.hf_loader.load_hf_dir` and never sees GGUF again.
+loads through :func:`spgg_jax.models.weights.hf.load_hf_dir` and never sees GGUF again.
 
 What the conversion undoes (checked bit-exact against transformers' own GGUF loader):
 
@@ -16,7 +16,8 @@ What the conversion undoes (checked bit-exact against transformers' own GGUF loa
   (every 6th layer global) are not stored in the file and come from Gemma 3's defaults.
 
 Only NumPy, ``gguf`` and ``safetensors`` are needed (tokenizer files come from
-:mod:`spgg_jax.models.tokenizer`, which needs ``tokenizers``/``transformers`` but not torch).
+:mod:`spgg_jax.models.weights.gguf_tokenizer`, which needs ``tokenizers``/``transformers`` but not
+torch).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from spgg_jax.models.gguf_reader import GGUFConversionError, open_reader
+from spgg_jax.models.weights.gguf_reader import GGUFConversionError, open_reader
 
 # Architectures (GGUF ``general.architecture``) this converter understands.
 SUPPORTED_ARCHITECTURES: tuple[str, ...] = ("llama", "gemma3")
@@ -374,7 +375,7 @@ def convert_gguf_to_hf_dir(
     try:
         write_hf_dir(tmp, cfg, tensors, meta)
         if tokenizer:
-            from spgg_jax.models.tokenizer import save_tokenizer_from_gguf
+            from spgg_jax.models.weights.gguf_tokenizer import save_tokenizer_from_gguf
 
             save_tokenizer_from_gguf(gguf_path, tmp)
         os.chmod(tmp, 0o755)  # mkdtemp makes it private

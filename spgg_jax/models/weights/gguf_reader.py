@@ -1,5 +1,5 @@
-"""Opening GGUF files (shared by the converter, ``spgg_jax.models.gguf``, and the tokenizer reader,
-``spgg_jax.models.tokenizer``, which must not import each other)."""
+"""Opening GGUF files (shared by the converter, ``spgg_jax.models.weights.gguf``, and the tokenizer
+builder, ``spgg_jax.models.weights.gguf_tokenizer``, which must not import each other)."""
 
 from __future__ import annotations
 
