@@ -13,7 +13,8 @@ from spgg_jax.registry import Registry
 from spgg_jax.rl.algorithms import ALGORITHMS, algorithm_names
 from spgg_jax.rl.learners import METHOD_CONFIGS, GenParamsConfig, TokenConfig
 from spgg_jax.settings import declared, setting, setting_errors
-from spgg_jax.train.config import RESUMABLE_CHANGES, TrainConfig, load_config
+from spgg_jax.train.config import TrainConfig, load_config
+from spgg_jax.train.resume import RESUMABLE_CHANGES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 #: docs/training.md's settings table: row label -> (the declared class, the prefix of its keys)

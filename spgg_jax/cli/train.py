@@ -32,7 +32,7 @@ def settings_help(width: int) -> str:
 def _team_lines(width: int) -> list[str]:
     """The team's keys, with the values of the default team (a config without ``team``)."""
     from spgg_jax.settings import help_entry, value_text
-    from spgg_jax.train.config import DEFAULT_TEAM, resolve_team
+    from spgg_jax.train.team_spec import DEFAULT_TEAM, resolve_team
 
     team = resolve_team(DEFAULT_TEAM).to_dict()
     agent = {k: v for k, v in team.pop("agents")[0].items() if k not in ("name", "role")}

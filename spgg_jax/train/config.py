@@ -13,16 +13,13 @@ Every top-level key and every key of a method section is declared once, beside i
 values, the command-line parsing of strings and lists, ``spgg train --help`` and the resumable keys
 come from the declarations. Only checks across keys are written here and in the sections.
 
-``team`` in a config file is a team JSON path, ``"default"``/``"default:N"`` (the solver / checker /
-finaliser team of N agents), or an object: ``{"from": PATH_OR_DEFAULT, ...overrides}`` where the
-overrides are team fields (``observation``, ``final``, ``reward``, ``reward_params`` (merged into the
-team's; when ``reward`` names another variant, the file's parameters that variant does not accept
-are dropped first), ``scorer``, ...), ``model`` (every agent's model) and ``agents`` (fields applied
-to every agent, or a list of per-agent objects). Overrides always win over the file. Command-line ``team.KEY=VALUE`` overrides
-are merged into the same object (``team.reward_params.B=0.7``, ``team.agents.max_new_tokens=32``).
+``team`` in a config file is a team JSON path, ``"default:N"`` or an object
+(:mod:`spgg_jax.train.team_spec`); command-line ``KEY=VALUE`` overrides are parsed by
+:mod:`spgg_jax.train.overrides`, which also names where the first trainer's flat keys moved.
 
 The saved ``RUN_DIR/config.json`` is the *effective* configuration: the resolved team inline (every
-agent), the active method's section only. Loading it gives the same run; resume compares it.
+agent), the active method's section only. Loading it gives the same run; resume compares it
+(:mod:`spgg_jax.train.resume`).
 
 A command-line ``method=X`` switches a config file's method: the file's sections of the other
 methods are dropped (with a logged warning) instead of refused, so ``spgg train --config
@@ -33,7 +30,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import logging
 import os
 from pathlib import Path
@@ -43,27 +39,12 @@ from spgg_jax.errors import read_json_object
 from spgg_jax.parallel.rules import ParallelConfig
 from spgg_jax.rl.learners import METHOD_CONFIGS
 from spgg_jax.registry import unknown_names
-from spgg_jax.rollout.team import TeamConfig, load_team
+from spgg_jax.rollout.team import TeamConfig
 from spgg_jax.settings import declaration, declared, setting, setting_errors
+from spgg_jax.train.overrides import MOVED_KEYS, apply_overrides
+from spgg_jax.train.team_spec import DEFAULT_TEAM, game_errors, resolve_team
 
 logger = logging.getLogger(__name__)
-#: the team when a config names none (the trainer's historical default: 3 agents, 64 new tokens)
-DEFAULT_TEAM: Mapping[str, Any] = {"from": "default:3", "agents": {"max_new_tokens": 64}}
-#: keys of the first trainer's flat config -> where they live now (for errors that say what to write)
-MOVED_KEYS = {
-    "model": "team.model", "n_agents": "team.from=default:N", "observation": "team.observation",
-    "reward": "team.reward", "reward_params": "team.reward_params",
-    "cost": "team.effort (tokens or none; 'quality' was removed: it charged correctness as a cost)",
-    "max_new_tokens": "team.agents.max_new_tokens", "lr": "gen_params.lr", "ppo_epochs": "gen_params.epochs or token.epochs",
-    "minibatch": "gen_params.minibatch", "clip_eps": "gen_params.clip_eps or token.clip_eps",
-    "target_kl": "gen_params.target_kl", "value_coef": "gen_params.value_coef", "entropy_coef": "gen_params.entropy_coef",
-    "grad_clip": "gen_params.grad_clip or token.grad_clip", "policy_hidden": "gen_params.hidden",
-    "loss": "token.algorithm", "group_size": "token.group_size", "kl_coef": "token.kl_coef",
-    "lora_rank": "token.lora_rank", "lora_alpha": "token.lora_alpha", "lora_targets": "token.lora_targets",
-    "full_finetune": "token.full_finetune", "token_lr": "token.lr", "temperature": "token.temperature",
-    "gamma": "nothing (it was never read; the game's synergy is team.reward_params.gamma)",
-    "lam": "nothing (it was never read: episodes are one step long)",
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,7 +104,7 @@ class TrainConfig:
             return [f"team must be a TeamConfig, got {type(self.team).__name__}"]
         if self.team.n < 2:
             return [f"the game needs at least 2 agents, the team has {self.team.n}"]
-        return _game_errors(self.team)
+        return game_errors(self.team)
 
     def _cross_errors(self) -> list[str]:
         """The checks across settings (each setting is valid on its own)."""
@@ -157,45 +138,15 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "TrainConfig":
-        """Validate and resolve a config mapping (the shapes of the module docstring)."""
+        """Validate and resolve a config mapping (the team spec: :mod:`spgg_jax.train.team_spec`)."""
         return _build(copy.deepcopy(dict(d)))
 
     def replace(self, **kw) -> "TrainConfig":
         return dataclasses.replace(self, **kw)
 
 
-#: top-level keys that may differ between a run and its resumption (they do not change what is
-#: computed; the mesh may change too: orbax reshards the restored state onto the new mesh)
-RESUMABLE_CHANGES = tuple(d.name for d in declared(TrainConfig) if d.setting.resumable)
-
-
 def _invalid(errors: list[str]) -> str:
     return "invalid training config: " + "; ".join(errors)
-
-
-def _game_errors(team: TeamConfig) -> list[str]:
-    """The team's reward parameters checked at the boundary (types first, then the game's own rules)."""
-    out = []
-    for k, v in team.reward_params.items():
-        if k in ("cost", "score"):
-            ok = isinstance(v, str)
-        elif k == "weights":
-            ok = isinstance(v, (list, tuple)) and all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in v)
-        else:
-            ok = isinstance(v, (int, float)) and not isinstance(v, bool)
-        if not ok:
-            out.append(f"team.reward_params.{k} must be a {'name' if k in ('cost', 'score') else 'number'}, got {v!r}")
-    from spgg_jax.rollout.scoring import EPISODE_SCORERS
-
-    if team.scorer not in EPISODE_SCORERS:
-        out.append(f"team.scorer: {EPISODE_SCORERS.unknown_message(team.scorer)}")
-    if not out:
-        try:
-            team.game_params()
-        except (ValueError, TypeError, KeyError) as err:
-            out.append(f"team.reward={team.reward!r} with reward_params {dict(team.reward_params)}: "
-                       f"{err.args[0] if err.args else err}")
-    return out
 
 
 def _plain(v: Any) -> Any:
@@ -227,62 +178,6 @@ def _section(cls, prefix: str, d: Any):
     if errors:
         raise ValueError(_invalid(errors))
     return section
-
-
-def resolve_team(spec: Any) -> TeamConfig:
-    """A :class:`TeamConfig` from a team spec (path / ``default[:N]`` / object; module docstring)."""
-    if isinstance(spec, str):
-        spec = {"from": spec}
-    if not isinstance(spec, Mapping):
-        raise ValueError(f"team must be a team JSON path, 'default[:N]' or an object, got {spec!r:.80}")
-    spec = dict(spec)
-    if "from" not in spec:
-        if isinstance(spec.get("agents"), list):  # a whole team inline (as saved in config.json)
-            return TeamConfig.from_dict(spec)
-        spec["from"] = DEFAULT_TEAM["from"]
-    source = spec.pop("from")
-    if not isinstance(source, str):
-        raise ValueError(f"team.from must be a team JSON path or 'default[:N]', got {source!r}")
-    if source.startswith("default"):
-        try:
-            base = load_team(source)
-        except ValueError:
-            raise ValueError(f"team.from={source!r}: write 'default' or 'default:N' with N an integer >= 2") from None
-    else:
-        base = load_team(source)
-    d = base.to_dict()
-    model = spec.pop("model", None)
-    agents = spec.pop("agents", None)
-    if model is not None:
-        if not isinstance(model, str) or not model:
-            raise ValueError(f"team.model must be a model name or path, got {model!r}")
-        for a in d["agents"]:
-            a["model"] = model
-    if isinstance(agents, Mapping):
-        for a in d["agents"]:
-            a.update(agents)
-    elif isinstance(agents, list):
-        if len(agents) != len(d["agents"]):
-            raise ValueError(f"team.agents lists {len(agents)} agents, the team {source!r} has {len(d['agents'])}")
-        for a, o in zip(d["agents"], agents):
-            if not isinstance(o, Mapping):
-                raise ValueError(f"team.agents entries must be objects, got {o!r:.80}")
-            a.update(o)
-    elif agents is not None:
-        raise ValueError(f"team.agents must be an object (for every agent) or a list (one per agent), got {agents!r:.80}")
-    if isinstance(spec.get("reward"), str) and spec["reward"] != d["reward"]:
-        # the file's reward parameters belong to the file's reward: keep those the new one accepts
-        from spgg_jax.game.rewards import REWARDS, accepted_keys
-
-        if spec["reward"] in REWARDS:
-            keep = set(accepted_keys(spec["reward"]))
-            d["reward_params"] = {k: v for k, v in d["reward_params"].items() if k in keep}
-    if "reward_params" in spec:
-        if not isinstance(spec["reward_params"], Mapping):
-            raise ValueError(f"team.reward_params must be a JSON object, got {spec['reward_params']!r:.80}")
-        d["reward_params"] = {**d["reward_params"], **spec.pop("reward_params")}
-    d.update(spec)
-    return TeamConfig.from_dict(d)
 
 
 def _build(d: dict[str, Any]) -> TrainConfig:
@@ -324,46 +219,6 @@ def _add_train_options(d: dict[str, Any]) -> None:
             d["task_options"] = {**extra, **dict(d.get("task_options") or {})}
 
 
-def _parse_scalar(raw: str) -> Any:
-    """A command-line value: JSON when it parses (numbers, true/false, lists, objects), else the string."""
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError:
-        return raw
-
-
-def _override_value(parts: list[str], raw: str) -> Any:
-    """The value of a ``KEY=VALUE`` override: a top-level string setting as written, a list setting of a
-    section from comma-separated items (``gen_params.hidden=64,64``), anything else as JSON when it
-    parses (:func:`_parse_scalar`)."""
-    d = None
-    if len(parts) == 1:
-        d = declaration(TrainConfig, parts[0])
-        if d is not None and d.kind == "str":
-            return raw
-    elif len(parts) == 2 and parts[0] in METHOD_CONFIGS:
-        d = declaration(METHOD_CONFIGS[parts[0]], parts[1])
-    value = _parse_scalar(raw)
-    if d is not None and d.kind == "list" and isinstance(value, (str, int)):
-        return d.split(str(value))
-    return value
-
-
-def _set_path(d: dict, path: list[str], value: Any, item: str) -> None:
-    node = d
-    for p in path[:-1]:
-        nxt = node.get(p)
-        if isinstance(nxt, str) and p == "team":  # a team path: overrides go next to it
-            nxt = {"from": nxt}
-        if nxt is None:
-            nxt = {}
-        if not isinstance(nxt, dict):
-            raise ValueError(f"override {item!r}: {p} is not an object")
-        node[p] = nxt = dict(nxt)
-        node = nxt
-    node[path[-1]] = value
-
-
 def _anchor(value: Any, base: Path, key: str, config: str) -> Any:
     """A relative path from a config file, resolved against the file's directory (absolute)."""
     if not isinstance(value, str) or not value or value.startswith("default") or Path(value).is_absolute():
@@ -403,35 +258,5 @@ def load_config(path: str | None = None, overrides: list[str] | None = None) -> 
         for other in [m for m in METHOD_CONFIGS if m != methods[-1] and m in d]:
             logger.warning("method=%s on the command line: ignoring the %s section of %s", methods[-1], other, path)
             del d[other]
-    for item in overrides or []:
-        if "=" not in item:
-            raise ValueError(f"override {item!r} must look like key=value (see `spgg train --help`)")
-        key, raw = item.split("=", 1)
-        parts = [x.strip() for x in key.split(".")]
-        if not all(parts):
-            raise ValueError(f"override {item!r}: empty key")
-        if parts[0] in MOVED_KEYS:
-            raise ValueError(f"override {item!r}: {parts[0]} moved to {MOVED_KEYS[parts[0]]} (see docs/training.md)")
-        value = _override_value(parts, raw)
-        if parts == ["team"] and isinstance(value, str):
-            d["team"] = value
-            continue
-        _set_path(d, parts, value, item)
+    apply_overrides(d, overrides or [], TrainConfig)
     return TrainConfig.from_dict(d)
-
-
-def config_differences(saved: Mapping[str, Any], current: TrainConfig) -> dict[str, tuple[Any, Any]]:
-    """Top-level keys whose values differ between a saved run config and this one (ignoring
-    :data:`RESUMABLE_CHANGES`)."""
-    now = json.loads(json.dumps(current.to_dict()))
-    try:  # keys added since the run was saved read as their defaults
-        saved = json.loads(json.dumps(TrainConfig.from_dict(saved).to_dict()))
-    except (ValueError, TypeError, KeyError, OSError):
-        pass
-    diffs = {}
-    for k in set(saved) | set(now):
-        if k in RESUMABLE_CHANGES:
-            continue
-        if saved.get(k) != now.get(k):
-            diffs[k] = (saved.get(k), now.get(k))
-    return diffs

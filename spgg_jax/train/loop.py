@@ -36,7 +36,8 @@ from spgg_jax.rollout.scoring import (batch_contributes_nothing, episode_reward_
                                       score_episodes)
 from spgg_jax.sampling.params import PARAM_NAMES
 from spgg_jax.tasks.splits import format_summary
-from spgg_jax.train.config import TrainConfig, config_differences
+from spgg_jax.train.config import TrainConfig
+from spgg_jax.train.resume import config_differences
 from spgg_jax.train.setup import Setup, build_setup
 from spgg_jax.train.timing import compile_seconds, phase_metrics, step_line
 
