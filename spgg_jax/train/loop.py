@@ -2,7 +2,7 @@
 
 One iteration (``Trainer.train_step``):
     problems (deterministic in (seed, step))  ->  learner.rollout_policy(state)  ->  run_episodes
-    -> score_episodes (q_i, S)  ->  episode_rewards (the registered game reward, R[B, n])
+    -> score_episodes (q_i, S)  ->  episode_reward_terms (the registered game reward: R[B, n] = benefit - own_cost)
     -> learner.update(state, episodes, rewards)  ->  metrics (JSONL + TensorBoard), checkpoints.
 
 Everything a step consumes is a function of the restored state and the step index (RNG keys are
@@ -32,7 +32,7 @@ from spgg_jax.game.rewards import THRESHOLD_TOL
 from spgg_jax.parallel import any_process, broadcast_from_main, is_main_process, sync_global_devices
 from spgg_jax.rl.metrics import MetricsWriter, last_metrics_step, plot_run
 from spgg_jax.rollout.episode import run_episodes
-from spgg_jax.rollout.scoring import (batch_contributes_nothing, episode_reward_terms, episode_rewards, free_riding,
+from spgg_jax.rollout.scoring import (batch_contributes_nothing, episode_reward_terms, free_riding,
                                       score_episodes)
 from spgg_jax.sampling.params import PARAM_NAMES
 from spgg_jax.tasks.splits import format_summary
@@ -238,8 +238,11 @@ class Trainer:
         batch = run_episodes(s.team, s.bundles, problems, jax.random.fold_in(key, 0), **policy.episode_kwargs())
         t1 = time.perf_counter()
         scores = score_episodes(batch, s.team, judge=s.judge)
-        # process 0's rewards everywhere: a sandbox timeout must not make the hosts' updates diverge
-        rewards = broadcast_from_main(np.asarray(episode_rewards(scores, s.team, s.game_params)))
+        # the reward's two terms, once: R = benefit - own_cost (``episode_rewards``); process 0's
+        # everywhere: a sandbox timeout must not make the hosts' updates diverge
+        benefit, own_cost = broadcast_from_main(np.stack(
+            [np.asarray(x) for x in episode_reward_terms(scores, s.team, s.game_params)]))
+        rewards = benefit - own_cost
         t2 = time.perf_counter()
         learner_state = {k: v for k, v in self.state.items() if k != "step"}
         learn_from = rewards
@@ -252,16 +255,14 @@ class Trainer:
         phases = dict(batch.phase_seconds)
         phases["rollout_host"] = (t1 - t0) - sum(phases.values())  # prompts, tokenizing, texts
         phases.update(score=t2 - t1, update=t3 - t2)
-        return self._step_metrics(batch, scores, rewards, upd, phases, compile_seconds() - c0)
+        return self._step_metrics(batch, scores, rewards, own_cost, upd, phases, compile_seconds() - c0)
 
-    def _step_metrics(self, batch, scores, rewards, upd, phases, compile_s) -> dict:
+    def _step_metrics(self, batch, scores, rewards, own_cost, upd, phases, compile_s) -> dict:
         q = np.asarray(scores.q)
         s = np.asarray(scores.S)
         tokens = np.asarray(batch.tokens_generated)[:, : self.n]
         free = free_riding(scores, self.team)
         nothing = batch_contributes_nothing(batch)  # empty, no answer, or a bare copy of a predecessor's answer
-        _, own_cost = episode_reward_terms(scores, self.team, self.setup.game_params)
-        own_cost = np.asarray(own_cost)
         m: dict[str, Any] = {
             "accuracy": float(np.mean(np.asarray(scores.correct_final))),
             "final_score": float(np.mean(s)),
