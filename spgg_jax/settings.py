@@ -9,6 +9,7 @@ value), :func:`declared` lists them (the docs test), :func:`help_lines` writes t
     class Config:
         lr: float = setting(5e-4, gt=0, doc="learning rate")
         algorithm: str = setting("ppo", choices=ALGORITHMS, doc="the policy-gradient algorithm")
+        top_p: float = setting(0.95, gt=0, le=1, doc="nucleus sampling")
 
 A setting's kind (true/false, integer, number, string, list, object) is its default's type; a
 list's items have the kind of the default's items, and a range or choices apply to each item (a list
@@ -41,6 +42,7 @@ class Setting:
     choices: Choices = None
     note: str = ""
     resumable: bool = False
+    le: Optional[float] = None
 
     def names(self) -> list[str]:
         """The allowed names (empty when the setting has no choices)."""
@@ -49,12 +51,12 @@ class Setting:
 
 
 def setting(default: Any = dataclasses.MISSING, *, doc: str, ge: Optional[float] = None, gt: Optional[float] = None,
-            choices: Choices = None, note: str = "", resumable: bool = False,
+            le: Optional[float] = None, choices: Choices = None, note: str = "", resumable: bool = False,
             default_factory: Any = dataclasses.MISSING) -> Any:
-    """Declare a config field: its default (or ``default_factory``), its range (``ge``/``gt``) or
-    ``choices``, and ``doc``, its one-line help. ``note`` is appended to a range or choice error;
-    ``resumable`` marks a key that may change when a run is resumed."""
-    meta = {_KEY: Setting(doc, ge, gt, choices, note, resumable)}
+    """Declare a config field: its default (or ``default_factory``), its range (``ge``/``gt`` below,
+    ``le`` above) or ``choices``, and ``doc``, its one-line help. ``note`` is appended to a range or
+    choice error; ``resumable`` marks a key that may change when a run is resumed."""
+    meta = {_KEY: Setting(doc, ge, gt, choices, note, resumable, le)}
     return dataclasses.field(default=default, default_factory=default_factory, metadata=meta)
 
 
@@ -100,7 +102,7 @@ class Declared:
         return f"a non-empty list{items}, each {_scalar_rule(self.item_kind, self.setting)}"
 
     def bounds(self) -> str:
-        """The range or choices in short (``>= 1``, ``ppo, grpo``); empty when there are none."""
+        """The range or choices in short (``>= 1``, ``in (0, 1]``, ``ppo, grpo``); empty when there are none."""
         return ", ".join(self.setting.names()) or _bound_text(self.setting)
 
     def error(self, where: str, v: Any) -> Optional[str]:
@@ -143,7 +145,8 @@ def _is_int(text: str) -> bool:
 
 def _in_range(v: Any, kind: str, s: Setting) -> bool:
     if kind in ("int", "number"):
-        return math.isfinite(v) and (s.ge is None or v >= s.ge) and (s.gt is None or v > s.gt)
+        return (math.isfinite(v) and (s.ge is None or v >= s.ge) and (s.gt is None or v > s.gt)
+                and (s.le is None or v <= s.le))
     return not s.choices or v in s.names()
 
 
@@ -151,7 +154,7 @@ def _scalar_rule(kind: str, s: Setting) -> str:
     if s.choices:
         return f"one of {'|'.join(s.names())}"
     if kind == "int":
-        if s.ge == 1 and s.gt is None:
+        if s.ge == 1 and s.gt is None and s.le is None:
             return "a positive integer"
         return f"an integer {_bound_text(s)}".rstrip()
     if kind == "number":
@@ -160,8 +163,11 @@ def _scalar_rule(kind: str, s: Setting) -> str:
 
 
 def _bound_text(s: Setting) -> str:
-    """``">= 1"``, ``"> 0"`` (empty without bounds)."""
-    return " ".join(f"{op} {b:g}" for op, b in ((">=", s.ge), (">", s.gt)) if b is not None)
+    """``">= 1"``, ``"> 0"``, ``"<= 1"``, ``"in (0, 1]"`` (empty without bounds)."""
+    low = ("[", s.ge) if s.ge is not None else ("(", s.gt) if s.gt is not None else None
+    if low is not None and s.le is not None:
+        return f"in {low[0]}{low[1]:g}, {s.le:g}]"
+    return " ".join(f"{op} {b:g}" for op, b in ((">=", s.ge), (">", s.gt), ("<=", s.le)) if b is not None)
 
 
 def declared(cls: type) -> list[Declared]:

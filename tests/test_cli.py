@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import os
 import json
+import re
 
 import pytest
 
@@ -98,10 +99,12 @@ def test_help_shows_defaults_and_plain_percent(capsys):
 
 
 def test_train_help_lists_every_setting_in_80_columns(capsys, monkeypatch):
-    """``spgg train --help`` is built from the settings' declarations: every key of the top level and of
-    each method section with its default, the algorithms the registry holds, lines within 80 columns."""
+    """``spgg train --help`` is built from the settings' declarations: every key of the top level, of the
+    team and its agents and of each method section with its default, the algorithms the registry holds,
+    lines within 80 columns."""
     from spgg_jax.rl.algorithms import ALGORITHMS
     from spgg_jax.rl.learners import METHOD_CONFIGS
+    from spgg_jax.rollout.team import AgentConfig, TeamConfig
     from spgg_jax.settings import declared
     from spgg_jax.train.config import TrainConfig
 
@@ -111,14 +114,16 @@ def test_train_help_lists_every_setting_in_80_columns(capsys, monkeypatch):
     out = capsys.readouterr().out
     assert all(len(line) <= 80 for line in out.splitlines()), max(out.splitlines(), key=len)
     assert "%%" not in out
-    words = set(out.split())
-    sections = [("", TrainConfig)] + [(f"{m}.", cls) for m, cls in METHOD_CONFIGS.items()]
+    words, flat = set(out.split()), " " + " ".join(out.split())
+    sections = [("", TrainConfig), ("team.", TeamConfig), ("team.agents.", AgentConfig)]
+    sections += [(f"{m}.", cls) for m, cls in METHOD_CONFIGS.items()]
     missing = [f"{p}{d.name}={d.default_text()}" for p, cls in sections for d in declared(cls)
-               if f"{p}{d.name}={d.default_text()}" not in words and f"{p}{d.name}={d.default_text()}:" not in words]
+               if not re.search(rf" {re.escape(f'{p}{d.name}={d.default_text()}')}[ :]", flat)]
     assert not missing, missing
     assert "gen_params.group_size=1" in words and "token.train_layers=2" in words
     assert f"[{', '.join(ALGORITHMS.names())}]:" in " ".join(out.split())
     assert "team.from=default:3:" in words and "team.observation=fo" in words
+    assert "team.agents.top_p=0.95 [in (0, 1]]:" in flat and " max_new_tokens=64" in flat  # the default team's
 
 
 def test_commands_that_print_results_have_json():

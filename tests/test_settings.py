@@ -1,5 +1,5 @@
 """Settings declared once (spgg_jax.settings): the checks, the docs table and the help come from the
-declarations of TrainConfig, GenParamsConfig and TokenConfig."""
+declarations of TrainConfig, TeamConfig, AgentConfig, GenParamsConfig and TokenConfig."""
 
 from __future__ import annotations
 
@@ -12,14 +12,18 @@ import pytest
 from spgg_jax.registry import Registry
 from spgg_jax.rl.algorithms import ALGORITHMS, algorithm_names
 from spgg_jax.rl.learners import METHOD_CONFIGS, GenParamsConfig, TokenConfig
+from spgg_jax.rollout.team import AgentConfig, TeamConfig
 from spgg_jax.settings import declared, setting, setting_errors
 from spgg_jax.train.config import TrainConfig, load_config
 from spgg_jax.train.resume import RESUMABLE_CHANGES
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "training.md"
 #: docs/training.md's settings table: row label -> (the declared class, the prefix of its keys)
-ROWS = {"top level": (TrainConfig, ""), "`gen_params`": (GenParamsConfig, "gen_params"),
-        "`token`": (TokenConfig, "token")}
+ROWS = {"top level": (TrainConfig, ""), "`team`": (TeamConfig, "team"), "`team.agents`": (AgentConfig, "team.agents"),
+        "`gen_params`": (GenParamsConfig, "gen_params"), "`token`": (TokenConfig, "token")}
+#: how an error names a key of a row, when not by the key itself (an agent's: by the agent's name; the
+#: default team's first agent is the solver)
+MESSAGE_KEY = {"team.agents": "agent 'solver': {}"}
 NAMES: Registry[int] = Registry("name")
 NAMES.register("a")(1)
 
@@ -29,6 +33,8 @@ class Toy:
     count: int = setting(2, ge=1, doc="a positive integer")
     depth: int = setting(0, ge=0, note="0: all", doc="an integer >= 0")
     rate: float = setting(0.5, gt=0, doc="a number > 0")
+    share: float = setting(0.5, gt=0, le=1, doc="a number in (0, 1]")
+    cap: float = setting(1.0, le=1, doc="a number <= 1")
     flag: bool = setting(False, doc="true or false")
     name: str = setting("a", choices=NAMES, doc="a registered name")
     names: tuple[str, ...] = setting(("a",), choices=NAMES, doc="registered names")
@@ -45,6 +51,9 @@ class Toy:
     (dict(rate=0), "toy.rate must be a finite number > 0, got 0"),
     (dict(rate=float("nan")), "toy.rate must be a finite number > 0, got nan"),
     (dict(rate="x"), "toy.rate must be a number, got 'x'"),
+    (dict(share=0), "toy.share must be a finite number in (0, 1], got 0"),
+    (dict(share=1.5), "toy.share must be a finite number in (0, 1], got 1.5"),
+    (dict(cap=2), "toy.cap must be a finite number <= 1, got 2"),
     (dict(flag=1), "toy.flag must be true or false, got 1"),
     (dict(name="b"), "toy.name must be one of a, got 'b'"),
     (dict(names=()), "toy.names must be a non-empty list of distinct names, each one of a, got []"),
@@ -58,7 +67,8 @@ def test_errors_come_from_the_declarations(kw, message):
 
 
 def test_valid_values_pass_and_choices_are_read_when_checked():
-    assert setting_errors(Toy(rate=3, other="anything")) == []  # an int is a number; undeclared fields unchecked
+    # an int is a number; undeclared fields are never checked
+    assert setting_errors(Toy(rate=3, share=1, cap=-5, other="anything")) == []
     assert setting_errors(Toy(name="late"), "toy") != []
     NAMES.register("late")(2)  # a name registered later (a plugin's) counts
     try:
@@ -69,22 +79,24 @@ def test_valid_values_pass_and_choices_are_read_when_checked():
 
 
 def test_every_bound_and_choice_of_the_training_config_is_checked():
-    """Each declared range or choice rejects a value outside it, with the key and the value named."""
+    """Each declared range or choice rejects a value outside it, with the key and the value named (an
+    upper bound: a value above it too)."""
     for cls, prefix in ROWS.values():
         for d in declared(cls):
             s = d.setting
-            bad = s.ge - 1 if s.ge is not None else s.gt if s.gt is not None else "nope" if s.choices else None
-            if bad is None:
-                continue
-            if d.kind == "list":
-                bad = [bad]
-            elif d.kind == "int":
-                bad = int(bad)
-            key = f"{prefix}.{d.name}" if prefix else d.name
-            items = ["method=token"] if prefix == "token" else []
-            with pytest.raises(ValueError, match=re.escape(f"{key} must be ")) as err:
-                load_config(None, items + [f"{key}={bad if d.kind != 'list' else bad[0]}"])
-            assert repr(bad if d.kind != "list" else bad) in str(err.value)
+            bads = [s.ge - 1 if s.ge is not None else s.gt if s.gt is not None else "nope" if s.choices else None]
+            bads = [b for b in bads + [s.le + 1 if s.le is not None else None] if b is not None]
+            for bad in bads:
+                if d.kind == "list":
+                    bad = [bad]
+                elif d.kind == "int":
+                    bad = int(bad)
+                key = f"{prefix}.{d.name}" if prefix else d.name
+                named = MESSAGE_KEY.get(prefix, key).format(d.name)
+                items = ["method=token"] if prefix == "token" else []
+                with pytest.raises(ValueError, match=re.escape(f"{named} must be ")) as err:
+                    load_config(None, items + [f"{key}={bad if d.kind != 'list' else bad[0]}"])
+                assert repr(bad if d.kind != "list" else bad) in str(err.value)
 
 
 def test_algorithm_choices_come_from_the_registry():
@@ -125,4 +137,4 @@ def test_the_docs_settings_table_matches_the_declarations():
 
 
 def test_every_method_section_is_documented():
-    assert {cls for cls, _ in ROWS.values()} == {TrainConfig, *METHOD_CONFIGS.values()}
+    assert {cls for cls, _ in ROWS.values()} == {TrainConfig, TeamConfig, AgentConfig, *METHOD_CONFIGS.values()}

@@ -16,38 +16,57 @@ SETTINGS_INTRO = (
 
 def settings_help(width: int) -> str:
     """Every setting of ``spgg train``, section by section, with its default and range or choices: the
-    declarations of ``TrainConfig`` and the method sections (:mod:`spgg_jax.settings`), and the default
-    team's values."""
+    declarations of ``TrainConfig``, the team's (``TeamConfig``, ``AgentConfig``) and the method sections'
+    (:mod:`spgg_jax.settings`)."""
     from spgg_jax.rl.learners import METHOD_CONFIGS
     from spgg_jax.settings import help_lines
     from spgg_jax.train.config import TrainConfig
 
     lines = textwrap.wrap(SETTINGS_INTRO, width) + ["", "top level:"] + help_lines(TrainConfig, "", width)
-    lines += ["", "team (the team and its game; docs/training.md):"] + _team_lines(width)
+    lines += _team_lines(width)
     for method, cls in METHOD_CONFIGS.items():
         lines += ["", f"{method} (method={method}):"] + help_lines(cls, f"{method}.", width)
     return "\n".join(lines)
 
 
 def _team_lines(width: int) -> list[str]:
-    """The team's keys, with the values of the default team (a config without ``team``)."""
-    from spgg_jax.settings import help_entry, value_text
+    """The team's keys: the team spec's own (``from``, ``model``, ``reward_params.KEY``), then the declared
+    fields of the team and of every agent, each heading naming where the default team differs."""
+    from spgg_jax.rollout.team import AgentConfig, TeamConfig
+    from spgg_jax.settings import help_entry, help_lines
     from spgg_jax.train.team_spec import DEFAULT_TEAM, resolve_team
 
-    team = resolve_team(DEFAULT_TEAM).to_dict()
-    agent = {k: v for k, v in team.pop("agents")[0].items() if k not in ("name", "role")}
-    team.pop("reward_params")
-    entries = [
+    team = resolve_team(DEFAULT_TEAM)
+    spec = [
         f"team.from={DEFAULT_TEAM['from']}: default:N (the solver / checker / finaliser team of N agents) or a team "
         "JSON file",
-        f"team.model={agent.pop('model')}: every agent's model (the default team's)",
-        "team.agents.KEY: every agent's KEY (team.agents.max_new_tokens=32); the default team's: "
-        + " ".join(f"{k}={value_text(v)}" for k, v in agent.items()),
-        "team.reward_params.KEY: the game's shared parameters and the reward variant's own (spgg game list)",
-        "team.KEY: the team's fields; the default team's: "
-        + " ".join(f"team.{k}={value_text(v)}" for k, v in team.items()),
+        f"team.model={team.agents[0].model}: every agent's model",
+        "team.reward_params.KEY: one of the game's parameters (merged into the team's)",
     ]
-    return [line for e in entries for line in help_entry(e, width)]
+    heading = f"team (the team and its game; docs/training.md){_differs(TeamConfig, [team])}:"
+    lines = [""] + textwrap.wrap(heading, width)
+    lines += [line for e in spec for line in help_entry(e, width)] + help_lines(TeamConfig, "team.", width)
+    heading = ("team.agents (team.agents.KEY=VALUE sets every agent's KEY; shown: an agent's defaults in a team "
+               f"file{_differs(AgentConfig, team.agents)}):")
+    return lines + [""] + textwrap.wrap(heading, width) + help_lines(AgentConfig, "team.agents.", width)
+
+
+def _differs(cls: type, objs: list) -> str:
+    """``"; the default team's differ: KEY=VALUE; ..."`` for the declared settings of ``cls`` where the
+    default team's ``objs`` (its agents, or the team) do not have the default ("" when none)."""
+    from spgg_jax.settings import declared, value_text
+
+    out = []
+    for d in declared(cls):
+        values: list = []
+        for v in (getattr(o, d.name) for o in objs):
+            v = dict(v) if d.kind == "object" else v  # a team's reward_params: a read-only mapping
+            values += [v] if v not in values else []
+        if values != [d.default]:
+            text = value_text(values if len(values) > 1 else values[0])
+            own = "each agent's own" if len(values) > 1 else "its own"
+            out.append(f"{d.name}={text}" if len(text) <= 40 else f"{d.name}: {own}")
+    return f"; the default team's differ: {'; '.join(out)}" if out else ""
 
 
 def register(sub: argparse._SubParsersAction) -> None:

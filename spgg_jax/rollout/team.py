@@ -1,7 +1,10 @@
 """Team configuration: which agents play, in which order, with which models and generation settings.
 
 ``TeamConfig`` is a frozen dataclass read from JSON (``TeamConfig.from_json(path)``) or a dict; it is
-validated at construction, and every error names the bad field and value. ``default_team`` builds
+validated at construction, and every error names the bad field and value. The fields of ``TeamConfig``
+and ``AgentConfig`` are declared with :func:`spgg_jax.settings.setting` (default, range or choices,
+one-line help): their checks, ``spgg train --help`` and docs/training.md's settings table come from
+the declarations; the checks across fields (``c_min < c_max``) are written here. ``default_team`` builds
 the solver / checker / finaliser team used by ``spgg eval --team default``.
 """
 
@@ -9,13 +12,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 import types
 from typing import Any, Mapping, Sequence
 
 from spgg_jax.registry import unknown_names
-from spgg_jax.settings import int_error
+from spgg_jax.settings import declared, setting, setting_errors
 
 OBSERVATIONS = ("fo", "po")
 #: Final-answer rules (see docs/episodes.md): which turn's output is the team's answer.
@@ -60,45 +62,35 @@ ROLE_SINGLE = "You are a careful problem solver. Give the final answer in exactl
 class AgentConfig:
     """One agent: a model, a role prompt and its fixed generation parameters.
 
-    Attributes:
-      name: label shown to later agents and in logs.
-      model: registered model name (``spgg models list``), HF directory or ``.gguf`` file.
-      role: the agent's system / role prompt.
-      temperature, top_p, top_k, max_new_tokens, repetition_penalty, presence_penalty: generation
-        parameters (``spgg_jax.sampling.SamplingParams`` semantics: temperature 0 is greedy, top_k 0
-        is off, repetition_penalty 1 and presence_penalty 0 are off). A policy (``sampling_fn``)
-        replaces them during RL.
+    The generation parameters have ``spgg_jax.sampling.SamplingParams`` semantics (neutral values
+    switch a feature off); a policy (``sampling_fn``) replaces them during RL.
     """
 
-    name: str = "agent"
-    model: str = DEFAULT_MODEL
-    role: str = ROLE_SINGLE
-    temperature: float = 0.7
-    top_p: float = 0.95
-    top_k: int = 0
-    max_new_tokens: int = 128
-    repetition_penalty: float = 1.0
-    presence_penalty: float = 0.0
+    name: str = setting("agent", doc="the agent's label, shown to later agents and in logs")
+    model: str = setting(DEFAULT_MODEL, doc="a registered model (spgg models list), a Hugging Face directory or a "
+                         ".gguf file")
+    role: str = setting(ROLE_SINGLE, doc="the agent's system (role) prompt")
+    temperature: float = setting(0.7, ge=0, doc="sampling temperature; 0: greedy")
+    top_p: float = setting(0.95, gt=0, le=1, doc="nucleus sampling: the most likely tokens up to this probability; "
+                           "1: off")
+    top_k: int = setting(0, ge=0, note="0: off", doc="sampling among the k most likely tokens; 0: off")
+    max_new_tokens: int = setting(128, ge=1, doc="the most tokens the agent generates in a turn")
+    repetition_penalty: float = setting(1.0, gt=0, doc="penalty on tokens already in the context (transformers' "
+                                        "definition); 1: off")
+    presence_penalty: float = setting(0.0, doc="subtracted once from the logits of tokens already generated "
+                                      "(OpenAI / vLLM definition); 0: off")
 
     def __post_init__(self) -> None:
-        for f in ("name", "model", "role"):
+        for f in ("top_k", "max_new_tokens"):  # a whole float (40.0, as JSON may write it) is that integer
             v = getattr(self, f)
-            if not isinstance(v, str) or (f != "role" and not v.strip()):
-                raise ValueError(f"agent {self.name!r}: {f} must be a non-empty string, got {v!r}")
-        num = {
-            "temperature": (lambda v: v >= 0, ">= 0"),
-            "top_p": (lambda v: 0 < v <= 1, "in (0, 1]"),
-            "top_k": (lambda v: v >= 0 and float(v).is_integer(), "an integer >= 0"),
-            "max_new_tokens": (lambda v: v >= 1 and float(v).is_integer(), "an integer >= 1"),
-            "repetition_penalty": (lambda v: v > 0, "> 0"),
-            "presence_penalty": (lambda v: True, "finite"),
-        }
-        for f, (ok, rule) in num.items():
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or not ok(v):
-                raise ValueError(f"agent {self.name!r}: {f} must be {rule}, got {v!r}")
-        object.__setattr__(self, "top_k", int(self.top_k))
-        object.__setattr__(self, "max_new_tokens", int(self.max_new_tokens))
+            if isinstance(v, float) and v.is_integer():
+                object.__setattr__(self, f, int(v))
+        where = f"agent {self.name!r}: "
+        errors = [e for d in declared(AgentConfig) if (e := d.error(where + d.name, getattr(self, d.name)))]
+        errors += [f"{where}{f} must be a non-empty string, got {getattr(self, f)!r}" for f in ("name", "model")
+                   if isinstance(getattr(self, f), str) and not getattr(self, f).strip()]
+        if errors:
+            raise ValueError("; ".join(errors))
 
     def sampling_kwargs(self) -> dict[str, Any]:
         """The generation parameters as ``SamplingParams.create`` keyword arguments."""
@@ -120,44 +112,39 @@ class AgentConfig:
 class TeamConfig:
     """A team of agents playing the sequential protocol, and the game that rewards them.
 
-    Attributes:
-      agents: the agents in acting order (n >= 1; the game needs n >= 2).
-      observation: ``"fo"`` (agent i sees all predecessors) or ``"po"`` (only agent i-1).
-      final: which output is the team's answer (chosen per problem by ``rollout.scoring.choose_final``):
-        ``"last"`` the last agent's; ``"last_answer"`` the latest agent output that contains an
-        extractable answer (an agent that only comments does not erase a predecessor's answer);
-        ``"integrator"`` after agents 1..n, agent 1 writes the final answer having seen every output
-        (n+1 turns); ``"majority"`` plurality vote over the n agents' extracted answers;
-        ``"majority_integrator"`` the integrator turn is played and the vote is over the n+1 answers.
-        Vote ties go to the answer given most recently (see ``choose_final``).
-      context_budget: maximum prompt tokens per turn; predecessors' outputs are truncated to fit,
-        the task never is.
-      c_min, c_max: contribution range of the game; quality scores in [0, 1] map into it.
-      reward: registered reward name (``spgg game list``), needs a per-agent form.
-      reward_params: the game's parameters beyond n, c_min, c_max and observation: the shared ones
-        (kappa, B, cost, score, ...) and the reward variant's own (``spgg game list``).
-      scorer: the registered episode scorer that turns the outputs' texts into q and S
-        (``spgg_jax.rollout.scoring.EPISODE_SCORERS``; default ``task``).
-      effort: what the reward's own-cost term is charged on (q_i, the measured quality, enters only
-        the benefits): ``"tokens"`` (default) effort_i = agent i's generated tokens / the fixed
-        ``token_budget``, clipped to [0, 1] and mapped into [c_min, c_max]; ``"none"``: no own-cost
-        term. (The old field ``cost`` with ``"quality"`` is removed: it charged correctness.)
-      token_budget: the fixed token budget of the effort (an integer >= 0); 0 means the largest
-        ``max_new_tokens`` among the team's agents (``effort_budget``). A row's own chosen limit
-        never changes its effort.
+    ``agents`` are the agents in acting order (n >= 1; the game needs n >= 2). The final-answer rules
+    (``final``; chosen per problem by ``rollout.scoring.choose_final``): ``"last"`` the last agent's
+    output; ``"last_answer"`` the latest agent output that contains an extractable answer (an agent that
+    only comments does not erase a predecessor's answer); ``"integrator"`` after agents 1..n, agent 1
+    writes the final answer having seen every output (n+1 turns); ``"majority"`` plurality vote over
+    the n agents' extracted answers; ``"majority_integrator"`` the integrator turn is played and the
+    vote is over the n+1 answers. Vote ties go to the answer given most recently.
+
+    The effort (``effort="tokens"``): effort_i = agent i's generated tokens / the fixed ``token_budget``,
+    clipped to [0, 1] and mapped into [c_min, c_max]; q_i, the measured quality, enters only the
+    benefits. A row's own chosen limit never changes its effort. (The old field ``cost`` with
+    ``"quality"`` is removed: it charged correctness.)
     """
 
     agents: tuple[AgentConfig, ...]
-    observation: str = "fo"
-    final: str = "last"
-    context_budget: int = 1024
-    c_min: float = 0.1
-    c_max: float = 1.0
-    reward: str = "mac_spgg"
-    reward_params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    effort: str = "tokens"
-    token_budget: int = 0
-    scorer: str = "task"
+    observation: str = setting("fo", choices=OBSERVATIONS, doc="fo: agent i sees every predecessor's output; po: "
+                               "only agent i-1's")
+    final: str = setting("last", choices=FINALS, doc="which output is the team's answer (docs/episodes.md)")
+    context_budget: int = setting(1024, ge=16, note="tokens", doc="the most prompt tokens of a turn; predecessors' "
+                                  "outputs are truncated to fit, the task never is")
+    c_min: float = setting(0.1, gt=0, doc="the game's smallest contribution (below c_max); quality scores in [0, 1] "
+                           "map into [c_min, c_max]")
+    c_max: float = setting(1.0, gt=0, doc="the game's largest contribution")
+    reward: str = setting("mac_spgg", doc="a registered reward with a per-agent form (spgg game list)")
+    reward_params: Mapping[str, Any] = setting(default_factory=dict, doc="the game's parameters beyond n, c_min, c_max "
+                                               "and observation: the shared ones (kappa, B, cost, score, ...) and "
+                                               "the reward variant's own (spgg game list)")
+    effort: str = setting("tokens", choices=EFFORTS, doc="what the own-cost term is charged on: tokens (generated "
+                          "tokens / token_budget) or none (no own-cost term)")
+    token_budget: int = setting(0, ge=0, note="0: the largest max_new_tokens", doc="the tokens that make effort 1; "
+                                "0: the largest max_new_tokens among the agents")
+    scorer: str = setting("task", doc="the episode scorer that turns the outputs' texts into q and S (task, "
+                          "shared_credit or a plugin's; rollout.scoring.EPISODE_SCORERS)")
 
     def __post_init__(self) -> None:
         agents = tuple(self.agents) if isinstance(self.agents, (list, tuple)) else self.agents
@@ -167,31 +154,18 @@ class TeamConfig:
             if not isinstance(a, AgentConfig):
                 raise ValueError(f"team.agents[{i}] must be an AgentConfig, got {type(a).__name__}")
         object.__setattr__(self, "agents", agents)
-        if self.observation not in OBSERVATIONS:
-            raise ValueError(f"team.observation must be one of {OBSERVATIONS}, got {self.observation!r}")
-        if self.final not in FINALS:
-            raise ValueError(f"team.final must be one of {FINALS}, got {self.final!r}")
-        if self.effort not in EFFORTS:
-            raise ValueError(f"team.effort must be one of {EFFORTS}, got {self.effort!r}")
-        err = (int_error("team.token_budget", self.token_budget, ge=0, note="0: the largest max_new_tokens")
-               or int_error("team.context_budget", self.context_budget, ge=16, note="tokens"))
-        if err:
-            raise ValueError(err)
-        for f in ("c_min", "c_max"):
-            v = getattr(self, f)
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v):
-                raise ValueError(f"team.{f} must be a finite number, got {v!r}")
-        if not 0 < self.c_min < self.c_max:
-            raise ValueError(f"team needs 0 < c_min < c_max, got c_min={self.c_min!r}, c_max={self.c_max!r}")
-        if not isinstance(self.reward, str) or not self.reward:
-            raise ValueError(f"team.reward must be a reward name, got {self.reward!r}")
-        if not isinstance(self.scorer, str) or not self.scorer:
-            raise ValueError(f"team.scorer must be an episode scorer name, got {self.scorer!r}")
-        if not isinstance(self.reward_params, Mapping):
-            raise ValueError(f"team.reward_params must be a mapping, got {self.reward_params!r:.80}")
-        clash = sorted({"n", "c_min", "c_max", "observation"} & set(self.reward_params))
-        if clash:
-            raise ValueError(f"team.reward_params must not set {clash}: they come from the team itself")
+        errors = setting_errors(self, "team")
+        errors += [f"team.{f} must be {what}, got ''" for f, what in (("reward", "a reward name"),
+                                                                     ("scorer", "an episode scorer name"))
+                   if getattr(self, f) == ""]
+        if not errors:  # the checks across fields
+            if not self.c_min < self.c_max:
+                errors.append(f"team needs 0 < c_min < c_max, got c_min={self.c_min!r}, c_max={self.c_max!r}")
+            clash = sorted({"n", "c_min", "c_max", "observation"} & set(self.reward_params))
+            if clash:
+                errors.append(f"team.reward_params must not set {clash}: they come from the team itself")
+        if errors:
+            raise ValueError("; ".join(errors))
         object.__setattr__(self, "reward_params", types.MappingProxyType(dict(self.reward_params)))
 
     # ------------------------------------------------------------------ derived

@@ -94,6 +94,35 @@ def test_agent_validation(field, value):
         AgentConfig(**{field: value})
 
 
+def test_errors_come_from_the_declarations_and_name_the_value():
+    """The fields are declared (spgg_jax.settings): each error names the agent or ``team.KEY`` and the
+    value; the checks across fields stay by hand."""
+    assert AgentConfig(top_k=40.0, max_new_tokens=64.0).top_k == 40  # a whole float is that integer
+    assert isinstance(AgentConfig(max_new_tokens=64.0).max_new_tokens, int)
+    for kw, message in [
+        (dict(name="a", top_p=1.5), "agent 'a': top_p must be a finite number in (0, 1], got 1.5"),
+        (dict(name="a", max_new_tokens=0), "agent 'a': max_new_tokens must be a positive integer, got 0"),
+        (dict(name="a", temperature=float("inf")), "agent 'a': temperature must be a finite number >= 0, got inf"),
+        (dict(name="a", model=" "), "agent 'a': model must be a non-empty string, got ' '"),
+        (dict(name="a", role=None), "agent 'a': role must be a string, got None"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            AgentConfig(**kw)
+        assert str(err.value) == message
+    team = default_team(n=2)
+    for kw, message in [
+        (dict(observation="foo"), "team.observation must be one of fo|po, got 'foo' (did you mean 'fo'?)"),
+        (dict(c_min=0), "team.c_min must be a finite number > 0, got 0"),
+        (dict(c_min=0.5, c_max=0.5), "team needs 0 < c_min < c_max, got c_min=0.5, c_max=0.5"),
+        (dict(reward=""), "team.reward must be a reward name, got ''"),
+        (dict(reward_params=[1]), "team.reward_params must be a JSON object, got [1]"),
+        (dict(context_budget=8), "team.context_budget must be an integer >= 16 (tokens), got 8"),
+    ]:
+        with pytest.raises(ValueError) as err:
+            team.replace(**kw)
+        assert str(err.value) == message
+
+
 def test_unknown_fields_and_bad_json(tmp_path):
     with pytest.raises(ValueError, match="temprature"):
         TeamConfig.from_dict({"agents": [{"name": "a", "temprature": 0.5}]})
