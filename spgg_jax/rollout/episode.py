@@ -4,15 +4,17 @@ Each turn is ONE batched sampler call over all problems. Text (not tokens) passe
 so a team may mix models with different tokenizers; every distinct model is loaded once into a
 :class:`ModelBundle`, and agents on the same model share its sampler (and its compiled programs).
 
-The RL hook: ``sampling_fn(agent_index, features, key) -> (SamplingParams, aux)`` chooses each
-agent's generation parameters per row. ``features`` are the agent model's final hidden states of
-its prompt, mean-pooled over real tokens (from the sampler's prefill, which the decoding then
-continues from: the prompt runs once; no random noise), or ``None`` unless
-``need_features=True``. ``agent_params[i]`` replaces agent i's weights (trained per-agent weights on
-a shared base model; same shapes, no recompilation). ``capture_layer=L`` keeps, for each agent
-turn, the residual stream entering layer L over the prompt and the generated tokens
-(``AgentTurn.trunk``): a learner that trains only the layers from L up reuses the rollout's forward
-instead of running the frozen trunk again.
+The RL hook: ``sampling_fn(agent_index, features, key) -> (SamplingParams, record)`` chooses each
+agent's generation parameters per row; ``record`` is the policy's own account of the turn (its
+draws, log-probs, values, inputs: a typed structure its learner declares, or ``None``), which the
+rollout does not look inside and returns as ``AgentTurn.policy`` for the learner's update.
+``features`` are the agent model's final hidden states of its prompt, mean-pooled over real tokens
+(from the sampler's prefill, which the decoding then continues from: the prompt runs once; no
+random noise), or ``None`` unless ``need_features=True``. ``agent_params[i]`` replaces agent i's
+weights (trained per-agent weights on a shared base model; same shapes, no recompilation).
+``capture_layer=L`` keeps, for each agent turn, the residual stream entering layer L over the
+prompt and the generated tokens (``AgentTurn.trunk``): a learner that trains only the layers from L
+up reuses the rollout's forward instead of running the frozen trunk again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Generic, Mapping, Sequence, TypeVar
 
 import jax
 import numpy as np
@@ -35,7 +37,12 @@ from spgg_jax.sampling import Sampler, SamplingParams
 from spgg_jax.sampling.sampler import mean_pool
 from spgg_jax.tasks import get_task
 
-SamplingFn = Callable[[int, Any, jax.Array], tuple[Any, Mapping[str, Any]]]
+#: the type of a policy's per-turn record (``AgentTurn.policy``): declared by the learner
+#: (``Learner.record_type``), opaque to the rollout
+R = TypeVar("R")
+
+#: ``(agent_index, features | None, key) -> (SamplingParams, record | None)``
+SamplingFn = Callable[[int, Any, jax.Array], tuple[Any, Any]]
 
 
 @dataclasses.dataclass
@@ -74,11 +81,14 @@ def load_bundles(team: TeamConfig, dtype: str = "float32",
 
 
 @dataclasses.dataclass
-class AgentTurn:
+class AgentTurn(Generic[R]):
     """What one turn did, for the whole batch (numpy arrays; text beside them).
 
     ``prompt_ids``/``prompt_mask`` are left-padded (``[B, P]``); ``tokens``/``mask``/``logprobs``/
-    ``model_logprobs`` are the sampler's right-padded outputs (``[B, T]``).
+    ``model_logprobs`` are the sampler's right-padded outputs (``[B, T]``). ``policy`` is the record
+    the ``sampling_fn`` returned for this turn (its learner's declared type, host arrays over the
+    batch), or ``None``: no policy consulted (the integrator turn, a rollout without a
+    ``sampling_fn``), or one that keeps no record (a deterministic evaluation).
     """
 
     turn: int
@@ -95,12 +105,12 @@ class AgentTurn:
     finish_reason: np.ndarray
     output_text: list[str]
     sampling: Any
-    aux: dict[str, Any]
     features: np.ndarray | None
     exchanged_tokens: np.ndarray  # i32[B]: predecessor tokens included in this turn's prompts
     truncated: np.ndarray  # bool[B]: a predecessor output was shortened to fit the budget
     seconds: float
     phase_seconds: dict[str, float] = dataclasses.field(default_factory=dict)  # prefill, policy, decode (wall clock)
+    policy: R | None = None  # the policy's record of the turn (the learner's declared type), or None
     # with capture_layer=L: the residual stream entering layer L over [prompt_ids | tokens], [B, P+T, D]
     # (the sampler's forward; each row's last generated token, which no forward ran, holds 0)
     trunk: np.ndarray | None = None
@@ -108,11 +118,11 @@ class AgentTurn:
 
 
 @dataclasses.dataclass
-class EpisodeBatch:
+class EpisodeBatch(Generic[R]):
     """A batch of episodes: one :class:`AgentTurn` per turn (n, or n+1 with an integrator)."""
 
     problems: list[Any]
-    turns: list[AgentTurn]
+    turns: list[AgentTurn[R]]
     team: TeamConfig
 
     @property
@@ -125,7 +135,7 @@ class EpisodeBatch:
         return self.turns[-1].output_text
 
     @property
-    def agent_turns(self) -> list[AgentTurn]:
+    def agent_turns(self) -> list[AgentTurn[R]]:
         """The n agent turns (the integrator turn excluded)."""
         return self.turns[: self.team.n]
 
@@ -206,14 +216,15 @@ def _align_left(trunk: np.ndarray, width: int) -> np.ndarray:
 
 def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens: Sequence[bool], sampling: Any,
                    key: jax.Array, params: Any = None, need_features: bool = False,
-                   sampling_fn: Callable[[Any, jax.Array], tuple[Any, Mapping[str, Any]]] | None = None,
+                   sampling_fn: Callable[[Any, jax.Array], tuple[Any, Any]] | None = None,
                    capture_layer: int | None = None) -> dict[str, Any]:
     """Encode, prefill, ask ``sampling_fn`` for parameters (given the prompt features), decode.
 
     The prompt runs through the model once: its pooled final hidden states are the policy's
     features and its KV cache is what decoding continues from. ``sampling`` (the agent's configured
     parameters) sizes the generation slots; a policy's rows may not ask for more. Returns a dict of
-    numpy arrays and texts, with ``phase_seconds`` (prefill, policy, decode; compilation included;
+    numpy arrays and texts (``policy``: the record ``sampling_fn`` returned beside its parameters, as
+    it returned it; ``None`` without one), with ``phase_seconds`` (prefill, policy, decode; compilation included;
     each phase waits for its device work before the clock is read). ``capture_layer=L`` adds ``trunk``:
     the residual stream entering layer L over ``[prompt_ids | tokens]`` (the prompt's columns as
     ``prompt_ids`` pads them).
@@ -228,10 +239,9 @@ def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens
     jax.block_until_ready((pre.start, pre.pooled))
     feats = pre.features if need_features else None
     t1 = time.perf_counter()
-    aux: dict[str, Any] = {}
+    record = None
     if sampling_fn is not None:
-        sampling, aux = sampling_fn(feats, k_policy)
-        aux = dict(aux or {})
+        sampling, record = sampling_fn(feats, k_policy)
     t2 = time.perf_counter()
     out = to_host(bundle.sampler.decode(pre, sampling, key=k_sample))  # the whole batch on every process
     t3 = time.perf_counter()
@@ -244,7 +254,7 @@ def generate_batch(bundle: ModelBundle, texts: Sequence[str], add_special_tokens
         prompt_ids=ids, prompt_mask=mask, tokens=tokens, mask=gmask, logprobs=np.asarray(out.logprobs),
         model_logprobs=np.asarray(out.model_logprobs), lengths=np.asarray(out.lengths),
         finish_reason=np.asarray(out.finish_reason), output_text=decode_batch(bundle.tokenizer, tokens, gmask),
-        sampling=sampling, aux=aux, features=None if feats is None else to_host(feats),
+        sampling=sampling, policy=record, features=None if feats is None else to_host(feats),
         phase_seconds={"prefill": t1 - t0, "policy": t2 - t1, "decode": t3 - t2},
         trunk=trunk, trunk_layer=capture_layer if trunk is not None else None,
     )
@@ -262,9 +272,10 @@ def run_episodes(team: TeamConfig, bundles: Mapping[str, ModelBundle], problems:
       bundles: ``{model_name: ModelBundle}`` covering every agent's model (``load_bundles``).
       problems: ``spgg_jax.tasks.Problem`` list (all of one task).
       key: PRNG key; turn t uses ``fold_in(key, t)``.
-      sampling_fn: ``(agent_index, features f32[B,D] | None, key) -> (SamplingParams, aux)``; called
-        once per AGENT turn (not for the integrator turn, which uses agent 1's fixed parameters).
-        ``None``: every agent uses its config's parameters.
+      sampling_fn: ``(agent_index, features f32[B,D] | None, key) -> (SamplingParams, record)``;
+        called once per AGENT turn (not for the integrator turn, which uses agent 1's fixed
+        parameters). ``record`` (the learner's declared record type, or ``None``) becomes the
+        turn's ``AgentTurn.policy``. ``None``: every agent uses its config's parameters.
       agent_params: per-agent weight overrides (``None`` entries keep the bundle's weights); the
         integrator turn uses agent 1's.
       need_features: compute prompt features for ``sampling_fn`` (else it gets ``None``).

@@ -47,7 +47,8 @@ def test_start_moves_the_policy_not_the_team():
     feats = np.zeros((2, 4), np.float32)
     for lrn, want in ((learner, 1.2), (plain, 0.7)):
         state = lrn.init(jax.random.key(0))
-        sp, _ = lrn.rollout_policy(state, deterministic=True).sampling_fn(0, feats, None)
+        sp, record = lrn.rollout_policy(state, deterministic=True).sampling_fn(0, feats, None)
+        assert record is None  # the policy's modes: no draws, nothing for an update
         np.testing.assert_allclose(np.asarray(sp.temperature), want, rtol=1e-3)
     with pytest.raises(ValueError, match=r"gen_params.start.temperature=9 lies outside the policy's range \[0.05, 1.5\]"):
         GenParamsLearner(GenParamsConfig(start={"temperature": 9}), cfg.team, feature_dim=4)

@@ -1,5 +1,7 @@
 """Algorithms behind one registry, the shared PPO core, and the learner protocol on a tiny model."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -7,7 +9,7 @@ import numpy as np
 import pytest
 
 from spgg_jax.rl.algorithms import ALGORITHMS, get_algorithm, register_algorithm
-from spgg_jax.rl.learners import GenParamsConfig, TokenConfig, make_learner
+from spgg_jax.rl.learners import GenParamsConfig, GenParamsRecord, TokenConfig, make_learner
 from spgg_jax.rl.losses import LOSSES
 from spgg_jax.rl.ppo import make_optimizer, ppo_update
 from spgg_jax.rollout.episode import run_episodes
@@ -90,10 +92,15 @@ def test_learner_protocol(tiny, method, cfg):
     chex.assert_trees_all_equal(s0, s1)
     policy = learner.rollout_policy(s0)
     batch = run_episodes(team, {"tiny": bundle}, problems, jax.random.key(2), **policy.episode_kwargs())
-    if method == "gen_params":
+    if learner.record_type is None:  # nothing of the policy's own travels with the turns
+        assert all(t.policy is None for t in batch.turns)
+    else:  # each agent turn carries the record type the learner declares; the integrator's none
+        assert learner.record_type is GenParamsRecord
+        b, f = len(problems), learner.feature_dim
         for t in batch.agent_turns:
-            assert {"u", "logp", "value", "policy_features"} <= set(t.aux)
-            chex.assert_shape(t.aux["u"], (len(problems), len(cfg.controls)))
+            assert isinstance(t.policy, GenParamsRecord)
+            chex.assert_shape([t.policy.features, t.policy.u, t.policy.logp, t.policy.value],
+                              [(b, f), (b, len(cfg.controls)), (b,), (b,)])
     rewards = np.random.default_rng(0).normal(size=(len(problems), team.n)).astype(np.float32)
     s2, metrics = learner.update(s0, batch, rewards, jax.random.key(3))
     chex.assert_trees_all_equal_structs(s0, s2)
@@ -103,8 +110,12 @@ def test_learner_protocol(tiny, method, cfg):
     assert all(np.isfinite(v) for v in metrics.values())
     if method == "gen_params":  # a batch rolled out without the policy carries nothing to learn from
         plain = run_episodes(team, {"tiny": bundle}, problems, jax.random.key(2))
-        with pytest.raises(ValueError, match="carry no policy choices"):
+        with pytest.raises(ValueError, match=r"agent turns \[0, 1\] carry no policy choices \(GenParamsRecord"):
             learner.update(s0, plain, rewards, jax.random.key(3))
+        # the error names exactly the agents whose records are missing
+        mixed = dataclasses.replace(batch, turns=[batch.turns[0], dataclasses.replace(batch.turns[1], policy=None)])
+        with pytest.raises(ValueError, match=r"agent turns \[1\] carry no policy choices"):
+            learner.update(s0, mixed, rewards, jax.random.key(3))
     else:
         assert metrics["logprob_mismatch"] < 1e-4
 

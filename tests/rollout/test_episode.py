@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -49,7 +51,7 @@ def test_episode_prompts_shapes_accounting(bundle, obs):
         assert turn.tokens.shape[0] == B and turn.tokens.shape[1] >= MAX_NEW
         np.testing.assert_array_equal(turn.lengths, turn.mask.sum(1))
         assert np.all(turn.lengths <= MAX_NEW) and np.all(turn.lengths >= 1)
-        assert turn.features is None and turn.aux == {} and turn.agent == t
+        assert turn.features is None and turn.policy is None and turn.agent == t
         assert len(turn.output_text) == B and turn.seconds > 0
         for b in range(B):
             # the encoded prompt is exactly the rendered text; padding on the left
@@ -70,7 +72,15 @@ def test_episode_prompts_shapes_accounting(bundle, obs):
     assert batch.tokens_exchanged.shape == (B, 3) and np.all(batch.tokens_exchanged[:, 0] == 0)
 
 
-def test_sampling_fn_features_and_aux(bundle):
+@dataclasses.dataclass(frozen=True)
+class _Record:
+    """A policy's own per-turn record: the rollout carries it untouched as ``AgentTurn.policy``."""
+
+    agent: np.ndarray
+    logp: np.ndarray
+
+
+def test_sampling_fn_features_and_policy_record(bundle):
     team = _team("fo")
     calls = []
 
@@ -78,7 +88,7 @@ def test_sampling_fn_features_and_aux(bundle):
         calls.append((agent_index, features))
         max_new = np.array([1, 3, 5]) + agent_index  # per-row values, no recompilation
         sp = SamplingParams.create(B, temperature=0.0, max_new_tokens=max_new)
-        return sp, {"agent": jnp.full((B,), agent_index), "logp": jnp.zeros((B,))}
+        return sp, _Record(agent=np.full((B,), agent_index), logp=np.zeros((B,)))
 
     batch = run_episodes(team.replace(final="integrator"), {"tiny": bundle}, _problems(), jax.random.key(1),
                          sampling_fn=policy, need_features=True)
@@ -91,9 +101,10 @@ def test_sampling_fn_features_and_aux(bundle):
         ref = prompt_features(bundle.params, bundle.cfg, jnp.asarray(turn.prompt_ids), jnp.asarray(turn.prompt_mask))
         np.testing.assert_allclose(np.asarray(ref), f, rtol=1e-5, atol=1e-6)
         assert np.all(turn.lengths <= np.array([1, 3, 5]) + i)
-        np.testing.assert_array_equal(np.asarray(turn.aux["agent"]), i)
+        assert isinstance(turn.policy, _Record)
+        np.testing.assert_array_equal(turn.policy.agent, i)
         np.testing.assert_array_equal(np.asarray(turn.sampling.max_new_tokens), np.array([1, 3, 5]) + i)
-    assert len(batch.turns) == 4 and batch.turns[3].aux == {} and batch.turns[3].features is None
+    assert len(batch.turns) == 4 and batch.turns[3].policy is None and batch.turns[3].features is None
     # padding does not change features: a row alone gives the same pooled state
     t0 = batch.turns[0]
     ids, mask = encode_prompts(bundle.tokenizer, t0.prompt_text[:1], [False])
@@ -124,8 +135,6 @@ def test_heterogeneous_team_and_errors(bundle):
     other = tiny_bundle("tiny2", seed=3, chat=False)
     team = _team("fo")
     agents = list(team.agents)
-    import dataclasses
-
     agents[1] = dataclasses.replace(agents[1], model="tiny2")
     team = team.replace(agents=tuple(agents))
     batch = run_episodes(team, {"tiny": bundle, "tiny2": other}, _problems()[:2], jax.random.key(3))

@@ -32,7 +32,7 @@ def _turn(t, texts, lengths, max_new=40):
         turn=t, agent=t, model="m", prompt_text=[""] * b, prompt_ids=z.astype(np.int32), prompt_mask=z.astype(bool),
         tokens=z.astype(np.int32), mask=z.astype(bool), logprobs=z, model_logprobs=z,
         lengths=np.asarray(lengths, np.int32), finish_reason=np.zeros(b, np.int32), output_text=list(texts),
-        sampling=SamplingParams.create(b, max_new_tokens=max_new), aux={}, features=None,
+        sampling=SamplingParams.create(b, max_new_tokens=max_new), features=None,
         exchanged_tokens=np.zeros(b, np.int32), truncated=np.zeros(b, bool), seconds=0.0)
 
 

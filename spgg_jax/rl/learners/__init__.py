@@ -6,8 +6,8 @@
 ``make_learner(method, method_cfg, team, bundles, placement)`` builds the registered one.
 """
 
-from spgg_jax.rl.learners.base import LEARNERS, Learner, RolloutPolicy
-from spgg_jax.rl.learners.gen_params import GenParamsConfig, GenParamsLearner, gen_param_ranges
+from spgg_jax.rl.learners.base import LEARNERS, Learner, RolloutPolicy, policy_records
+from spgg_jax.rl.learners.gen_params import GenParamsConfig, GenParamsLearner, GenParamsRecord, gen_param_ranges
 from spgg_jax.rl.learners.token import TokenConfig, TokenLearner
 
 #: method name -> its config dataclass
@@ -19,5 +19,6 @@ def make_learner(method: str, cfg, team, bundles, placement=None) -> Learner:
     return LEARNERS.get(method)(cfg, team, bundles, placement)
 
 
-__all__ = ["LEARNERS", "Learner", "RolloutPolicy", "GenParamsConfig", "GenParamsLearner", "gen_param_ranges",
+__all__ = ["LEARNERS", "Learner", "RolloutPolicy", "policy_records", "GenParamsConfig", "GenParamsLearner",
+           "GenParamsRecord", "gen_param_ranges",
            "TokenConfig", "TokenLearner", "METHOD_CONFIGS", "make_learner"]

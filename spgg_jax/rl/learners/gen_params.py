@@ -4,7 +4,8 @@ generation parameters, trained with a policy-gradient algorithm on the agents' g
 Each agent has a small actor-critic (``spgg_jax.rl.gen_policy``) whose input is its model's pooled
 hidden states of the prompt (plus its one-hot id and position). At every agent turn the policy
 samples unit draws u, mapped into the ranges of the generation parameters; the draws, their
-log-probs, the values and the policy's input come back in ``AgentTurn.aux``. The update is the
+log-probs, the values and the policy's input come back as the turn's :class:`GenParamsRecord`
+(``AgentTurn.policy``, this learner's declared ``record_type``). The update is the
 shared PPO core (``spgg_jax.rl.ppo``) over all agents at once, on advantages from the
 algorithm's estimator: ``critic`` (ppo, reinforce: normalised R - V) or ``group`` (grpo,
 reinforce_group: each agent's reward against the mean of the ``group_size`` episodes of the same
@@ -21,12 +22,13 @@ from typing import Any, Mapping
 import jax
 import jax.numpy as jnp
 import numpy as np
+from flax import struct
 
 from spgg_jax.parallel import to_host
 from spgg_jax.parallel.placement import StatePlacement
 from spgg_jax.rl import gen_policy as gp
 from spgg_jax.rl.algorithms import ALGORITHMS, algorithm_names, get_algorithm
-from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
+from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy, policy_records
 from spgg_jax.rl.losses import value_loss
 from spgg_jax.rl.ppo import make_optimizer, ppo_update
 from spgg_jax.sampling.params import PARAM_NAMES
@@ -34,6 +36,18 @@ from spgg_jax.settings import setting, setting_errors
 
 #: salt folded into the run key for the initial policies (unchanged since the first trainer: same seed, same start)
 INIT_KEY_SALT = -1 & 0x7FFFFFFF
+
+
+@struct.dataclass
+class GenParamsRecord:
+    """What the policy keeps of one agent turn, over the batch's B rows (host arrays): its
+    ``sampling_fn`` returns it, the rollout carries it as ``AgentTurn.policy``, the update learns
+    from it. A pytree: the update stacks the agents' records field by field ([n, B, ...])."""
+
+    features: Any  # f32[B, F]: the policy's input (pooled prompt hidden states, agent one-hot, position)
+    u: Any  # f32[B, P]: the unit draws, one per controlled parameter (PARAM_NAMES order)
+    logp: Any  # f32[B]: their log-prob under the acting policy
+    value: Any  # f32[B]: the critic's value of the turn
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +106,9 @@ def gen_param_ranges(team: Any, min_new_tokens: int = 8) -> gp.GenParamRanges:
 class GenParamsLearner:
     """Built once per run: its jitted functions close over the config, team size and ranges."""
 
+    #: what its rollout keeps of each agent turn (``AgentTurn.policy``)
+    record_type = GenParamsRecord
+
     def __init__(self, cfg: GenParamsConfig, team: Any, feature_dim: int, placement: StatePlacement | None = None):
         self.cfg = cfg
         self.samples_per_problem = cfg.group_size  # consecutive rows of a batch: one problem's episodes
@@ -115,7 +132,7 @@ class GenParamsLearner:
             params = jax.tree_util.tree_map(lambda x: x[agent], policy)  # every agent's policy is stacked
             feats = gp.policy_features(pooled, agent, n)
             u, logp, v = gp.act(params, feats, key, hidden)
-            return feats, u, logp, v
+            return GenParamsRecord(features=feats, u=u, logp=logp, value=v)
 
         def mode(policy, pooled, agent):
             params = jax.tree_util.tree_map(lambda x: x[agent], policy)
@@ -149,27 +166,22 @@ class GenParamsLearner:
         def sampling_fn(agent, pooled, key):
             # one jitted call, then one all-gather: every process gets the whole batch's choices
             with self.placement.context():
-                if deterministic:
-                    return to_params(to_host(self._mode(policy, pooled, agent=agent)), agent), {}
+                if deterministic:  # the mode: nothing to learn from, no record
+                    return to_params(to_host(self._mode(policy, pooled, agent=agent)), agent), None
                 out = self._act(policy, pooled, key, agent=agent)
-            feats, u, logp, v = to_host(out)
-            return to_params(u, agent), {"policy_features": feats, "u": u, "logp": logp, "value": v}
+            record = to_host(out)
+            return to_params(record.u, agent), record
 
         return RolloutPolicy(sampling_fn=sampling_fn, need_features=True)
 
     def update(self, state: Mapping[str, Any], batch: Any, rewards: np.ndarray, key) -> tuple[dict, dict[str, float]]:
-        turns = batch.agent_turns
-        missing = [t.agent for t in turns if "u" not in t.aux]
-        if missing:
-            raise ValueError(f"agent turns {missing} carry no policy choices: roll out with this learner's "
-                             "rollout_policy(state) (not deterministic) before updating")
-        stack = lambda k: np.stack([t.aux[k] for t in turns])  # noqa: E731  (host arrays)
+        records = policy_records(batch.agent_turns, self.record_type)  # names the agents without one
+        rec = jax.tree_util.tree_map(lambda *xs: np.stack(xs), *records)  # every field [n, B, ...] (host arrays)
         ret = np.asarray(rewards).T  # one-step episodes: the return is the reward
-        v_old = stack("value")
         group = self.cfg.group_size
         adv = np.asarray(jax.vmap(lambda r, v: self.algo.advantages(r, values=v, group_size=group))(
-            jnp.asarray(ret), jnp.asarray(v_old)))
-        ppo_batch = {"feats": stack("policy_features"), "u": stack("u"), "logp_old": stack("logp"), "v_old": v_old,
+            jnp.asarray(ret), jnp.asarray(rec.value)))
+        ppo_batch = {"feats": rec.features, "u": rec.u, "logp_old": rec.logp, "v_old": rec.value,
                      "ret": ret, "adv": adv}
         ppo_batch = self.placement.replicate(ppo_batch)  # the policy nets are small and replicated; so is their batch
         if self._update is None:

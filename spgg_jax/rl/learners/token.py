@@ -113,6 +113,10 @@ def token_step(loss, tx: optax.GradientTransformation, trainable, opt_state, bas
 class TokenLearner:
     """Built once per run: the loss, optimizer and reference log-probs close over the config."""
 
+    #: no per-turn policy record: the update reads what the rollout keeps anyway (the turn's tokens,
+    #: the sampler's log-probs, the captured trunk)
+    record_type = None
+
     def __init__(self, cfg: TokenConfig, team: Any, bundle: Any, placement: StatePlacement | None = None):
         self.cfg = cfg
         self.team = team
