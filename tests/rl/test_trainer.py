@@ -412,7 +412,9 @@ def test_method_switched_from_the_command_line(caplog):
     assert "method=token on the command line: ignoring the gen_params section" in caplog.text
     d = cfg.to_dict()
     assert cfg.method == "token" and "gen_params" not in d and d["token"]["train_layers"] == 1
-    assert cfg.batch == 12 and cfg.team.final == "majority"  # the rest of the file stays
+    file = json.loads(Path(demo).read_text())
+    assert (cfg.batch, cfg.steps) == (file["batch"], file["steps"]) and cfg.team.final == "majority"  # the rest stays
+    assert cfg.team.game_params().kappa == file["team"]["reward_params"]["kappa"]
     assert {a.top_p for a in cfg.team.agents} == {1.0}  # the token learner samples from the policy itself
     assert TrainConfig.from_dict(json.loads(json.dumps(d))) == cfg
     assert load_config(demo).method == "gen_params"  # the file alone is unchanged
