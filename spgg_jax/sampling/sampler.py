@@ -198,6 +198,22 @@ prefill_prompts = jax.jit(_prefill, static_argnames=("cfg", "capture"), donate_a
 decode_tokens = jax.jit(_decode, static_argnames=("cfg", "max_new", "pad_id", "capture"), donate_argnames=("cache",))
 
 
+@jax.jit
+def _take_prefilled(cache: KVCache, start: DecodeStart, pooled: jax.Array, index: jax.Array):
+    """The prefill of rows ``index`` of a batch: every row-wise array gathered on its batch axis."""
+    take = functools.partial(jnp.take, indices=index, axis=0)
+    cache = cache.replace(k=jnp.take(cache.k, index, axis=1), v=jnp.take(cache.v, index, axis=1),
+                          mask=take(cache.mask))
+    return cache, jax.tree_util.tree_map(take, start), take(pooled)
+
+
+def distinct_rows(prompts: Sequence[Sequence[int]]) -> tuple[list[list[int]], np.ndarray]:
+    """(the distinct prompts in first-seen order, i32[B]: each row's index among them)."""
+    first: dict[tuple[int, ...], int] = {}
+    index = np.asarray([first.setdefault(tuple(int(t) for t in p), len(first)) for p in prompts], np.int32)
+    return [list(p) for p in first], index
+
+
 def bucket(n: int, minimum: int = 16) -> int:
     """The smallest power of two >= max(n, minimum): bounds recompiles over lengths."""
     n = max(int(n), minimum)
@@ -325,16 +341,18 @@ class Sampler:
         shape = (b + extra, p_len + t_len)
         cache = self._caches.pop(shape, None)
         if cache is None:
-            cache = init_cache(self.cfg, b + extra, p_len + t_len)
-            if self.mesh is not None:
-                # shapes=cache (arrays, which have .shape) turns on the divisibility fallback, e.g.
-                # 2 KV heads on tensor=4 stay replicated instead of failing in device_put.
-                shard = tree_shardings(
-                    KVCache(CACHE_AXES, CACHE_AXES, ("batch", "cache_length"), ()), self.mesh,
-                    self.rules, shapes=cache,
-                )
-                cache = jax.device_put(cache, shard)
+            cache = self._place_cache(init_cache(self.cfg, b + extra, p_len + t_len))
         return _Rows(b=b, extra=extra, t_len=t_len, shape=shape), ids, mask, cache
+
+    def _place_cache(self, cache: KVCache) -> KVCache:
+        """``cache`` laid out on the mesh by its logical axes (as is without a mesh)."""
+        if self.mesh is None:
+            return cache
+        # shapes=cache (arrays, which have .shape) turns on the divisibility fallback, e.g.
+        # 2 KV heads on tensor=4 stay replicated instead of failing in device_put.
+        shard = tree_shardings(KVCache(CACHE_AXES, CACHE_AXES, ("batch", "cache_length"), ()), self.mesh,
+                               self.rules, shapes=cache)
+        return jax.device_put(cache, shard)
 
     def _row_inputs(self, rows: "_Rows", sampling: SamplingParams, stop_tokens, key):
         """Sampling parameters, stop matrix and key for the padded rows, placed on the mesh."""
@@ -397,14 +415,34 @@ class Sampler:
         the choice; :meth:`decode` then generates from the same cache without running the prompt again.
         ``capture=L`` keeps the residual stream entering layer L, of the prompt
         (:meth:`PrefilledBatch.prompt_trunk`) and, in :meth:`decode`, of the generated tokens.
+
+        Identical prompts (a group of rollouts of one problem) run once: the distinct prompts are
+        prefilled and each row takes its prompt's cache, features and stream.
         """
         capture = self._capture(capture)
-        rows, ids, mask, cache = self._batch(prompts, max_new)
         weights = self.params if params is None else params
+        distinct, index = distinct_rows(prompts)
+        if len(distinct) == len(prompts):
+            rows, ids, mask, cache = self._batch(prompts, max_new)
+            with self.context():
+                cache, start, pooled = prefill_prompts(weights, self.cfg, cache, self._place(ids),
+                                                       self._place(mask), capture)
+            return PrefilledBatch(rows=rows, cache=cache, start=start, pooled=pooled, params=weights,
+                                  capture=capture)
+        once, ids, mask, cache = self._batch(distinct, max_new)
+        b = len(prompts)
+        extra = -b % self.batch_multiple()
+        rows = _Rows(b=b, extra=extra, t_len=once.t_len, shape=(b + extra, once.shape[1]))
+        index = np.concatenate([index, np.repeat(index[:1], extra)])  # the mesh's filler rows copy row 0
         with self.context():
             cache, start, pooled = prefill_prompts(weights, self.cfg, cache, self._place(ids), self._place(mask),
                                                    capture)
-        return PrefilledBatch(rows=rows, cache=cache, start=start, pooled=pooled, params=weights, capture=capture)
+            full, start, pooled = _take_prefilled(cache, start, pooled, jnp.asarray(index))
+        self._caches[once.shape] = cache  # the distinct rows' buffer goes back for the next prefill
+        if self.mesh is not None:
+            full = self._place_cache(full)
+            start, pooled = jax.tree_util.tree_map(self._place, (start, pooled))
+        return PrefilledBatch(rows=rows, cache=full, start=start, pooled=pooled, params=weights, capture=capture)
 
     def decode(self, pre: "PrefilledBatch", sampling: SamplingParams, key: jax.Array | None = None,
                stop_tokens: Sequence[Sequence[int]] | None = None) -> SampleOutput:

@@ -367,6 +367,35 @@ def test_prefill_then_decode_equals_generate_and_features_pool_the_prompt(tiny_m
         sampler.decode(sampler.prefill(PROMPTS, max_new=12), SamplingParams.greedy(3, 20))
 
 
+@pytest.mark.parametrize("data", [1, 8])
+def test_identical_prompts_are_prefilled_once_and_sample_as_if_each_ran(tiny_model, data):
+    """A group of rollouts of one problem shares its prompt: the prefill runs the distinct prompts
+    (a cache of 3 rows, not 7) and every row decodes exactly as the one-program path that runs
+    each row's prompt, with the prompt's features and captured stream copied per row; on a mesh
+    of 8 too (7 rows padded to 8, the distinct 3 to 8)."""
+    from spgg_jax.parallel import MeshConfig, make_mesh
+
+    cfg, params = tiny_model
+    prompts = [PROMPTS[0], PROMPTS[0], PROMPTS[1], PROMPTS[0], PROMPTS[2], PROMPTS[2], PROMPTS[1]]
+    sp = SamplingParams.create(7, temperature=[1.0, 0.9, 1.1, 1.2, 0.0, 0.8, 1.0], max_new_tokens=[9, 12, 5, 12, 7, 3, 12])
+    ref = Sampler(params, cfg).generate(prompts, sp, key=jax.random.key(4), capture=1)
+    sampler = Sampler(params, cfg, mesh=make_mesh(MeshConfig(data=data)) if data > 1 else None)
+    pre = sampler.prefill(prompts, 12, capture=1)
+    assert sorted(rows for rows, _ in sampler._caches) == [8 if data > 1 else 3]  # white-box: the distinct rows' buffer
+    alone = Sampler(params, cfg).prefill(PROMPTS, 12, capture=1)
+    index = [0, 0, 1, 0, 2, 2, 1]
+    np.testing.assert_allclose(pre.features, np.asarray(alone.features)[index], atol=1e-6)
+    np.testing.assert_allclose(pre.prompt_trunk, np.asarray(alone.prompt_trunk)[index], atol=1e-6)
+    out = sampler.decode(pre, sp, key=jax.random.key(4))
+    for name in ("tokens", "mask", "lengths", "finish_reason"):
+        np.testing.assert_array_equal(getattr(out, name), getattr(ref, name), err_msg=name)
+    np.testing.assert_allclose(out.logprobs, ref.logprobs, atol=1e-5)
+    np.testing.assert_allclose(out.trunk, ref.trunk, atol=1e-5)
+    assert len(set(map(tuple, np.asarray(out.tokens)[[0, 1, 3]]))) > 1  # the group's samples differ
+    if data > 1:
+        assert len(out.tokens.sharding.device_set) == 8
+
+
 def test_prompt_buckets_pad_at_most_a_quarter_above_128():
     from spgg_jax.sampling import prompt_bucket
 
