@@ -53,11 +53,11 @@ class StatePlacement:
                                        transform_non_params=lambda _: rep)
         return jax.jit(opt.init, out_shardings=layout)(params)
 
-    def jit_keeping_layout(self, fn: Callable, *layout_of: Any) -> Callable:
+    def jit_keeping_layout(self, fn: Callable, *layout_of: Any, compiler_options: dict | None = None) -> Callable:
         """``jax.jit(fn)``; on a mesh its outputs are pinned to the layouts of ``layout_of`` (one tree
-        per output; ``None`` means replicated)."""
+        per output; ``None`` means replicated). ``compiler_options``: XLA options of this program."""
         if self.mesh is None:
-            return jax.jit(fn)
+            return jax.jit(fn, compiler_options=compiler_options)
         rep = replicated_sharding(self.mesh)
         out = tuple(rep if t is None else jax.tree_util.tree_map(lambda x: x.sharding, t) for t in layout_of)
-        return jax.jit(fn, out_shardings=out)
+        return jax.jit(fn, out_shardings=out, compiler_options=compiler_options)

@@ -26,6 +26,7 @@ from spgg_jax.models.decoder import (CACHE_AXES, KVCache, forward, forward_captu
                                      positions_from_mask, split_layers)
 from spgg_jax.parallel.mesh import mesh_shape
 from spgg_jax.parallel.rules import batch_sharding, batch_spec, mesh_context, tree_shardings
+from spgg_jax.parallel.xla_options import dense_jit
 from spgg_jax.sampling.params import SamplingParams
 from spgg_jax.sampling.processors import choose_tokens
 
@@ -194,7 +195,8 @@ def sample_loop(
 
 # The two halves as programs of their own, for callers whose sampling parameters depend on the
 # prompt's hidden states (a policy over generation parameters): the prompt is run once.
-prefill_prompts = jax.jit(_prefill, static_argnames=("cfg", "capture"), donate_argnames=("cache",))
+# The prefill's dots have many rows (every prompt token): compiled with the dense options on CPU.
+prefill_prompts = dense_jit(_prefill, static_argnames=("cfg", "capture"), donate_argnames=("cache",))
 decode_tokens = jax.jit(_decode, static_argnames=("cfg", "max_new", "pad_id", "capture"), donate_argnames=("cache",))
 
 

@@ -30,6 +30,7 @@ import numpy as np
 import optax
 
 from spgg_jax.parallel.placement import StatePlacement
+from spgg_jax.parallel.xla_options import dense_jit, dense_options
 from spgg_jax.rl.algorithms import algorithm_names, get_algorithm
 from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
 from spgg_jax.rl.learners.gen_params import INIT_KEY_SALT
@@ -133,9 +134,9 @@ class TokenLearner:
                                       temperature=cfg.temperature, start=self.start)
         model_cfg, temperature, start = bundle.cfg, cfg.temperature, self.start
         # the frozen trunk (forward only) and the base model's log-probs from it (the KL reference)
-        self._trunk = jax.jit(lambda base, ids, pmask, toks, mask: trunk_states(base, model_cfg, ids, pmask, toks, mask,
+        self._trunk = dense_jit(lambda base, ids, pmask, toks, mask: trunk_states(base, model_cfg, ids, pmask, toks, mask,
                                                                                 start))
-        self._reference_logprobs = jax.jit(lambda base, x, pmask, toks, mask: logprobs_from_layer(
+        self._reference_logprobs = dense_jit(lambda base, x, pmask, toks, mask: logprobs_from_layer(
             base, model_cfg, x, pmask, toks, mask, temperature, start))
         self._merge = None  # jitted adapter merge (the rollout's weights), pinned to the base's layout
         self._step = None  # jitted on the first update, pinned to the layout of the state it gets
@@ -190,7 +191,7 @@ class TokenLearner:
         policy, opt = list(state["policy"]), list(state["opt"])
         if self._step is None:  # every agent's weights share one layout
             self._step = self.placement.jit_keeping_layout(functools.partial(token_step, self.loss, self.tx),
-                                                           policy[0], opt[0], None)
+                                                           policy[0], opt[0], None, compiler_options=dense_options())
         out: dict[str, list] = {}
         for turn in batch.agent_turns:
             a = turn.agent
