@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements/
 RUN_DIR ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-ablation free-riding game-demo test install install-test clean
+.PHONY: demo demo-ablation free-riding token-team game-demo test install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -43,6 +43,15 @@ demo-ablation: $(VENV)/.core-installed
 free-riding: $(VENV)/.core-installed
 	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
 	$(PY) experiments/free_riding/run.py --rewards pgg,mac_spgg --seeds 0,1,2 --out $(RUN_DIR)/free_riding
+
+# Token-level MAC-SPGG: the agents learn what to write (per-agent LoRA adapters on the top 2 layers
+# of SmolLM2-135M-Instruct), 20 steps of 12 problems x 4 rollouts x 3 agents, 3 seeds, then the same
+# team under pgg with the same token cost (free riding at the token level). About 57 s a training
+# step on the 2-core VM, so about 30 minutes per seed and reward with the evaluation (docs/training.md).
+token-team: $(VENV)/.core-installed
+	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
+	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds 0,1,2 --overwrite run_dir=$(RUN_DIR)/token/mac_spgg
+	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds 0,1,2 --overwrite run_dir=$(RUN_DIR)/token/pgg team.reward=pgg
 
 # The equilibrium analysis of the default MAC-SPGG (a few minutes on 2 CPU cores).
 game-demo: $(VENV)/.core-installed

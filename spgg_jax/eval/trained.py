@@ -227,7 +227,8 @@ def evaluate_trained(setup: Any, trained_state: Mapping[str, Any], key: jax.Arra
         raise ValueError(f"no {split} problems to evaluate (eval_size / val_size is 0)")
     runs = run_baselines(setup, problems, key)
     policy = setup.learner.rollout_policy(trained_state, deterministic=True)
-    trained = run_team(setup, TRAINED, setup.team, problems, key, policy=policy, setting="the trained policy")
+    trained = run_team(setup, TRAINED, setup.team, problems, key, policy=policy,
+                       setting=getattr(setup.learner, "eval_setting", "the trained policy"))
     runs.append(trained)
     validation = headline = None
     val = list(setup.val_problems)

@@ -241,7 +241,14 @@ def test_token_learner_trains_the_top_layers_from_the_captured_trunk():
     learner = make_learner("token", cfg, team, {"tiny": bundle})
     assert learner.start == 1
     s0 = learner.init(jax.random.key(1))
-    assert learner.rollout_policy(s0, deterministic=True).capture_layer is None
+    greedy = learner.rollout_policy(s0, deterministic=True)
+    assert greedy.capture_layer is None
+    # evaluation decodes greedily: at the start (adapters B = 0) exactly the untrained greedy team
+    want = run_episodes(team.with_agent_overrides(temperature=0.0), {"tiny": bundle}, problems, jax.random.key(5))
+    got = run_episodes(team, {"tiny": bundle}, problems, jax.random.key(6), **greedy.episode_kwargs())
+    for a, b in zip(want.agent_turns, got.agent_turns):
+        np.testing.assert_array_equal(a.tokens, b.tokens)
+        assert b.policy is None and (np.asarray(b.sampling.temperature) == 0).all()
     policy = learner.rollout_policy(s0)
     assert policy.capture_layer == 1
     batch = run_episodes(team, {"tiny": bundle}, problems, jax.random.key(2), **policy.episode_kwargs())

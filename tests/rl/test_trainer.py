@@ -113,7 +113,8 @@ def test_behaviour_preserved_against_the_first_trainer(tiny_model_dir, tmp_path,
     (commit "Training floor redesign"). They were rewritten since when what training computes changed
     on purpose: the episode-to-game mapping (token effort against a fixed budget, free riding measured
     on tokens, accuracy intervals in eval.json), then the policy features computed on the sampler's
-    power-of-two prompt bucket (float-level differences in the pooled features)."""
+    power-of-two prompt bucket (float-level differences in the pooled features), then the token
+    learner's trained team evaluated greedily (its eval row only: setting, reward, tokens)."""
     ref = json.loads((REFERENCE / f"{method}.json").read_text())
     run = tmp_path / method
     out = Trainer(load_config(None, _overrides(tiny_model_dir, run, 3, method=method, eval_size=4, **extra))).run()

@@ -36,7 +36,7 @@ from spgg_jax.rl.learners.base import LEARNERS, RolloutPolicy
 from spgg_jax.rl.learners.gen_params import INIT_KEY_SALT
 from spgg_jax.rl.lora import DEFAULT_TARGETS, TARGETS, adapted_kernels, init_lora, merge_kernels, merge_lora, replace_kernels
 from spgg_jax.rl.ppo import make_optimizer
-from spgg_jax.sampling import logprobs_from_layer, trunk_states
+from spgg_jax.sampling import SamplingParams, logprobs_from_layer, trunk_states
 from spgg_jax.settings import setting, setting_errors
 
 #: generated columns of an update are cut to the batch's longest row, rounded up to this
@@ -114,6 +114,8 @@ def token_step(loss, tx: optax.GradientTransformation, trainable, opt_state, bas
 class TokenLearner:
     """Built once per run: the loss, optimizer and reference log-probs close over the config."""
 
+    #: how ``rollout_policy(state, deterministic=True)`` plays (the trained team's row of the evaluation)
+    eval_setting = "the trained policy, greedy (each token the mode of the agent's policy)"
     #: no per-turn policy record: the update reads what the rollout keeps anyway (the turn's tokens,
     #: the sampler's log-probs, the captured trunk)
     record_type = None
@@ -165,10 +167,20 @@ class TokenLearner:
         return [replace_kernels(base, self._merge(adapted_kernels(base, lora), lora)[0]) for lora in state["policy"]]
 
     def rollout_policy(self, state: Mapping[str, Any], deterministic: bool = False) -> RolloutPolicy:
-        # sampling stays the team's (the policy's own temperature): the weights are the policy. A
-        # training rollout keeps the trunk's output for the update (not needed when evaluating)
-        capture = self.start if self.start and not deterministic else None
-        return RolloutPolicy(agent_params=self.agent_weights(state), capture_layer=capture)
+        """Training: each agent samples from its policy (the team's sampling, ``token.temperature``)
+        and the rollout keeps the trunk's output for the update. ``deterministic`` (evaluation): each
+        agent decodes greedily, every token the mode of its policy's next-token distribution, as
+        the gen_params policy is evaluated at its modes and the untrained team's best rows run greedily."""
+        weights = self.agent_weights(state)
+        if not deterministic:
+            return RolloutPolicy(agent_params=weights, capture_layer=self.start or None)
+        agents = self.team.agents
+
+        def greedy(agent, features, key):
+            del key
+            return SamplingParams.greedy(int(features.shape[0]), agents[agent].max_new_tokens), None
+
+        return RolloutPolicy(sampling_fn=greedy, agent_params=weights, need_features=True)
 
     def turn_data(self, turn: Any, adv: np.ndarray) -> dict[str, np.ndarray]:
         """One agent turn as update inputs, the generated columns cut to the longest row (rounded up
