@@ -3,9 +3,9 @@
 XLA's CPU backend (jaxlib 0.10) hands dots to YNNPACK by default. On the 2-core VM (AMD EPYC,
 AVX-512) that is the faster choice for the decode step (48 rows: one token each), and the slower
 one for programs whose dots have many rows: a prompt prefill of 48 x 128 tokens of SmolLM2-135M took
-10.5 s with YNNPACK and 8.5 s with XLA's own dot emitter, the token-level update 58 s and 49 s
-per training step, in the same process and on the same inputs (``spgg bench iteration`` on a token
-config; docs/training.md). So the prefill and the training passes are compiled with
+10.5 s with YNNPACK and 8.5 s with XLA's own dot emitter (three runs each, one process, the same
+inputs), and the token-level update of 12 problems x 4 rollouts x 3 agents 48.9 s and 45.3 s a step
+(``spgg bench iteration`` on a token config; docs/training.md). So the prefill and the training passes are compiled with
 :data:`DENSE_CPU_OPTIONS`, the decode with the defaults. Other backends get no options; set
 ``SPGG_XLA_CPU_DEFAULTS=1`` to compile every program with XLA's defaults (to compare, or on a CPU
 where the defaults win).
