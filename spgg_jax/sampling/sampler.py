@@ -424,21 +424,17 @@ class Sampler:
         capture = self._capture(capture)
         weights = self.params if params is None else params
         distinct, index = distinct_rows(prompts)
-        if len(distinct) == len(prompts):
-            rows, ids, mask, cache = self._batch(prompts, max_new)
-            with self.context():
-                cache, start, pooled = prefill_prompts(weights, self.cfg, cache, self._place(ids),
-                                                       self._place(mask), capture)
-            return PrefilledBatch(rows=rows, cache=cache, start=start, pooled=pooled, params=weights,
-                                  capture=capture)
         once, ids, mask, cache = self._batch(distinct, max_new)
+        with self.context():
+            cache, start, pooled = prefill_prompts(weights, self.cfg, cache, self._place(ids), self._place(mask),
+                                                   capture)
+        if len(distinct) == len(prompts):
+            return PrefilledBatch(rows=once, cache=cache, start=start, pooled=pooled, params=weights, capture=capture)
         b = len(prompts)
         extra = -b % self.batch_multiple()
         rows = _Rows(b=b, extra=extra, t_len=once.t_len, shape=(b + extra, once.shape[1]))
         index = np.concatenate([index, np.repeat(index[:1], extra)])  # the mesh's filler rows copy row 0
         with self.context():
-            cache, start, pooled = prefill_prompts(weights, self.cfg, cache, self._place(ids), self._place(mask),
-                                                   capture)
             full, start, pooled = _take_prefilled(cache, start, pooled, jnp.asarray(index))
         self._caches[once.shape] = cache  # the distinct rows' buffer goes back for the next prefill
         if self.mesh is not None:

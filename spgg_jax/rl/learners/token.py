@@ -178,7 +178,8 @@ class TokenLearner:
 
         def greedy(agent, features, key):
             del key
-            return SamplingParams.greedy(int(features.shape[0]), agents[agent].max_new_tokens), None
+            greedy_kwargs = {**agents[agent].sampling_kwargs(), "temperature": 0.0}  # as eval's greedy_team
+            return SamplingParams.create(int(features.shape[0]), **greedy_kwargs), None
 
         return RolloutPolicy(sampling_fn=greedy, agent_params=weights, need_features=True)
 
