@@ -8,7 +8,7 @@ PIP := $(PY) -m pip install --quiet --disable-pip-version-check -c requirements/
 RUN_DIR ?= runs/demo
 PYTEST_ARGS ?=
 
-.PHONY: demo demo-ablation free-riding token-team game-demo test install install-test clean
+.PHONY: demo demo-ablation free-riding token-experiment game-demo test install install-test clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -45,13 +45,18 @@ free-riding: $(VENV)/.core-installed
 	$(PY) experiments/free_riding/run.py --rewards pgg,mac_spgg --seeds 0,1,2 --out $(RUN_DIR)/free_riding
 
 # Token-level MAC-SPGG: the agents learn what to write (per-agent LoRA adapters on the top 2 layers
-# of SmolLM2-135M-Instruct), 20 steps of 12 problems x 4 rollouts x 3 agents, 3 seeds, then the same
-# team under pgg with the same token cost (free riding at the token level). About 57 s a training
-# step on the 2-core VM, so about 30 minutes per seed and reward with the evaluation (docs/training.md).
-token-team: $(VENV)/.core-installed
+# of SmolLM2-135M-Instruct), 20 steps of 12 problems x 4 rollouts x 3 agents at T 0.5 (chosen on
+# training problems: experiments/token/temperature.py), 3 seeds; the same team under pgg with the same
+# token cost (free riding at the token level); agent 1 alone trained with GRPO on the task score for 20
+# steps of 36 problems x 4 rollouts (about the team's generated tokens); then the paired table
+# (experiments/token/compare.py). About 30 minutes per seed and run on the 2-core VM, 4.5 h in all.
+TOKEN_SEEDS ?= 0,1,2
+token-experiment: $(VENV)/.core-installed
 	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
-	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds 0,1,2 --overwrite run_dir=$(RUN_DIR)/token/mac_spgg
-	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds 0,1,2 --overwrite run_dir=$(RUN_DIR)/token/pgg team.reward=pgg
+	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds $(TOKEN_SEEDS) --overwrite run_dir=$(RUN_DIR)/token/mac_spgg
+	$(VENV)/bin/spgg train --config experiments/token/single.json --seeds $(TOKEN_SEEDS) --overwrite run_dir=$(RUN_DIR)/token/single
+	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds $(TOKEN_SEEDS) --overwrite run_dir=$(RUN_DIR)/token/pgg team.reward=pgg
+	$(PY) experiments/token/compare.py --run team=$(RUN_DIR)/token/mac_spgg --run single=$(RUN_DIR)/token/single --run pgg=$(RUN_DIR)/token/pgg --out $(RUN_DIR)/token
 
 # The equilibrium analysis of the default MAC-SPGG (a few minutes on 2 CPU cores).
 game-demo: $(VENV)/.core-installed

@@ -412,9 +412,15 @@ def check_team_reward(team: Any) -> None:
 
 
 def episode_reward_terms(scores: EpisodeScores, team: Any, params: Any = None) -> tuple[jnp.ndarray, jnp.ndarray]:
-    """``(benefit, own_cost)`` f32[B, n]: R = benefit - own_cost (own_cost is 0 when effort="none")."""
+    """``(benefit, own_cost)`` f32[B, n]: R = benefit - own_cost (own_cost is 0 when effort="none").
+
+    A single agent (``team.single``) plays no game: its benefit is the final task score S and it pays
+    no own cost (the correctness reward of single-agent GRPO); ``params`` is not used."""
     from spgg_jax.game.rewards import reward_terms_given_score
 
+    if team.single:
+        s = jnp.asarray(scores.S, jnp.float32)[:, None]
+        return s, jnp.zeros_like(s)
     params = team.game_params() if params is None else params
     check_team_reward(team)
     benefit, cost = reward_terms_given_score(team.reward, scores.q, scores.S, params, effort=scores.effort)

@@ -112,7 +112,8 @@ class AgentConfig:
 class TeamConfig:
     """A team of agents playing the sequential protocol, and the game that rewards them.
 
-    ``agents`` are the agents in acting order (n >= 1; the game needs n >= 2). The final-answer rules
+    ``agents`` are the agents in acting order (n >= 1; the game needs n >= 2: a one-agent team is a
+    single agent, not a game, and is rewarded with the task score S alone, :attr:`single`). The final-answer rules
     (``final``; chosen per problem by ``rollout.scoring.choose_final``): ``"last"`` the last agent's
     output; ``"last_answer"`` the latest agent output that contains an extractable answer (an agent that
     only comments does not erase a predecessor's answer); ``"integrator"`` after agents 1..n, agent 1
@@ -175,6 +176,12 @@ class TeamConfig:
         return len(self.agents)
 
     @property
+    def single(self) -> bool:
+        """One agent: no game. Its reward is the final task score S (GRPO's correctness reward, no own
+        cost); ``reward`` and ``reward_params`` are not used (``rollout.scoring.episode_reward_terms``)."""
+        return self.n == 1
+
+    @property
     def n_turns(self) -> int:
         """LLM turns per episode: n, or n + 1 with an integrator."""
         return self.n + (1 if self.final in INTEGRATOR_FINALS else 0)
@@ -195,11 +202,13 @@ class TeamConfig:
         return list(dict.fromkeys(a.model for a in self.agents))
 
     def game_params(self):
-        """Validated ``GameParams`` of the team's reward (``spgg_jax.game.make_params``)."""
+        """Validated ``GameParams`` of the team's reward (``spgg_jax.game.make_params``); a single agent
+        (:attr:`single`) plays no game: an error."""
         from spgg_jax.game import make_params
 
         if self.n < 2:
-            raise ValueError(f"the game needs at least 2 agents, the team has {self.n}")
+            raise ValueError(f"the game needs at least 2 agents, the team has {self.n} (a single agent is "
+                             f"rewarded with the task score: no game parameters)")
         return make_params(self.reward, n=self.n, c_min=self.c_min, c_max=self.c_max,
                            observation=self.observation, **dict(self.reward_params))
 

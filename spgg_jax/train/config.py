@@ -102,8 +102,11 @@ class TrainConfig:
     def _team_errors(self) -> list[str]:
         if not isinstance(self.team, TeamConfig):
             return [f"team must be a TeamConfig, got {type(self.team).__name__}"]
-        if self.team.n < 2:
-            return [f"the game needs at least 2 agents, the team has {self.team.n}"]
+        if self.team.single:  # no game: the task score is the reward (TeamConfig.single)
+            return [f"a single agent (a one-agent team) is rewarded with the task score alone: set team.{k} to "
+                    f"{ok!r} (got {getattr(self.team, k)!r})"
+                    for k, ok, bad in (("effort", "none", self.team.effort != "none"),
+                                       ("final", "last", self.team.final != "last")) if bad]
         return game_errors(self.team)
 
     def _cross_errors(self) -> list[str]:

@@ -266,11 +266,12 @@ class Trainer:
         m: dict[str, Any] = {
             "accuracy": float(np.mean(np.asarray(scores.correct_final))),
             "final_score": float(np.mean(s)),
-            "threshold_met": float(np.mean(s >= float(self.setup.game_params.B) - THRESHOLD_TOL)),
             "free_riding": float(np.mean(free)),
             "nothing": float(np.mean(nothing)),
             "reward/mean": float(np.mean(rewards)),
         }
+        if self.setup.game_params is not None:  # a single agent plays no game: no threshold
+            m["threshold_met"] = float(np.mean(s >= float(self.setup.game_params.B) - THRESHOLD_TOL))
         m.update(phase_metrics(phases, batch.prompt_tokens, int(np.sum(batch.tokens_generated)), compile_s))
         for a in range(self.n):
             m[f"reward/agent{a + 1}"] = float(np.mean(rewards[:, a]))

@@ -67,7 +67,7 @@ def build_setup(cfg: TrainConfig, bundles: Optional[Mapping[str, ModelBundle]] =
     get_task(cfg.task)  # an unknown task fails before any model is loaded
     placement = make_placement(cfg)
     team = cfg.team
-    game_params = team.game_params()
+    game_params = None if team.single else team.game_params()  # a single agent plays no game
     val_size = cfg.val_size if cfg.eval_size > 0 or split == "val" else 0
     splits = load_splits(cfg.task, train_size=cfg.train_size, val_size=val_size, test_size=cfg.eval_size,
                          seed=cfg.seed, options=cfg.task_options)
@@ -144,11 +144,14 @@ def check_run(cfg: TrainConfig, *, files: bool = True) -> list[tuple[str, str]]:
     from spgg_jax.rollout.scoring import check_team_reward
 
     team = cfg.team
-    params = team.game_params()
-    own = ", ".join(f"{k}={v:g}" for k, v in params.variant.to_dict().items()) or "none"
-    out = [("reward", f"{team.reward} (own parameters: {own}; shared: "
-                      f"B={float(params.B):g} kappa={float(params.kappa):g} cost={params.cost} score={params.score})")]
-    check_team_reward(team)
+    if team.single:
+        out = [("reward", "the task score S (a single agent: no game, no own cost)")]
+    else:
+        params = team.game_params()
+        own = ", ".join(f"{k}={v:g}" for k, v in params.variant.to_dict().items()) or "none"
+        out = [("reward", f"{team.reward} (own parameters: {own}; shared: "
+                          f"B={float(params.B):g} kappa={float(params.kappa):g} cost={params.cost} score={params.score})")]
+        check_team_reward(team)
     out.append(("scorer", team.scorer))
     out.append(("team", f"{team.n} agents ({', '.join(a.name for a in team.agents)}), observation={team.observation}, "
                         f"final={team.final}, effort={team.effort}"))
