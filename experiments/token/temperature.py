@@ -26,6 +26,7 @@ import numpy as np
 from spgg_jax.rollout.episode import run_episodes
 from spgg_jax.rollout.scoring import episode_rewards, score_episodes
 from spgg_jax.train.config import load_config
+from spgg_jax.train.loop import draw_batch
 from spgg_jax.train.setup import build_setup
 
 HERE = Path(__file__).resolve().parent
@@ -44,10 +45,7 @@ def probe(cfg, setup, bundles, batches: int) -> dict:
     k = learner.samples_per_problem
     rows = {"final": [], **{f"agent{i + 1}": [] for i in range(setup.team.n)}, "reward": []}
     for step in range(batches):
-        rng = np.random.default_rng([cfg.seed, step])  # the trainer's draw (Trainer.batch_problems)
-        pool = setup.train_problems
-        idx = rng.choice(len(pool), size=cfg.batch, replace=len(pool) < cfg.batch)
-        problems = [pool[i] for i in idx for _ in range(k)]
+        problems = draw_batch(setup.train_problems, cfg.seed, step, cfg.batch, k)  # the trainer's draw
         key = jax.random.fold_in(jax.random.fold_in(jax.random.key(cfg.seed), step), 0)
         batch = run_episodes(setup.team, bundles, problems, key, **learner.rollout_policy(state).episode_kwargs())
         scores = score_episodes(batch, setup.team)

@@ -50,6 +50,14 @@ class RunDirError(ValueError):
     pass
 
 
+def draw_batch(pool: list, seed: int, step: int, batch: int, samples: int) -> list:
+    """Step ``step``'s problems: ``batch`` drawn from ``pool`` by ``(seed, step)``, each repeated
+    ``samples`` times (consecutive rows: a group of a group baseline)."""
+    rng = np.random.default_rng([seed, step])
+    idx = rng.choice(len(pool), size=batch, replace=len(pool) < batch)
+    return [pool[i] for i in idx for _ in range(samples)]
+
+
 def _looks_like_run(run_dir: Path) -> bool:
     names = {p.name for p in run_dir.iterdir()}
     return "config.json" in names and names <= set(RUN_FILES)
@@ -222,12 +230,9 @@ class Trainer:
 
     # ---------------------------------------------------------------------------- one step
     def batch_problems(self, step: int) -> list:
-        """The step's problems, drawn from ``(seed, step)``; each repeated ``samples_per_problem`` times."""
-        pool = self.setup.train_problems
-        rng = np.random.default_rng([self.cfg.seed, step])
-        idx = rng.choice(len(pool), size=self.cfg.batch, replace=len(pool) < self.cfg.batch)
-        k = self.learner.samples_per_problem
-        return [pool[i] for i in idx for _ in range(k)]
+        """The step's problems (:func:`draw_batch`)."""
+        return draw_batch(self.setup.train_problems, self.cfg.seed, step, self.cfg.batch,
+                          self.learner.samples_per_problem)
 
     def train_step(self, step: int) -> dict:
         s = self.setup

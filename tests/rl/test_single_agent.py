@@ -39,23 +39,43 @@ def test_the_single_agent_config_file_is_one_agent_with_the_teams_first_prompt()
         assert getattr(single, k) == getattr(team, k), k  # the same splits: paired test problems
 
 
+def test_a_single_agents_reward_is_the_task_score():
+    """One agent: R = S (partial credit too), no own cost whatever it generated; no game parameters."""
+    from spgg_jax.rollout.scoring import episode_reward_terms, make_scores
+    from spgg_jax.rollout.team import default_team
+
+    one = default_team("m", n=1).replace(effort="none")
+    assert one.single and not default_team("m", n=2).single
+    with pytest.raises(ValueError, match="a single agent is rewarded with the task score"):
+        one.game_params()
+    score = np.array([[0.0], [1.0], [0.5]])
+    scores = make_scores(score, score == 1.0, score[:, 0], score[:, 0] == 1.0, np.array([[3], [10], [64]]), 64,
+                         0.1, 1.0)
+    benefit, cost = episode_reward_terms(scores, one)
+    np.testing.assert_allclose(np.asarray(benefit)[:, 0], [0.0, 1.0, 0.5])
+    np.testing.assert_array_equal(np.asarray(cost), 0.0)
+
+
 @pytest.mark.parametrize("method, extra", [("token", {"token.group_size": 2, "token.epochs": 1}),
                                            ("gen_params", {})])
 def test_single_agent_trains_on_the_task_score(tiny_model_dir, tmp_path, method, extra):
     """A one-agent team (token-level GRPO, and the generation-parameter policy): every episode's reward
     is its final score S (no own cost, no game), the step learns from it, and the evaluation runs
     with the untrained rows beside it."""
-    cfg = load_config(None, _overrides(tiny_model_dir, tmp_path / "one", 2, method=method, batch=2, eval_size=2,
-                                       **extra) + SINGLE)
+    evaluate = method == "token"  # the evaluation is the same code for both learners: run once
+    cfg = load_config(None, _overrides(tiny_model_dir, tmp_path / "one", 2, method=method, batch=2,
+                                       eval_size=2 if evaluate else 0, **extra) + SINGLE)
     t = Trainer(cfg)
     assert t.setup.game_params is None and t.n == 1
-    t.run(evaluate=True)
+    t.run(evaluate=evaluate)
     rows = _metrics(tmp_path / "one")
     assert len(rows) == 2
     for m in rows:
         assert m["reward/mean"] == pytest.approx(m["final_score"]) == pytest.approx(m["reward/agent1"])
         assert m["own_cost/agent1"] == 0.0 and "threshold_met" not in m
         assert method != "token" or m["logprob_mismatch"] < 1e-4
+    if not evaluate:
+        return
     ev = json.loads((tmp_path / "one" / "eval.json").read_text())
     trained = next(r for r in ev["rows"] if r["method"] == "team, trained")
     assert trained["mean_reward"] == pytest.approx(trained["accuracy"])  # S of a verifiable task: 0 or 1
