@@ -38,7 +38,7 @@ def informative(correct: np.ndarray, group: int) -> float:
     return float(np.mean(g.any(axis=1) & ~g.all(axis=1)))
 
 
-def probe(cfg, setup, bundles, batches: int) -> dict:
+def probe(cfg, setup, batches: int) -> dict:
     """Rollouts of the untrained team at ``cfg``'s temperature on the first training batches."""
     learner = setup.learner
     state = learner.init(jax.random.key(cfg.seed))
@@ -46,8 +46,8 @@ def probe(cfg, setup, bundles, batches: int) -> dict:
     rows = {"final": [], **{f"agent{i + 1}": [] for i in range(setup.team.n)}, "reward": []}
     for step in range(batches):
         problems = draw_batch(setup.train_problems, cfg.seed, step, cfg.batch, k)  # the trainer's draw
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(cfg.seed), step), 0)
-        batch = run_episodes(setup.team, bundles, problems, key, **learner.rollout_policy(state).episode_kwargs())
+        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(cfg.seed), step), 0)  # Trainer.train_step's
+        batch = run_episodes(setup.team, setup.bundles, problems, key, **learner.rollout_policy(state).episode_kwargs())
         scores = score_episodes(batch, setup.team)
         rows["final"].append(np.asarray(scores.correct_final, bool))
         for i in range(setup.team.n):
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
             p.error(f"{args.config} is a method={cfg.method} config; this probe is for method=token")
         setup = build_setup(cfg, bundles)
         bundles = setup.bundles
-        row = probe(cfg, setup, bundles, args.batches)
+        row = probe(cfg, setup, args.batches)
         table.append(row)
         print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True)
     best = max(table, key=lambda r: (r["informative/final"], r["accuracy/final"]))
