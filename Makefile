@@ -48,15 +48,18 @@ free-riding: $(VENV)/.core-installed
 # of SmolLM2-135M-Instruct), 20 steps of 12 problems x 4 rollouts x 3 agents at T 0.5 (chosen on
 # training problems: experiments/token/temperature.py), 3 seeds; the same team under pgg with the same
 # token cost (free riding at the token level); agent 1 alone trained with GRPO on the task score for 20
-# steps of 36 problems x 4 rollouts (about the team's generated tokens); then the paired table
-# (experiments/token/compare.py). About 30 minutes per seed and run on the 2-core VM, 4.5 h in all.
+# steps of 36 problems x 4 rollouts (about the team's generated tokens); the team trained with
+# grpo_centred (the group-mean baseline without GRPO's std division, so the token cost keeps its size);
+# then the paired table (experiments/token/compare.py). About 20-30 minutes per seed and run on the
+# 2-core VM, 6 h in all.
 TOKEN_SEEDS ?= 0,1,2
 token-experiment: $(VENV)/.core-installed
 	$(VENV)/bin/spgg models fetch smollm2-135m-instruct
 	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds $(TOKEN_SEEDS) --overwrite run_dir=$(RUN_DIR)/token/mac_spgg
 	$(VENV)/bin/spgg train --config experiments/token/single.json --seeds $(TOKEN_SEEDS) --overwrite run_dir=$(RUN_DIR)/token/single
 	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds $(TOKEN_SEEDS) --overwrite run_dir=$(RUN_DIR)/token/pgg team.reward=pgg
-	$(PY) experiments/token/compare.py --run team=$(RUN_DIR)/token/mac_spgg --run single=$(RUN_DIR)/token/single --run pgg=$(RUN_DIR)/token/pgg --out $(RUN_DIR)/token
+	$(VENV)/bin/spgg train --config experiments/token/team.json --seeds $(TOKEN_SEEDS) --overwrite run_dir=$(RUN_DIR)/token/centred token.algorithm=grpo_centred
+	$(PY) experiments/token/compare.py --run team=$(RUN_DIR)/token/mac_spgg --run single=$(RUN_DIR)/token/single --run pgg=$(RUN_DIR)/token/pgg --run centred=$(RUN_DIR)/token/centred --out $(RUN_DIR)/token
 
 # The equilibrium analysis of the default MAC-SPGG (a few minutes on 2 CPU cores).
 game-demo: $(VENV)/.core-installed

@@ -102,7 +102,7 @@ def test_every_bound_and_choice_of_the_training_config_is_checked():
 def test_algorithm_choices_come_from_the_registry():
     gen, token = (next(d for d in declared(c) if d.name == "algorithm") for c in (GenParamsConfig, TokenConfig))
     assert gen.setting.names() == ALGORITHMS.names()
-    assert token.setting.names() == algorithm_names(critic=False) == ["grpo", "reinforce_group"]
+    assert token.setting.names() == algorithm_names(critic=False) == ["grpo", "grpo_centred", "reinforce_group"]
 
 
 def test_resumable_keys_are_declared():

@@ -7,7 +7,8 @@ paired on the same test problems, per seed and over the seeds.
 
 Each ``--run NAME=DIR`` is a ``spgg train --seeds`` directory (``DIR/seed<S>/eval.json`` and
 ``eval_episodes.jsonl``). ``team`` (the MAC-SPGG team) is required; ``single`` (a one-agent team:
-``experiments/token/single.json``) and ``pgg`` (the same team under pgg) are optional. Runs of one
+``experiments/token/single.json``), ``pgg`` (the same team under pgg) and ``centred`` (the same team
+trained with ``token.algorithm=grpo_centred``: no division by the group's std) are optional. Runs of one
 seed share their test problems (the splits are drawn from the seed and the sizes), which is checked
 problem by problem; only the seeds every given run has are compared.
 
@@ -33,6 +34,9 @@ from spgg_jax.eval.seeds import t_interval
 from spgg_jax.eval.stats import paired_comparison
 
 TRAINED = "team, trained"
+#: the arms compare.py knows, with their default directories (``make token-experiment``)
+ARMS = {"team": "runs/token/mac_spgg", "single": "runs/token/single", "pgg": "runs/token/pgg",
+        "centred": "runs/token/centred"}
 BASELINES = ("agent 1 alone, greedy", "agent 1 self-consistency", "team, untrained, greedy")
 
 
@@ -129,19 +133,19 @@ def markdown(data: dict, diffs: list[dict]) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run", action="append", default=[], metavar="NAME=DIR",
-                   help="a spgg train --seeds directory; NAME is team (required), single or pgg "
-                        "(default: team=runs/token/mac_spgg single=runs/token/single pgg=runs/token/pgg, each if present)")
+                   help="a spgg train --seeds directory; NAME is team (required), single, pgg or centred "
+                        "(default: team=runs/token/mac_spgg single=runs/token/single pgg=runs/token/pgg "
+                        "centred=runs/token/centred, each if present)")
     p.add_argument("--out", default="runs/token", help="where token_compare.json and .md go (default runs/token)")
     args = p.parse_args(argv)
     runs: dict[str, Path] = {}
     for item in args.run:
         name, sep, d = item.partition("=")
-        if not sep or name not in ("team", "single", "pgg"):
-            p.error(f"--run must be NAME=DIR with NAME team, single or pgg, got {item!r}")
+        if not sep or name not in ARMS:
+            p.error(f"--run must be NAME=DIR with NAME {', '.join(ARMS)}, got {item!r}")
         runs[name] = Path(d)
     if not runs:
-        runs = {k: Path(d) for k, d in (("team", "runs/token/mac_spgg"), ("single", "runs/token/single"),
-                                        ("pgg", "runs/token/pgg")) if Path(d).is_dir()}
+        runs = {k: Path(d) for k, d in ARMS.items() if Path(d).is_dir()}
     if "team" not in runs:
         p.error("a team run is needed: --run team=DIR")
     runs = {"team": runs.pop("team"), **runs}
@@ -155,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     pairs.append(("team, trained", "team, untrained, greedy"))
     if "pgg" in runs:
         pairs.append(("pgg, trained", "team, trained"))
+    if "centred" in runs:
+        pairs += [("centred, trained", "team, trained"), ("centred, trained", "best untrained baseline (validation)")]
+        if "single" in runs:
+            pairs.append(("centred, trained", "single, trained"))
     diffs = differences(data, pairs)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)

@@ -56,6 +56,18 @@ def group_advantage(rewards, *, values=None, group_size=None):
     return group_advantages(jnp.asarray(rewards), group_size)
 
 
+@ADVANTAGES.register("group_centred")
+def group_centred_advantage(rewards, *, values=None, group_size=None):
+    """The group's mean as the baseline, without GRPO's division by the group's std (Dr. GRPO, Liu et
+    al. 2025): a reward difference keeps its size. Under GRPO a group whose episodes are all equally
+    right differs only by the token cost, and the division turns a cost difference of 0.01 into a unit
+    advantage; here it stays 0.01 beside a correctness difference of order 1."""
+    del values
+    if group_size is None:
+        raise ValueError("the 'group_centred' advantage needs group_size")
+    return group_advantages(jnp.asarray(rewards), group_size, scale=False)
+
+
 @dataclasses.dataclass(frozen=True)
 class Algorithm:
     """A registered algorithm: ``loss`` (a :data:`~spgg_jax.rl.losses.LOSSES` entry) and
@@ -110,5 +122,8 @@ register_algorithm("reinforce", "reinforce", "critic", multi_epoch=False,
                    doc="REINFORCE with a learned value baseline, one pass per batch")
 register_algorithm("grpo", "ppo", "group", default_kl_coef=0.04,
                    doc="GRPO: clipped surrogate on group-normalised advantages, KL to the reference")
+register_algorithm("grpo_centred", "ppo", "group_centred", default_kl_coef=0.04,
+                   doc="GRPO with the group-mean baseline only (no division by the group's std, as Dr. GRPO): "
+                       "reward differences keep their size")
 register_algorithm("reinforce_group", "reinforce", "group", multi_epoch=False,
                    doc="REINFORCE with group-normalised advantages, one pass per batch")

@@ -34,7 +34,24 @@ def test_choosing_an_algorithm_chooses_loss_and_advantage():
         register_algorithm("x", "ppo", "nope")
     with pytest.raises(KeyError, match="unknown algorithm 'grp'"):
         get_algorithm("grp")
-    assert {"ppo", "reinforce", "grpo", "reinforce_group"} <= set(ALGORITHMS.names())
+    assert {"ppo", "reinforce", "grpo", "grpo_centred", "reinforce_group"} <= set(ALGORITHMS.names())
+
+
+def test_grpo_centred_keeps_a_token_cost_at_its_size():
+    """Two groups of MAC-SPGG-like rewards: in the first every episode is right (1.0) and only the token
+    cost differs (0.01); in the second one episode is wrong. GRPO's std division makes the cost
+    difference a unit advantage, as large as being right; the centred baseline keeps it 100x smaller."""
+    r = jnp.array([1.00, 0.99, 1.00, 0.99, 1.00, 0.00, 1.00, 0.00])
+    grpo, centred = get_algorithm("grpo"), get_algorithm("grpo_centred")
+    assert centred.loss == "ppo" and centred.advantage == "group_centred" and not centred.needs_critic
+    assert centred.default_kl_coef == grpo.default_kl_coef
+    g = np.asarray(grpo.advantages(r, group_size=4))
+    c = np.asarray(centred.advantages(r, group_size=4))
+    np.testing.assert_allclose(np.abs(g), 1.0, atol=1e-3)  # the cost alone and correctness alike: +-1
+    np.testing.assert_allclose(c, [0.005, -0.005, 0.005, -0.005, 0.5, -0.5, 0.5, -0.5], atol=1e-6)
+    np.testing.assert_allclose(c.reshape(2, 4).sum(1), 0.0, atol=1e-6)
+    with pytest.raises(ValueError, match="needs group_size"):
+        centred.advantages(r)
 
 
 def test_ppo_core_equals_a_hand_written_loop():

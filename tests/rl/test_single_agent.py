@@ -127,6 +127,16 @@ def test_compare_pairs_the_runs_problem_by_problem(tmp_path):
     both_b = np.concatenate([cols[s][1]["team, trained"] for s in (0, 1)])
     assert d["pooled"]["ci95"] == pytest.approx(paired_comparison("a", both_a, "b", both_b)["ci95"])
     assert "| team, trained - single, trained |" in (tmp_path / "out" / "token_compare.md").read_text()
+    # an arm with fewer seeds (the centred team, seed 1 only): the table holds the seeds every run has
+    _write_run(tmp_path / "centred", 1, {"team, trained": list(map(bool, cols[1][1]["team, trained"]))}, ids,
+               "agent 1 alone, greedy", 10.0, 3)
+    assert compare.main(["--run", f"team={tmp_path / 'team'}", "--run", f"centred={tmp_path / 'centred'}",
+                         "--out", str(tmp_path / "out3")]) == 0
+    out = json.loads((tmp_path / "out3" / "token_compare.json").read_text())
+    assert out["seeds"] == [1]
+    d = next(x for x in out["differences"] if (x["a"], x["b"]) == ("centred, trained", "team, trained"))
+    want = paired_comparison("a", cols[1][1]["team, trained"], "b", cols[1][0]["team, trained"])
+    assert d["per_seed"][0]["mean_diff"] == pytest.approx(want["mean_diff"])
     # a run evaluated on other problems is refused, naming the seed
     _write_run(tmp_path / "other", 0, {"team, trained": [True] * 40}, [f"q{i}" for i in range(40)], "x", 1.0, 1)
     with pytest.raises(SystemExit, match="seed 0: single, trained was evaluated on other problems"):
