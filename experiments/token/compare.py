@@ -18,7 +18,8 @@ one chosen on the team run's validation problems. Differences (a - b): per seed 
 interval on that seed's problems; over the seeds the same interval on all seeds' problems pooled
 (each problem once per seed) and Student's t interval over the per-seed differences. Training
 budgets are reported as generated tokens (the sum over steps of every agent's tokens).
-Writes OUT/token_compare.json and OUT/token_compare.md.
+Writes OUT/token_compare.json, OUT/token_compare.md and OUT/token_curves.png (each arm's training
+accuracy, tokens per turn and KL to the base model over the steps).
 """
 
 from __future__ import annotations
@@ -87,6 +88,51 @@ def collect(runs: dict[str, Path]) -> dict:
                        "correct": {k: np.array([c[i] for i in ids], bool) for k, c in cols.items()},
                        "tokens": {k: training_tokens(d / f"seed{s}") for k, d in runs.items()}}
     return {"seeds": seeds, "per_seed": per_seed}
+
+
+#: the training curves' panels: (title, metrics.jsonl keys averaged per step)
+PANELS = (("training accuracy (final answer, batch mean)", ("accuracy",)),
+          ("tokens per turn, agent 1", ("tokens/agent1",)),
+          ("tokens per turn, agents 2 and 3 (mean)", ("tokens/agent2", "tokens/agent3")),
+          ("KL to the base model", ("kl_ref",)))
+
+
+def curves(runs: dict[str, Path], seeds: list[int], out: Path) -> Path:
+    """``token_curves.png``: each arm's training curves, one thin line per seed and their mean."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(4.2 * len(PANELS), 3.4), squeeze=False)
+    for i, (name, d) in enumerate(runs.items()):
+        color = f"C{i}"
+        for ax, (title, keys) in zip(axes[0], PANELS):
+            per_seed = []
+            for s in seeds:
+                with open(d / f"seed{s}" / "metrics.jsonl") as f:
+                    rows = [json.loads(line) for line in f if line.strip()]
+                if not all(k in rows[0] for k in keys):  # a one-agent run has no agents 2 and 3
+                    continue
+                y = np.array([np.mean([r[k] for k in keys]) for r in rows])
+                per_seed.append(y)
+                ax.plot(np.arange(1, len(y) + 1), y, color=color, alpha=0.25, lw=1)
+            if per_seed:
+                steps = min(len(y) for y in per_seed)
+                mean = np.mean([y[:steps] for y in per_seed], axis=0)
+                ax.plot(np.arange(1, steps + 1), mean, color=color, lw=2, label=name)
+            ax.set_title(title, fontsize=9)
+            ax.set_xlabel("step")
+    for ax in axes[0]:
+        if ax.lines:
+            ax.legend(fontsize=7)
+    fig.suptitle(f"token-level training, seeds {', '.join(map(str, seeds))} (thin: one seed, thick: their mean)",
+                 fontsize=10)
+    fig.tight_layout()
+    png = out / "token_curves.png"
+    fig.savefig(png, dpi=110)
+    plt.close(fig)
+    return png
 
 
 def differences(data: dict, pairs: list[tuple[str, str]]) -> list[dict]:
@@ -175,6 +221,7 @@ def main(argv: list[str] | None = None) -> int:
              "training_tokens": {str(s): d["tokens"] for s, d in data["per_seed"].items()},
              "differences": diffs}
     (out / "token_compare.json").write_text(json.dumps(plain, indent=2))
+    curves(runs, data["seeds"], out)
     print(text)
     return 0
 

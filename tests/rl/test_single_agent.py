@@ -127,6 +127,7 @@ def test_compare_pairs_the_runs_problem_by_problem(tmp_path):
     both_b = np.concatenate([cols[s][1]["team, trained"] for s in (0, 1)])
     assert d["pooled"]["ci95"] == pytest.approx(paired_comparison("a", both_a, "b", both_b)["ci95"])
     assert "| team, trained - single, trained |" in (tmp_path / "out" / "token_compare.md").read_text()
+    assert (tmp_path / "out" / "token_curves.png").stat().st_size > 0
     # an arm with fewer seeds (the centred team, seed 1 only): the table holds the seeds every run has
     _write_run(tmp_path / "centred", 1, {"team, trained": list(map(bool, cols[1][1]["team, trained"]))}, ids,
                "agent 1 alone, greedy", 10.0, 3)
