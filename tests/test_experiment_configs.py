@@ -11,7 +11,7 @@ from spgg_jax.train import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN_CONFIGS = sorted(p for p in (ROOT / "experiments").rglob("*.json")
-                       if "teams" not in p.parts and "sweeps" not in p.parts)
+                       if not {"teams", "sweeps", "results"} & set(p.parts))  # results: runs' records
 TEAMS = sorted((ROOT / "experiments" / "teams").glob("*.json"))
 
 
