@@ -167,7 +167,9 @@ def test_gen_params_group_baseline_compares_episodes_of_one_problem(tiny):
 def test_learner_configs_validate():
     assert any("set gen_params.group_size >= 2" in e for e in GenParamsConfig(algorithm="grpo").errors())
     assert GenParamsConfig(algorithm="reinforce_group", group_size=4).errors() == []
-    assert any("gen_params.algorithm must be one of grpo|ppo|" in e for e in GenParamsConfig(algorithm="nope").errors())
+    choices = "|".join(sorted(ALGORITHMS.names()))  # every registered algorithm, named in the error
+    assert any(f"gen_params.algorithm must be one of {choices}, got 'nope'" in e
+               for e in GenParamsConfig(algorithm="nope").errors())
     assert any("needs a value head" in e for e in TokenConfig(algorithm="ppo").errors())
     assert any("token.lora_targets" in e for e in TokenConfig(lora_targets=("nope",)).errors())
     assert GenParamsConfig().errors() == [] and TokenConfig().errors() == []
