@@ -182,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="a spgg train --seeds directory; NAME is team (required), single, pgg or centred "
                         "(default: team=runs/token/mac_spgg single=runs/token/single pgg=runs/token/pgg "
                         "centred=runs/token/centred, each if present)")
-    p.add_argument("--out", default="runs/token", help="where token_compare.json and .md go (default runs/token)")
+    p.add_argument("--out", default="runs/token", help="where token_compare.json, .md and token_curves.png go (default runs/token)")
     args = p.parse_args(argv)
     runs: dict[str, Path] = {}
     for item in args.run:
@@ -206,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
     if "pgg" in runs:
         pairs.append(("pgg, trained", "team, trained"))
     if "centred" in runs:
-        pairs += [("centred, trained", "team, trained"), ("centred, trained", "best untrained baseline (validation)")]
+        pairs += [("centred, trained", "team, trained"), ("centred, trained", "best untrained baseline (validation)"),
+                  ("centred, trained", "agent 1 alone, greedy"), ("centred, trained", "team, untrained, greedy")]
         if "single" in runs:
             pairs.append(("centred, trained", "single, trained"))
     diffs = differences(data, pairs)
