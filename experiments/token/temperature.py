@@ -26,7 +26,7 @@ import numpy as np
 from spgg_jax.rollout.episode import run_episodes
 from spgg_jax.rollout.scoring import episode_rewards, score_episodes
 from spgg_jax.train.config import load_config
-from spgg_jax.train.loop import draw_batch
+from spgg_jax.train.loop import draw_batch, step_keys
 from spgg_jax.train.setup import build_setup
 
 HERE = Path(__file__).resolve().parent
@@ -46,7 +46,7 @@ def probe(cfg, setup, batches: int) -> dict:
     rows = {"final": [], **{f"agent{i + 1}": [] for i in range(setup.team.n)}, "reward": []}
     for step in range(batches):
         problems = draw_batch(setup.train_problems, cfg.seed, step, cfg.batch, k)  # the trainer's draw
-        key = jax.random.fold_in(jax.random.fold_in(jax.random.key(cfg.seed), step), 0)  # Trainer.train_step's
+        key, _ = step_keys(cfg.seed, step)  # Trainer.train_step's rollout key
         batch = run_episodes(setup.team, setup.bundles, problems, key, **learner.rollout_policy(state).episode_kwargs())
         scores = score_episodes(batch, setup.team)
         rows["final"].append(np.asarray(scores.correct_final, bool))

@@ -58,6 +58,12 @@ def draw_batch(pool: list, seed: int, step: int, batch: int, samples: int) -> li
     return [pool[i] for i in idx for _ in range(samples)]
 
 
+def step_keys(seed: int, step: int) -> tuple[jax.Array, jax.Array]:
+    """Step ``step``'s (rollout key, update key): ``fold_in(key(seed), step)`` folded with 0 and 1."""
+    key = jax.random.fold_in(jax.random.key(seed), step)
+    return jax.random.fold_in(key, 0), jax.random.fold_in(key, 1)
+
+
 def _looks_like_run(run_dir: Path) -> bool:
     names = {p.name for p in run_dir.iterdir()}
     return "config.json" in names and names <= set(RUN_FILES)
@@ -236,11 +242,11 @@ class Trainer:
 
     def train_step(self, step: int) -> dict:
         s = self.setup
-        key = jax.random.fold_in(self.key, step)
+        rollout_key, update_key = step_keys(self.cfg.seed, step)
         c0, t0 = compile_seconds(), time.perf_counter()
         problems = self.batch_problems(step)
         policy = self.learner.rollout_policy(self.state)
-        batch = run_episodes(s.team, s.bundles, problems, jax.random.fold_in(key, 0), **policy.episode_kwargs())
+        batch = run_episodes(s.team, s.bundles, problems, rollout_key, **policy.episode_kwargs())
         t1 = time.perf_counter()
         scores = score_episodes(batch, s.team, judge=s.judge)
         # the reward's two terms, once: R = benefit - own_cost (``episode_rewards``); process 0's
@@ -253,7 +259,7 @@ class Trainer:
         learn_from = rewards
         if self.cfg.shuffle_rewards:  # the ablation: whole episodes' reward vectors, permuted
             learn_from = rewards[np.random.default_rng([self.cfg.seed, step, 1]).permutation(len(rewards))]
-        new_state, upd = self.learner.update(learner_state, batch, learn_from, jax.random.fold_in(key, 1))
+        new_state, upd = self.learner.update(learner_state, batch, learn_from, update_key)
         t3 = time.perf_counter()
         self.state = {**new_state, "step": s.placement.replicate(jnp.int32(step + 1))}
         self.last_batch = batch  # the step's episodes, for inspection (``spgg bench iteration``)
